@@ -1,0 +1,90 @@
+"""nbtracker: experiment tracking that lives inside Jupyter.
+
+``import nbtracker as wandb`` runs code written for the W&B Python API unchanged; runs are
+stored locally (DuckDB catalog + Parquet), and in a notebook they draw live charts in the
+cell output.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from . import _state
+from .config import Config
+from .errors import NbtrackerError, RunNotFound, UsageError
+from .run import Run
+from .sdk import define_metric, finish, init, log
+from .store import Store
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Api": ("nbtracker.api", "Api"),
+    "sql": ("nbtracker.api", "sql"),
+    "show": ("nbtracker.display", "show"),
+    "Table": ("nbtracker.data_types", "Table"),
+    "Image": ("nbtracker.data_types", "Image"),
+    "Histogram": ("nbtracker.data_types", "Histogram"),
+    "Html": ("nbtracker.data_types", "Html"),
+    "load_ipython_extension": ("nbtracker._ipython", "load_ipython_extension"),
+    "unload_ipython_extension": ("nbtracker._ipython", "unload_ipython_extension"),
+}
+
+__all__ = [
+    "Api", "Config", "Histogram", "Html", "Image", "NbtrackerError", "Run", "RunNotFound",
+    "Store", "Table", "UsageError", "config", "define_metric", "finish", "init", "log",
+    "run", "show", "sql", "summary",
+]  # fmt: skip
+
+
+def _module_getattr(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    msg = f"module 'nbtracker' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+class _Module(types.ModuleType):
+    """Makes ``nbtracker.run``, ``.config`` and ``.summary`` follow the current run, and
+    lets ``nbtracker.config = {...}`` update the run's config (as ``wandb.config = ...``)."""
+
+    @property
+    def run(self) -> Run | None:
+        return _state.current
+
+    @property
+    def config(self) -> Config:
+        run = _state.current
+        if run is not None:
+            return run.config
+        if _state.preinit_config is None:
+            _state.preinit_config = Config()
+        return _state.preinit_config
+
+    @config.setter
+    def config(self, value: Any) -> None:
+        if isinstance(value, Config):
+            value = value.as_dict()
+        self.config.update(value)
+
+    @property
+    def summary(self) -> Any:
+        run = _state.current
+        if run is None:
+            msg = "Call nbtracker.init() before using nbtracker.summary."
+            raise UsageError(msg)
+        return run.summary
+
+    def __getattr__(self, name: str) -> Any:
+        return _module_getattr(name)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *__all__})
+
+
+sys.modules[__name__].__class__ = _Module

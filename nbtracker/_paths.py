@@ -1,0 +1,52 @@
+"""The one place that turns arguments, environment variables and defaults into paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+DEFAULT_DIRNAME = "nbruns"
+CATALOG_NAME = "nbtracker.duckdb"
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Read ``NBTRACKER_<name>``, falling back to ``WANDB_<name>`` for wandb-style scripts."""
+    for prefix in ("NBTRACKER_", "WANDB_"):
+        value = os.environ.get(prefix + name)
+        if value:
+            return value
+    return default
+
+
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """Return the storage root: argument, then ``$NBTRACKER_DIR``, then ``./nbruns``."""
+    if root is None:
+        root = os.environ.get("NBTRACKER_DIR") or DEFAULT_DIRNAME
+    return Path(root).expanduser().absolute()
+
+
+def slug(name: str) -> str:
+    """Map any user-given name to one safe, deterministic folder name.
+
+    Safe names (letters, digits, ``._-``, not starting with a dot) are used as they are;
+    anything else becomes a cleaned prefix plus a short hash of the original, so ``a/b``,
+    ``..`` or ``ünï code`` can never escape the root or collide with each other.
+    """
+    if _SAFE.match(name) and name not in (".", ".."):
+        return name
+    cleaned = _UNSAFE_CHARS.sub("_", name).strip("._-")[:40] or "x"
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+    return f"{cleaned}-{digest}"
+
+
+def project_dir(root: Path, project: str) -> Path:
+    return root / "runs" / slug(project)
+
+
+def run_dir(root: Path, project: str, run_id: str) -> Path:
+    return project_dir(root, project) / slug(run_id)

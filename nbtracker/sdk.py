@@ -1,0 +1,290 @@
+"""``init()`` and the module-level functions that follow the current run."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import random
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _paths, _state, segments
+from ._util import HOSTNAME, new_id, process_start_ticks
+from .config import Config, _as_mapping, defaults_from_environment
+from .errors import UsageError
+from .run import Run, new_record
+from .store import Store
+
+MODES = ("online", "offline", "disabled")
+RESUME = ("allow", "must", "never", "auto")
+REINIT = ("default", "return_previous", "finish_previous", "create_new")
+
+_ADJ = (
+    "amber autumn bold brisk calm clever cosmic crisp dapper dark dazzling eager fancy "
+    "fiery fluent frosty gentle glad golden graceful hardy hearty honest icy jolly keen "
+    "lively lucky lunar misty noble polar proud quiet rapid royal rustic silent silver "
+    "smart snowy solar stellar stoic summer sunny swift twilight vivid warm wild witty"
+).split()
+_NOUN = (
+    "aurora bird breeze brook butterfly cloud comet dawn dew dream dust feather field "
+    "fire firefly flower fog forest frog galaxy glade grass haze hill lake leaf meadow "
+    "moon morning mountain night ocean paper pine planet pond rain river sea shadow sky "
+    "snow sound star sun surf thunder tree violet water wave wind wood"
+).split()
+_ID_OK = re.compile(r"^[^\x00-\x1f/\\]{1,128}$")
+
+
+def _pick(value: Any, env_name: str, default: Any = None) -> Any:
+    if value is not None:
+        return value
+    return _paths.env(env_name, default)
+
+
+def init(
+    project: str | None = None,
+    entity: str | None = None,
+    config: Any = None,
+    name: str | None = None,
+    notes: str | None = None,
+    tags: Sequence[str] | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    id: str | None = None,  # noqa: A002 - wandb's name
+    resume: bool | str | None = None,
+    dir: str | None = None,  # noqa: A002 - wandb's name
+    mode: str | None = None,
+    reinit: bool | str | None = None,
+    config_exclude_keys: Sequence[str] | None = None,
+    config_include_keys: Sequence[str] | None = None,
+    allow_val_change: bool | None = None,
+    store: Store | None = None,
+    **ignored: Any,
+) -> Run:
+    """Start a run and make it the current one.
+
+    Parameters
+    ----------
+    project : str, optional
+        Project name (any text). Default ``$NBTRACKER_PROJECT`` / ``$WANDB_PROJECT`` or
+        ``"uncategorized"``. Runs are appended to an existing project.
+    entity : str, optional
+        Stored with the run; defaults to the local user name.
+    config : dict, argparse.Namespace, absl flags or YAML path, optional
+        Hyperparameters; merged over ``config-defaults.yaml`` and ``--configs`` files.
+    name, notes, tags, group, job_type : optional
+        Run metadata. A readable name (``"swift-river-3"``) is made when none is given.
+    id : str, optional
+        Run id, unique within the project (default: 8 random characters).
+    resume : {"allow", "must", "never"} or bool, optional
+        Continue an existing run with this ``id``: its step counter, history and summary.
+    dir : str, optional
+        Storage root folder (default ``$NBTRACKER_DIR`` or ``./nbruns``).
+    mode : {"online", "offline", "disabled"}, optional
+        Both online and offline store locally (there is no server). ``disabled`` makes
+        every call a no-op. Default ``$NBTRACKER_MODE`` / ``$WANDB_MODE``.
+    reinit : bool or {"finish_previous", "return_previous", "create_new"}, optional
+        What a second ``init()`` does while a run is active. Default: finish the
+        previous run in a notebook, return it in a script.
+    config_exclude_keys, config_include_keys : list of str, optional
+        Filter the keys taken from ``config``.
+    allow_val_change : bool, optional
+        Let ``config`` override values from config files without a warning.
+    store : Store, optional
+        Use this store instead of the default root.
+    **ignored
+        Other wandb arguments (``settings``, ``save_code``, ``anonymous``, ...) are
+        accepted for compatibility and ignored.
+
+    Returns
+    -------
+    Run
+
+    Examples
+    --------
+    >>> import nbtracker as wandb
+    >>> run = wandb.init(project="cats", config={"lr": 1e-3}, mode="disabled")
+    >>> wandb.log({"loss": 0.5})
+    >>> wandb.finish()
+    """
+    mode = (_pick(mode, "MODE", "online") or "online").lower()
+    if mode in ("dryrun", "run"):
+        mode = "offline" if mode == "dryrun" else "online"
+    if mode not in MODES:
+        msg = f"init(mode={mode!r}): use one of {', '.join(MODES)}"
+        raise UsageError(msg)
+    reinit = _reinit_choice(reinit)
+    prev = _state.current
+    if prev is not None and not prev._finished:
+        if reinit == "return_previous":
+            return prev
+        if reinit == "finish_previous":
+            prev.finish()
+    project = str(_pick(project, "PROJECT", "uncategorized"))
+    entity = str(_pick(entity, "ENTITY") or _user())
+    if isinstance(tags, str):
+        tags = [tags]
+    tags = [str(t) for t in (tags or [])]
+    run_id = str(_pick(id, "RUN_ID") or new_id())
+    if not _ID_OK.match(run_id):
+        msg = f"init(id={run_id!r}): ids may not contain '/', '\\' or control characters"
+        raise UsageError(msg)
+    resume = _resume_choice(_pick(resume, "RESUME"))
+
+    cfg = _build_config(config, config_exclude_keys, config_include_keys, bool(allow_val_change))
+    if mode == "disabled":
+        rec = new_record(run_id=run_id, project=project, entity=entity, name=name or "disabled",
+                         notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
+        run = Run(None, rec, cfg, disabled=True)
+        _state.set_current(run)
+        return run
+
+    store = store or Store(dir)
+    rdir = store.run_dir(project, run_id)
+    existing = store.read_record(rdir)
+    if existing is not None and existing.get("project") == project:
+        if resume in (None, "never"):
+            msg = (
+                f"run {project}/{run_id} already exists in {store.root}; pass "
+                "resume='allow' to continue it, or leave id= out to start a new run."
+            )
+            raise UsageError(msg)
+        run = _resume(store, existing, cfg, name, notes, tags, group, job_type)
+    else:
+        if resume == "must":
+            msg = f"resume='must' but there is no run {project}/{run_id} in {store.root}"
+            raise UsageError(msg)
+        name = name or _paths.env("NAME") or _readable_name(store, project)
+        rec = new_record(run_id=run_id, project=project, entity=entity, name=str(name),
+                         notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
+        run = Run(store, rec, cfg)
+    run._begin()
+    _state.set_current(run)
+    for hook in list(_state.init_hooks):
+        try:
+            hook(run)
+        except Exception as exc:  # noqa: BLE001 - a display problem must not stop training
+            warnings.warn(f"nbtracker could not show the run panel: {exc!r}", stacklevel=2)
+    return run
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return "local"
+
+
+def _reinit_choice(reinit: Any) -> str:
+    if reinit is True:
+        return "finish_previous"
+    if reinit in (None, False, "default"):
+        return "finish_previous" if _state.in_notebook() else "return_previous"
+    if reinit not in REINIT:
+        msg = f"init(reinit={reinit!r}): use one of {', '.join(REINIT)}"
+        raise UsageError(msg)
+    return str(reinit)
+
+
+def _resume_choice(resume: Any) -> str | None:
+    if resume in (None, False, "false", "False"):
+        return None
+    if resume in (True, "true", "True", "auto"):
+        return "allow"
+    if resume not in RESUME:
+        msg = f"init(resume={resume!r}): use 'allow', 'must' or 'never'"
+        raise UsageError(msg)
+    return str(resume)
+
+
+def _build_config(config: Any, exclude: Any, include: Any, allow: bool) -> Config:
+    cfg = Config()
+    defaults = defaults_from_environment()
+    if defaults:
+        cfg.update(defaults, allow_val_change=True)
+    given = _as_mapping(config)
+    if include:
+        given = {k: v for k, v in given.items() if k in set(include)}
+    if exclude:
+        given = {k: v for k, v in given.items() if k not in set(exclude)}
+    cfg.update(given, allow_val_change=True)
+    pre = _state.preinit_config
+    if pre is not None and len(pre):
+        cfg.update(pre.as_dict(), allow_val_change=allow or True)
+        _state.preinit_config = None
+    return cfg
+
+
+def _readable_name(store: Store, project: str) -> str:
+    n = sum(1 for _ in store.iter_run_dirs(project)) + 1
+    return f"{random.choice(_ADJ)}-{random.choice(_NOUN)}-{n}"
+
+
+def _resume(
+    store: Store, rec: dict[str, Any], cfg: Config, name: Any, notes: Any, tags: list[str],
+    group: Any, job_type: Any,
+) -> Run:  # fmt: skip
+    import time
+
+    rdir = store.run_dir(rec["project"], rec["id"])
+    files, _, next_seq = segments.list_files(store.history_dir(rdir))
+    last_step = -1
+    if files:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        for f in files:
+            col = pq.read_table(f, columns=["step"]).column("step")
+            if len(col):
+                last_step = max(last_step, pc.max(col).as_py())
+    stored = Config(rec.get("config") or {})
+    stored.update(cfg.as_dict(), allow_val_change=True)
+    rec.pop("dir", None)
+    rec.update(state="running", pid=os.getpid(), pid_start=process_start_ticks(),
+               host=HOSTNAME, finished_at=None, exit_code=None,
+               resumed=int(rec.get("resumed") or 0) + 1, updated_at=time.time())  # fmt: skip
+    for key, val in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
+        if val is not None:
+            rec[key] = val
+    if tags:
+        rec["tags"] = list(dict.fromkeys([*(rec.get("tags") or []), *tags]))
+    run = Run(store, rec, stored, start_step=last_step + 1, first_seq=next_seq,
+              key_types=rec.get("history_keys") or {})  # fmt: skip
+    summary = {k: v for k, v in (rec.get("summary") or {}).items() if not k.startswith("_")}
+    run.summary.restore(summary)
+    for m in rec.get("metrics") or []:
+        run.define_metric(m["name"], step_metric=m.get("step_metric"),
+                          summary=m.get("summary") or None, goal=m.get("goal"),
+                          hidden=m.get("hidden"))  # fmt: skip
+    return run
+
+
+def current_run(action: str) -> Run:
+    run = _state.current
+    if run is None:
+        msg = f"Call nbtracker.init() before nbtracker.{action}()."
+        raise UsageError(msg)
+    return run
+
+
+def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None,
+        sync: bool | None = None) -> None:  # fmt: skip
+    """Log a row to the current run; see :meth:`Run.log`."""
+    current_run("log").log(data, step=step, commit=commit)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the current run (no-op when there is none); see :meth:`Run.finish`."""
+    run = _state.current
+    if run is not None:
+        run.finish(exit_code=exit_code)
+
+
+def define_metric(name: str, step_metric: str | None = None, step_sync: bool | None = None,
+                  hidden: bool | None = None, summary: str | None = None,
+                  goal: str | None = None, overwrite: bool | None = None) -> Any:  # fmt: skip
+    """Define how a metric is summarised on the current run; see :meth:`Run.define_metric`."""
+    return current_run("define_metric").define_metric(
+        name, step_metric=step_metric, hidden=hidden, summary=summary, goal=goal
+    )

@@ -1,0 +1,174 @@
+"""History segments: buffered rows -> long Arrow tables -> atomic zstd Parquet files.
+
+Layout of every history file (one run's rows, long format)::
+
+    step BIGINT, ts DOUBLE, key VARCHAR, value DOUBLE, text VARCHAR
+
+Numbers and bools go to ``value`` (bools as 0/1; NaN and inf kept); strings and media
+references (JSON) go to ``text``. Files are named ``h-<first>-<last>.parquet`` after the
+segment numbers they hold: a file whose range lies inside another file's range is
+superseded (left behind by a compaction that was interrupted) and is never read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+SCHEMA_FIELDS = ("step", "ts", "key", "value", "text")
+_NAME = re.compile(r"^h-(\d+)-(\d+)\.parquet$")
+
+# Precedence when a key is logged with different types over a run.
+_TYPE_RANK = {"bool": 0, "int": 1, "float": 2, "str": 3}
+
+
+def merge_type(old: str | None, new: str) -> str:
+    if old is None or old == new:
+        return new
+    if old in _TYPE_RANK and new in _TYPE_RANK:
+        return old if _TYPE_RANK[old] >= _TYPE_RANK[new] else new
+    return new  # media kinds win: the newest kind tells the reader how to open it
+
+
+def _schema():  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("step", pa.int64()),
+            ("ts", pa.float64()),
+            ("key", pa.string()),
+            ("value", pa.float64()),
+            ("text", pa.string()),
+        ]
+    )
+
+
+def rows_to_long(
+    steps: list[int], stamps: list[float], rows: list[dict[str, Any]], key_types: dict[str, str]
+):  # type: ignore[no-untyped-def]
+    """Turn committed rows into one long Arrow table and note each key's type.
+
+    The fast path lets Arrow infer one column per key (C speed); a key whose values
+    Arrow cannot unify (say a float and a string) takes the slow path, value by value.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = _schema()
+    step_arr = pa.array(steps, pa.int64())
+    ts_arr = pa.array(stamps, pa.float64())
+    try:
+        wide = pa.Table.from_pylist(rows)
+        columns = list(zip(wide.column_names, wide.columns))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        columns = []
+        for name in {k for r in rows for k in r}:
+            vals = [r.get(name) for r in rows]
+            try:
+                col = pa.chunked_array([pa.array(vals)])
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                col = pa.chunked_array([pa.array([None if v is None else str(v) for v in vals])])
+            columns.append((name, col))
+    parts = []
+    n = len(rows)
+    for name, col in columns:
+        typ = col.type
+        if pa.types.is_null(typ):
+            continue
+        if n and col.null_count:
+            mask = pc.is_valid(col)
+            s, t, c = step_arr.filter(mask), ts_arr.filter(mask), col.filter(mask)
+        else:
+            s, t, c = step_arr, ts_arr, col
+        m = len(c)
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            kind = "str"
+            value = pa.nulls(m, pa.float64())
+            text = c.cast(pa.string())
+        elif pa.types.is_boolean(typ) or pa.types.is_integer(typ) or pa.types.is_floating(typ):
+            kind = "bool" if pa.types.is_boolean(typ) else "int" if pa.types.is_integer(typ) else "float"
+            value = c.cast(pa.float64())
+            text = pa.nulls(m, pa.string())
+        else:  # anything exotic that slipped through: keep its text
+            kind = "str"
+            value = pa.nulls(m, pa.float64())
+            text = pa.array([None if v is None else str(v) for v in c.to_pylist()], pa.string())
+        if key_types.get(name, "").startswith("media:"):
+            kind = key_types[name]
+        key_types[name] = merge_type(key_types.get(name), kind)
+        parts.append(
+            pa.table(
+                [s, t, pa.array([name] * m, pa.string()), value, text], schema=schema
+            )
+        )
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables(parts)
+
+
+def write_parquet_atomic(table, path: Path, *, row_group_size: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Write ``table`` to a temp name beside ``path`` and move it into place."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+    os.replace(tmp, path)
+
+
+def segment_name(first: int, last: int) -> str:
+    return f"h-{first:08d}-{last:08d}.parquet"
+
+
+def list_files(hdir: Path) -> tuple[list[Path], list[Path], int]:
+    """Return (effective files, superseded files, next segment number) in a history folder."""
+    ranges: list[tuple[int, int, Path]] = []
+    try:
+        entries = list(os.scandir(hdir))
+    except FileNotFoundError:
+        return [], [], 1
+    for e in entries:
+        m = _NAME.match(e.name)
+        if m:
+            ranges.append((int(m.group(1)), int(m.group(2)), Path(e.path)))
+    ranges.sort(key=lambda r: (r[0], -r[1]))
+    effective: list[Path] = []
+    superseded: list[Path] = []
+    covered_to = 0
+    for first, last, path in ranges:
+        if last <= covered_to:
+            superseded.append(path)
+        else:
+            effective.append(path)
+            covered_to = last
+    return effective, superseded, covered_to + 1
+
+
+def compact(hdir: Path) -> Path | None:
+    """Merge a run's history files into one file sorted by (key, step); return it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files, superseded, nxt = list_files(hdir)
+    if len(files) <= 1:
+        for p in superseded:
+            _unlink(p)
+        return files[0] if files else None
+    first = int(_NAME.match(files[0].name).group(1))  # type: ignore[union-attr]
+    table = pa.concat_tables([pq.read_table(p, schema=_schema()) for p in files])
+    table = table.sort_by([("key", "ascending"), ("step", "ascending")])
+    out = hdir / segment_name(first, nxt - 1)
+    write_parquet_atomic(table, out, row_group_size=64 * 1024)
+    for p in files + superseded:
+        if p != out:
+            _unlink(p)
+    return out
+
+
+def _unlink(p: Path) -> None:
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,155 @@
+"""Store: one storage root (run folders, history Parquet files, the DuckDB catalog)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import _paths, segments
+from ._util import atomic_write_json, pid_alive, read_json
+from .catalog import Catalog, CatalogBusy
+from .errors import StorageWarning
+
+RUN_FILE = "run.json"
+HISTORY_DIR = "history"
+STALE_HEARTBEAT_S = 90.0
+
+
+class Store:
+    """Everything under one root folder.
+
+    Parameters
+    ----------
+    root : path, optional
+        The storage folder. Default: ``$NBTRACKER_DIR`` or ``./nbruns``.
+
+    Layout::
+
+        <root>/nbtracker.duckdb                      catalog (derived; ``nbtracker repair``)
+        <root>/runs/<project>/<run_id>/run.json      the run's own record (source of truth)
+        <root>/runs/<project>/<run_id>/history/      h-<first>-<last>.parquet segments
+        <root>/runs/<project>/<run_id>/media/        images, tables, files
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = _paths.resolve_root(root)
+        self.catalog = Catalog(self.root / _paths.CATALOG_NAME)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- run folders -----------------------------------------------------------------------
+    def run_dir(self, project: str, run_id: str) -> Path:
+        return _paths.run_dir(self.root, project, run_id)
+
+    def history_dir(self, rdir: Path) -> Path:
+        return rdir / HISTORY_DIR
+
+    def write_record(self, rdir: Path, rec: dict[str, Any]) -> None:
+        atomic_write_json(rdir / RUN_FILE, rec)
+
+    def read_record(self, rdir: Path) -> dict[str, Any] | None:
+        try:
+            rec = read_json(rdir / RUN_FILE)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except ValueError:  # never written torn (atomic), but be safe with hand edits
+            return None
+        rec["dir"] = str(rdir.relative_to(self.root))
+        return rec
+
+    def project_dirs(self) -> list[Path]:
+        base = self.root / "runs"
+        try:
+            return [Path(e.path) for e in os.scandir(base) if e.is_dir()]
+        except FileNotFoundError:
+            return []
+
+    def iter_run_dirs(self, project: str | None = None) -> Iterator[tuple[Path, float]]:
+        """Yield ``(run folder, run.json mtime)`` for every run (of one project)."""
+        pdirs = [_paths.project_dir(self.root, project)] if project else self.project_dirs()
+        for pdir in pdirs:
+            try:
+                entries = list(os.scandir(pdir))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                if not e.is_dir():
+                    continue
+                try:
+                    mtime = os.stat(os.path.join(e.path, RUN_FILE)).st_mtime
+                except FileNotFoundError:
+                    continue
+                yield Path(e.path), mtime
+
+    def history_files(self, rdir: Path) -> list[Path]:
+        return segments.list_files(rdir / HISTORY_DIR)[0]
+
+    # -- liveness --------------------------------------------------------------------------
+    def check_alive(self, rdir: Path, rec: dict[str, Any], *, now: float | None = None) -> dict[str, Any]:
+        """Mark a 'running' run whose process is gone as 'crashed' (in its run.json too)."""
+        if rec.get("state") != "running":
+            return rec
+        now = time.time() if now is None else now
+        dead = False
+        from ._util import HOSTNAME
+
+        if rec.get("host") == HOSTNAME and rec.get("pid"):
+            dead = not pid_alive(int(rec["pid"]), rec.get("pid_start"))
+        if not dead:
+            dead = now - float(rec.get("heartbeat_at") or 0) > STALE_HEARTBEAT_S
+        if dead:
+            fresh = self.read_record(rdir) or rec
+            if fresh.get("state") == "running":
+                fresh["state"] = "crashed"
+                fresh["updated_at"] = now
+                fresh.pop("dir", None)
+                try:
+                    self.write_record(rdir, fresh)
+                except OSError:
+                    pass
+                fresh["dir"] = str(rdir.relative_to(self.root))
+            rec = fresh
+        return rec
+
+    # -- catalog ---------------------------------------------------------------------------
+    def catalog_upsert(self, records: list[dict[str, Any]], *, timeout: float = 2.0) -> bool:
+        """Best-effort catalog update; False (and nothing raised) when it is busy or fails."""
+        try:
+            self.catalog.upsert(records, timeout=timeout)
+            return True
+        except CatalogBusy:
+            return False
+        except Exception as exc:  # noqa: BLE001 - the catalog is derived; never fatal
+            warnings.warn(
+                f"nbtracker could not update the catalog {self.catalog.path} ({exc}); runs are "
+                "safe in their folders, run `nbtracker repair` to rebuild it.",
+                StorageWarning,
+                stacklevel=2,
+            )
+            return False
+
+    def all_records(self, project: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for rdir, mtime in self.iter_run_dirs(project):
+            rec = self.read_record(rdir)
+            if rec is not None:
+                rec["json_mtime"] = mtime
+                out.append(self.check_alive(rdir, rec))
+        return out
+
+    def repair(self) -> int:
+        """Rebuild the catalog from the run folders; return the number of runs indexed."""
+        records = self.all_records()
+        for rdir, _ in self.iter_run_dirs():
+            segments.compact(rdir / HISTORY_DIR) if self._is_ended(rdir) else None
+        self.catalog.replace_all(records)
+        return len(records)
+
+    def _is_ended(self, rdir: Path) -> bool:
+        rec = self.read_record(rdir)
+        return bool(rec) and rec.get("state") in ("finished", "failed", "crashed")

@@ -1,0 +1,140 @@
+"""Writer: the background thread that turns buffered rows into Parquet segments.
+
+The training loop only appends ``(step, timestamp, row)`` tuples to a deque. This thread
+drains it at least every ``interval`` seconds (sooner when ``max_rows`` pile up), writes a
+segment atomically, keeps the run's ``run.json`` heartbeat fresh and, now and then, the
+catalog. Any storage error becomes one warning; the rows are kept and retried.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import segments
+from .errors import StorageWarning
+
+FLUSH_INTERVAL_S = 0.5
+HEARTBEAT_INTERVAL_S = 2.0
+CATALOG_INTERVAL_S = 15.0
+MAX_BUFFER_ROWS = 50_000
+MERGE_AFTER_FILES = 64
+
+
+class Writer:
+    """One per run; owns the run's history folder while the run is live."""
+
+    def __init__(
+        self,
+        hdir: Path,
+        buffer: deque[tuple[int, float, dict[str, Any]]],
+        key_types: dict[str, str],
+        snapshot: Callable[[], dict[str, Any]],
+        save_record: Callable[[dict[str, Any]], None],
+        save_catalog: Callable[[dict[str, Any]], bool],
+        *,
+        interval: float = FLUSH_INTERVAL_S,
+        first_seq: int = 1,
+    ) -> None:
+        self.hdir = hdir
+        self.buffer = buffer
+        self.key_types = key_types
+        self.snapshot = snapshot
+        self.save_record = save_record
+        self.save_catalog = save_catalog
+        self.interval = interval
+        self.seq = first_seq
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one flush at a time (thread vs finish/flush())
+        self._retry: list[tuple[int, float, dict[str, Any]]] = []
+        self._warned: set[str] = set()
+        self._last_record = 0.0
+        self._last_catalog = time.monotonic()  # init already wrote the catalog entry
+        self.catalog_dirty = False
+        self.rows_written = 0
+        self.flushes = 0
+        self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        import pyarrow  # noqa: F401  - warm the import off the training thread
+
+        while not self._stop.is_set():
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - this thread must never die
+                self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is left (in the caller's thread)."""
+        self._stop.set()
+        self.wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
+        self.flush(record=False)
+
+    # -- the work --------------------------------------------------------------------------
+    def flush(self, *, record: bool = True) -> int:
+        """Write buffered rows as one segment; maybe refresh run.json and the catalog."""
+        with self._lock:
+            n = self._flush_rows()
+            now = time.monotonic()
+            if record and now - self._last_record >= HEARTBEAT_INTERVAL_S:
+                self._last_record = now
+                snap = self.snapshot()
+                try:
+                    self.save_record(snap)
+                except OSError as exc:
+                    self._warn("record", f"could not write run.json ({exc})")
+                if self.catalog_dirty or now - self._last_catalog >= CATALOG_INTERVAL_S:
+                    self._last_catalog = now
+                    self.catalog_dirty = not self.save_catalog(snap)
+            return n
+
+    def _flush_rows(self) -> int:
+        buf = self.buffer
+        n = len(buf)
+        rows = self._retry + [buf.popleft() for _ in range(n)]
+        if not rows:
+            return 0
+        try:
+            steps, stamps, dicts = zip(*rows)
+            table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
+            self.hdir.mkdir(parents=True, exist_ok=True)
+            path = self.hdir / segments.segment_name(self.seq, self.seq)
+            segments.write_parquet_atomic(table, path)
+        except Exception as exc:  # noqa: BLE001 - disk full, permissions, odd values
+            self._retry = rows
+            self._warn(
+                "segment",
+                f"nbtracker could not write history to {self.hdir} ({exc!r}). Your code "
+                f"continues; {len(rows)} rows are kept in memory and retried.",
+            )
+            return 0
+        self._retry = []
+        self.seq += 1
+        self.rows_written += len(rows)
+        self.flushes += 1
+        if self.flushes % MERGE_AFTER_FILES == 0:
+            try:
+                segments.compact(self.hdir)
+            except Exception as exc:  # noqa: BLE001
+                self._warn("merge", f"could not merge history segments ({exc!r})")
+        return len(rows)
+
+    def _warn(self, what: str, msg: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(msg, StorageWarning, stacklevel=2)
