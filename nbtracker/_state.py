@@ -16,6 +16,7 @@ active: list[Run] = []
 preinit_config: Config | None = None
 init_hooks: list[Any] = []  # callables(run) run after init() (the notebook panel)
 _hooks_installed = False
+exiting = False  # set at interpreter exit: finish work inline, start no threads
 _lock = threading.RLock()
 
 
@@ -79,6 +80,8 @@ def _install_exit_hooks() -> None:
 
 
 def _finish_all_at_exit() -> None:
+    global exiting
+    exiting = True
     for run in list(active):
         try:
             run.finish()

@@ -9,6 +9,7 @@ a half-checkpointed one), and readers, who open it read-only, never meet our loc
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import random
 import shutil
@@ -49,72 +50,73 @@ class CatalogBusy(Exception):
     """The catalog lock could not be taken within the time budget."""
 
 
-def _kv_rows(project: str, run_id: str, mapping: dict[str, Any]) -> list[tuple[Any, ...]]:
+_RUN_TYPES = {
+    "project": "VARCHAR", "run_id": "VARCHAR", "entity": "VARCHAR", "name": "VARCHAR",
+    "state": "VARCHAR", "notes": "VARCHAR", "group": "VARCHAR", "job_type": "VARCHAR",
+    "tags": "VARCHAR[]", "created_at": "DOUBLE", "updated_at": "DOUBLE",
+    "heartbeat_at": "DOUBLE", "finished_at": "DOUBLE", "last_step": "BIGINT",
+    "exit_code": "INTEGER", "host": "VARCHAR", "pid": "INTEGER", "dir": "VARCHAR",
+    "config": "JSON", "summary": "JSON", "json_mtime": "DOUBLE",
+}  # fmt: skip
+_KV_TYPES = {"project": "VARCHAR", "run_id": "VARCHAR", "key": "VARCHAR", "value": "JSON",
+             "num": "DOUBLE", "text": "VARCHAR"}  # fmt: skip
+_TAG_TYPES = {"project": "VARCHAR", "run_id": "VARCHAR", "tag": "VARCHAR"}
+
+
+def _kv_rows(project: str, run_id: str, mapping: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for key, value in flatten(mapping).items():
-        num = float(value) if isinstance(value, (int, float)) else None
+        num = float(value) if isinstance(value, (int, float)) and _finite(value) else None
         text = value if isinstance(value, str) else None
-        rows.append((project, run_id, key, dumps(value), num, text))
+        rows.append({"project": project, "run_id": run_id, "key": key, "value": value,
+                     "num": num, "text": text})  # fmt: skip
     return rows
 
 
-def record_row(rec: dict[str, Any]) -> tuple[Any, ...]:
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
+def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     """The ``runs`` table row for one run record (the content of its run.json)."""
-    return (
-        rec["project"], rec["id"], rec.get("entity"), rec.get("name"), rec.get("state"),
-        rec.get("notes"), rec.get("group"), rec.get("job_type"), list(rec.get("tags") or []),
-        rec.get("created_at"), rec.get("updated_at"), rec.get("heartbeat_at"),
-        rec.get("finished_at"), rec.get("last_step"), rec.get("exit_code"), rec.get("host"),
-        rec.get("pid"), rec.get("dir"), dumps(rec.get("config") or {}),
-        dumps(rec.get("summary") or {}), rec.get("json_mtime"),
-    )  # fmt: skip
+    row = {c: rec.get(c) for c in RUN_COLUMNS}
+    row["run_id"] = rec["id"]
+    row["tags"] = [str(t) for t in rec.get("tags") or []]
+    row["config"] = rec.get("config") or {}
+    row["summary"] = rec.get("summary") or {}
+    return row
+
+
+def _insert(con: Any, table: str, rows: list[dict[str, Any]], types: dict[str, str]) -> None:
+    """Bulk insert through one JSON parameter (no executemany, no pyarrow/pandas import)."""
+    if not rows:
+        return
+    structure = json.dumps([types])
+    cols = ", ".join(f'"{c}"' for c in types)
+    con.execute(
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM "
+        f"(SELECT unnest(json_transform(?, '{structure}'), recursive := true))",
+        [dumps(rows)],
+    )
 
 
 def upsert_records(con: Any, records: Iterable[dict[str, Any]]) -> None:
     """Replace the catalog rows of the given runs (all tables) in one transaction."""
-    import pyarrow as pa
-
     records = list(records)
     if not records:
         return
-    keys = pa.table(
-        {"project": [r["project"] for r in records], "run_id": [r["id"] for r in records]}
-    )
-    run_rows = [record_row(r) for r in records]
-    runs = pa.table({c: [row[i] for row in run_rows] for i, c in enumerate(RUN_COLUMNS)})
-    cfg = [row for r in records for row in _kv_rows(r["project"], r["id"], r.get("config") or {})]
-    summ = [row for r in records for row in _kv_rows(r["project"], r["id"], r.get("summary") or {})]
-    tags = [(r["project"], r["id"], str(t)) for r in records for t in (r.get("tags") or [])]
-    kv_cols = ("project", "run_id", "key", "value", "num", "text")
-
-    def kv_table(rows: list[tuple[Any, ...]]) -> Any:
-        return pa.table(
-            {c: pa.array([row[i] for row in rows], pa.float64() if c == "num" else pa.string())
-             for i, c in enumerate(kv_cols)}
-        )  # fmt: skip
-
-    cfg_t, summ_t = kv_table(cfg), kv_table(summ)
-    tags_t = pa.table({"project": [t[0] for t in tags], "run_id": [t[1] for t in tags],
-                       "tag": [t[2] for t in tags]}, schema=pa.schema(
-        [("project", pa.string()), ("run_id", pa.string()), ("tag", pa.string())]))  # fmt: skip
-    con.register("_keys", keys)
-    con.register("_runs", runs)
-    con.register("_cfg", cfg_t)
-    con.register("_summ", summ_t)
-    con.register("_tags", tags_t)
+    keys = [[r["project"], r["id"]] for r in records]
     con.execute("BEGIN")
     for table in ("runs", "config", "summary", "tags"):
         con.execute(
-            f"DELETE FROM {table} WHERE (project, run_id) IN (SELECT (project, run_id) FROM _keys)"
+            f"DELETE FROM {table} WHERE list_contains(?, [project, run_id])", [keys]
         )
-    cols = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
-    con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _runs")
-    con.execute("INSERT INTO config SELECT * FROM _cfg")
-    con.execute("INSERT INTO summary SELECT * FROM _summ")
-    con.execute("INSERT INTO tags SELECT * FROM _tags")
+    _insert(con, "runs", [record_row(r) for r in records], _RUN_TYPES)
+    _insert(con, "config", [x for r in records for x in _kv_rows(r["project"], r["id"], r.get("config") or {})], _KV_TYPES)
+    _insert(con, "summary", [x for r in records for x in _kv_rows(r["project"], r["id"], r.get("summary") or {})], _KV_TYPES)
+    _insert(con, "tags", [{"project": r["project"], "run_id": r["id"], "tag": str(t)}
+                          for r in records for t in r.get("tags") or []], _TAG_TYPES)  # fmt: skip
     con.execute("COMMIT")
-    for name in ("_keys", "_runs", "_cfg", "_summ", "_tags"):
-        con.unregister(name)
 
 
 class Catalog:
@@ -194,7 +196,9 @@ class Catalog:
         self.write(fn, timeout=10.0)
 
     # -- reading ---------------------------------------------------------------------------
-    def load_into(self, con: Any, *, retries: int = 20) -> bool:
+    def load_into(
+        self, con: Any, *, tables: Iterable[str] = ("runs", "config", "summary", "tags"), retries: int = 20
+    ) -> bool:
         """Copy the catalog tables into the in-memory connection ``con``.
 
         Returns False when there is no readable catalog (missing, held by an outside
@@ -213,7 +217,7 @@ class Catalog:
             except duckdb.Error:
                 return False
             try:
-                for table in ("runs", "config", "summary", "tags"):
+                for table in tables:
                     con.execute(f"CREATE OR REPLACE TABLE {table} AS FROM cat.{table}")
                 return True
             except duckdb.Error:

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import segments
 from ._util import HOSTNAME, process_start_ticks, to_jsonable
 from .config import Config
 from .errors import StepWarning, UsageError
@@ -300,7 +299,7 @@ class Run:
         assert self._store is not None
         self._store.write_record(self.dir, rec)
 
-    def _save_catalog(self, rec: dict[str, Any], timeout: float = 0.5) -> bool:
+    def _catalog_row(self, rec: dict[str, Any]) -> dict[str, Any]:
         assert self._store is not None
         rec = dict(rec)
         rec["dir"] = str(self.dir.relative_to(self._store.root))
@@ -308,7 +307,11 @@ class Run:
             rec["json_mtime"] = os.stat(self.dir / "run.json").st_mtime
         except OSError:
             rec["json_mtime"] = None
-        return self._store.catalog_upsert([rec], timeout=timeout)
+        return rec
+
+    def _save_catalog(self, rec: dict[str, Any], timeout: float = 0.5) -> bool:
+        assert self._store is not None
+        return self._store.catalog_upsert([self._catalog_row(rec)], timeout=timeout)
 
     def _mark_dirty(self) -> None:
         if self._writer is not None:
@@ -356,21 +359,21 @@ class Run:
         if self._pending:
             self._commit()
         state = "failed" if exit_code else "finished"
-        assert self._writer is not None
-        try:
-            self._writer.stop()
-            segments.compact(self._store.history_dir(self.dir))  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
-            self._writer._warn("finish", f"nbtracker could not compact the history ({exc!r})")
         self._rec["state"] = state
         self._rec["exit_code"] = exit_code or 0
         self._rec["finished_at"] = time.time()
-        rec = self._snapshot()
-        try:
-            self._save_record(rec)
-        except OSError as exc:
-            self._writer._warn("record", f"could not write run.json ({exc})")
-        self._save_catalog(rec, timeout=0.2)
+        writer = self._writer
+        assert writer is not None and self._store is not None
+        writer.stop()
+
+        def final() -> dict[str, Any]:
+            try:
+                writer.flush_rows()
+            except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
+                writer._warn("finish", f"nbtracker could not write the history ({exc!r})")
+            return self._snapshot()
+
+        self._store.finalize_background(self.dir, final, sync=_state.exiting)
         for hook in list(self._hooks):
             try:
                 hook(self, "finish", state)

@@ -64,14 +64,8 @@ def rows_to_long(
         wide = pa.Table.from_pylist(rows)
         columns = list(zip(wide.column_names, wide.columns))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        columns = []
-        for name in {k for r in rows for k in r}:
-            vals = [r.get(name) for r in rows]
-            try:
-                col = pa.chunked_array([pa.array(vals)])
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                col = pa.chunked_array([pa.array([None if v is None else str(v) for v in vals])])
-            columns.append((name, col))
+        columns = _columns_one_by_one(rows)
+
     parts = []
     n = len(rows)
     for name, col in columns:
@@ -107,6 +101,27 @@ def rows_to_long(
     if not parts:
         return schema.empty_table()
     return pa.concat_tables(parts)
+
+
+def _columns_one_by_one(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Slow path for rows Arrow cannot convert at once (a key with mixed types)."""
+    import pyarrow as pa
+
+    names: set[str] = set()
+    for r in rows:
+        names.update(r)
+    columns = []
+    for name in sorted(names):
+        vals = [r.get(name) for r in rows]
+        try:
+            arr = pa.array(vals)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            try:  # bools mixed with numbers
+                arr = pa.array([None if v is None else float(v) for v in vals], pa.float64())
+            except (TypeError, ValueError):  # numbers mixed with text: keep the text
+                arr = pa.array([None if v is None else str(v) for v in vals], pa.string())
+        columns.append((name, arr))
+    return columns
 
 
 def write_parquet_atomic(table, path: Path, *, row_group_size: int | None = None) -> None:  # type: ignore[no-untyped-def]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,23 @@ from .catalog import Catalog, CatalogBusy
 from .errors import StorageWarning
 
 RUN_FILE = "run.json"
+_background: list[threading.Thread] = []
+_bg_lock = threading.Lock()
+
+
+@atexit.register
+def wait_for_background(timeout: float = 10.0) -> None:
+    """Wait for finished runs' compaction and catalog updates (runs at exit)."""
+    if not _background:
+        return
+    deadline = time.monotonic() + timeout
+    with _bg_lock:
+        pending = list(_background)
+    for t in pending:
+        if t is not threading.current_thread():
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+    with _bg_lock:
+        _background[:] = [t for t in _background if t.is_alive()]
 HISTORY_DIR = "history"
 STALE_HEARTBEAT_S = 90.0
 
@@ -53,6 +72,7 @@ class Store:
         atomic_write_json(rdir / RUN_FILE, rec)
 
     def read_record(self, rdir: Path) -> dict[str, Any] | None:
+        wait_for_background()
         try:
             rec = read_json(rdir / RUN_FILE)
         except (FileNotFoundError, NotADirectoryError):
@@ -71,6 +91,7 @@ class Store:
 
     def iter_run_dirs(self, project: str | None = None) -> Iterator[tuple[Path, float]]:
         """Yield ``(run folder, run.json mtime)`` for every run (of one project)."""
+        wait_for_background()
         pdirs = [_paths.project_dir(self.root, project)] if project else self.project_dirs()
         for pdir in pdirs:
             try:
@@ -87,6 +108,7 @@ class Store:
                 yield Path(e.path), mtime
 
     def history_files(self, rdir: Path) -> list[Path]:
+        wait_for_background()
         return segments.list_files(rdir / HISTORY_DIR)[0]
 
     # -- liveness --------------------------------------------------------------------------
@@ -132,6 +154,43 @@ class Store:
                 stacklevel=2,
             )
             return False
+
+    def finalize_background(
+        self, rdir: Path, final: Callable[[], dict[str, Any]], *, sync: bool = False
+    ) -> None:
+        """Finish a run off the caller's thread: ``final()`` flushes the last rows and
+        returns the final record; then run.json, compaction and the catalog follow.
+
+        ``finish()`` thus returns at once. Readers in this process wait for it
+        (:func:`wait_for_background`), and so does the process at exit; if it is killed
+        first, the run is reported as crashed and at most the last rows are lost.
+        """
+
+        def work() -> None:
+            rec = final()
+            try:
+                self.write_record(rdir, rec)
+            except OSError as exc:
+                warnings.warn(f"nbtracker could not write {rdir / RUN_FILE} ({exc})", StorageWarning, stacklevel=1)
+            try:
+                segments.compact(rdir / HISTORY_DIR)
+            except Exception as exc:  # noqa: BLE001
+                warnings.warn(f"nbtracker could not compact {rdir} ({exc!r})", StorageWarning, stacklevel=1)
+            rec = dict(rec, dir=str(rdir.relative_to(self.root)))
+            try:
+                rec["json_mtime"] = os.stat(rdir / RUN_FILE).st_mtime
+            except OSError:
+                rec["json_mtime"] = None
+            self.catalog_upsert([rec], timeout=5.0)
+
+        if sync:  # at interpreter exit no new thread may import anything
+            work()
+            return
+        # not a daemon: a script that ends right after finish() waits for it
+        t = threading.Thread(target=work, name="nbtracker-finalize", daemon=False)
+        with _bg_lock:
+            _background.append(t)
+        t.start()
 
     def all_records(self, project: str | None = None) -> list[dict[str, Any]]:
         out = []

@@ -51,7 +51,8 @@ class Writer:
         self.seq = first_seq
         self.wake = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # one flush at a time (thread vs finish/flush())
+        self._lock = threading.Lock()  # one segment write at a time (thread vs finish/flush())
+        self._record_lock = threading.Lock()
         self._retry: list[tuple[int, float, dict[str, Any]]] = []
         self._warned: set[str] = set()
         self._last_record = 0.0
@@ -62,10 +63,16 @@ class Writer:
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
 
     def start(self) -> None:
+        # pandas (pulled in by pyarrow) imports this; importing it first, here, keeps a
+        # late import in our thread from failing at interpreter shutdown
+        import concurrent.futures.thread  # noqa: F401
+
         self._thread.start()
 
     def _loop(self) -> None:
-        import pyarrow  # noqa: F401  - warm the import off the training thread
+        # warm the imports off the training thread (pyarrow pulls in pandas on first use)
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
 
         while not self._stop.is_set():
             self.wake.wait(self.interval)
@@ -78,20 +85,23 @@ class Writer:
                 self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
 
     def stop(self) -> None:
-        """Stop the thread and flush what is left (in the caller's thread)."""
+        """Ask the thread to stop; it exits on its own (the caller flushes the rest)."""
         self._stop.set()
         self.wake.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
-        self.flush(record=False)
+
+    def flush_rows(self) -> int:
+        """Write what is buffered now, without touching run.json or the catalog."""
+        with self._lock:
+            return self._flush_rows()
 
     # -- the work --------------------------------------------------------------------------
     def flush(self, *, record: bool = True) -> int:
         """Write buffered rows as one segment; maybe refresh run.json and the catalog."""
         with self._lock:
             n = self._flush_rows()
-            now = time.monotonic()
-            if record and now - self._last_record >= HEARTBEAT_INTERVAL_S:
+        now = time.monotonic()
+        with self._record_lock:
+            if record and not self._stop.is_set() and now - self._last_record >= HEARTBEAT_INTERVAL_S:
                 self._last_record = now
                 snap = self.snapshot()
                 try:

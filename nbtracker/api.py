@@ -1,0 +1,335 @@
+"""Public read API: ``Api().runs(...)``, ``Api().run(path)``, history as pandas, SQL."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import query
+from ._util import to_jsonable
+from .errors import RunNotFound, UsageError
+from .filters import matches, sort_records
+from .store import Store
+
+
+class Api:
+    """Read (and edit) the runs stored under one root folder.
+
+    Parameters
+    ----------
+    root : path, optional
+        Storage root (default ``$NBTRACKER_DIR`` or ``./nbruns``).
+    overrides, timeout, api_key
+        Accepted for wandb compatibility; ignored (there is no server).
+
+    Examples
+    --------
+    >>> api = nbtracker.Api()                                       # doctest: +SKIP
+    >>> runs = api.runs("cats", filters={"config.lr": {"$lt": 0.01}}, order="-summary_metrics.acc")
+    >>> runs.to_pandas()                                            # one row per run
+    >>> api.run("cats/abc123").history(keys=["loss"])              # a DataFrame
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+        api_key: str | None = None,
+        *,
+        store: Store | None = None,
+    ) -> None:
+        self.store = store or Store(root)
+        self.default_project = (overrides or {}).get("project")
+
+    def __repr__(self) -> str:
+        return f"Api(root={str(self.store.root)!r})"
+
+    def projects(self) -> list[str]:
+        """Names of the projects that have runs."""
+        return sorted({r["project"] for r in query.load_runs(self.store)})
+
+    def runs(
+        self,
+        path: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        order: str | None = "-created_at",
+        per_page: int | None = None,
+        include_sweeps: bool | None = None,
+    ) -> Runs:
+        """Runs of a project (``"project"`` or ``"entity/project"``; None: all projects).
+
+        Parameters
+        ----------
+        filters : dict, optional
+            MongoDB-style, as wandb's Api accepts: ``{"config.lr": {"$gt": 0.01}}``,
+            ``{"summary_metrics.acc": {"$gte": 0.9}}``, ``{"tags": {"$in": ["paper"]}}``,
+            ``{"state": "finished"}``, ``{"$or": [...]}``. Operators: ``$eq $ne $gt $gte
+            $lt $lte $in $nin $exists $regex $and $or $nor $not``.
+        order : str, optional
+            A field, ``-`` for descending: ``"-created_at"``, ``"+summary_metrics.loss"``.
+        per_page, include_sweeps
+            Accepted for wandb compatibility; ignored.
+        """
+        project = _project_of(path) if path else self.default_project
+        records = query.load_runs(self.store, project)
+        if filters:
+            records = [r for r in records if matches(r, filters)]
+        records = sort_records(records, order)
+        return Runs(self.store, [ApiRun(self.store, r) for r in records])
+
+    def run(self, path: str | None = None, *, project: str | None = None, run_id: str | None = None) -> ApiRun:
+        """One run: ``"project/run_id"`` or ``"entity/project/run_id"``.
+
+        Raises
+        ------
+        RunNotFound
+        """
+        if path is not None:
+            candidates = _split_run_path(path)
+        elif project and run_id:
+            candidates = [(project, run_id)]
+        else:
+            msg = "Api.run() needs 'project/run_id' (or project= and run_id=)"
+            raise UsageError(msg)
+        for project, run_id in candidates:
+            rdir = self.store.run_dir(project, run_id)
+            rec = self.store.read_record(rdir)
+            if rec is not None and rec.get("project") == project:
+                return ApiRun(self.store, self.store.check_alive(rdir, rec))
+        project, run_id = candidates[0]
+        msg = f"no run {project}/{run_id} under {self.store.root}; see Api().runs({project!r})"
+        raise RunNotFound(msg)
+
+    def sql(self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+        """Run SQL over views ``runs``, ``config``, ``summary``, ``tags`` and ``history``.
+
+        Pass values as ``?`` or ``$name`` parameters, never by pasting them into the text.
+        Returns a pandas DataFrame.
+        """
+        con = query.sql_connection(self.store)
+        try:
+            return con.execute(statement, params or []).df()
+        finally:
+            con.close()
+
+    def flush(self) -> None:
+        """Accepted for wandb compatibility; reads are always fresh."""
+
+
+def sql(statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, root: str | None = None) -> Any:
+    """SQL over all runs under the default root; see :meth:`Api.sql`.
+
+    Examples
+    --------
+    >>> nbtracker.sql("SELECT run_id, max(value) FROM history WHERE key = ? GROUP BY 1",
+    ...               ["acc"])                                      # doctest: +SKIP
+    """
+    return Api(root).sql(statement, params)
+
+
+class Runs(Sequence["ApiRun"]):
+    """A list of :class:`ApiRun`; ``to_pandas()`` gives one row per run."""
+
+    def __init__(self, store: Store, runs: list[ApiRun]) -> None:
+        self._store = store
+        self._runs = runs
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def,override]
+        if isinstance(i, slice):
+            return Runs(self._store, self._runs[i])
+        return self._runs[i]
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __repr__(self) -> str:
+        return f"<Runs {len(self)}>"
+
+    def to_pandas(self) -> Any:
+        """One row per run: id, name, state, tags, times, ``config.*`` and ``summary.*``."""
+        import pandas as pd
+
+        from ._util import flatten
+
+        rows = []
+        for r in self._runs:
+            rec = r._rec
+            row = {
+                "project": rec["project"], "run_id": rec["id"], "name": rec.get("name"),
+                "state": rec.get("state"), "group": rec.get("group"), "job_type": rec.get("job_type"),
+                "tags": list(rec.get("tags") or []), "notes": rec.get("notes"),
+                "created_at": rec.get("created_at"), "last_step": rec.get("last_step"),
+            }  # fmt: skip
+            for k, v in flatten(rec.get("config") or {}).items():
+                row["config." + k] = v
+            for k, v in (rec.get("summary") or {}).items():
+                if not k.startswith("_"):
+                    row["summary." + k] = v
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        if len(df):
+            df["created_at"] = pd.to_datetime(df["created_at"], unit="s", utc=True)
+        return df
+
+    def histories(self, keys: Sequence[str] | None = None, samples: int | None = 500) -> Any:
+        """All runs' histories in one DataFrame with a ``run_id`` column."""
+        import pandas as pd
+
+        frames = []
+        for r in self._runs:
+            h = r.history(keys=keys, samples=samples)
+            h.insert(0, "run_id", r.id)
+            frames.append(h)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class ApiRun:
+    """A stored run, read from its folder. Edit ``config``/``summary``/``tags``/``notes``
+    and call :meth:`update` to save."""
+
+    def __init__(self, store: Store, rec: dict[str, Any]) -> None:
+        self._store = store
+        self._rec = rec
+        self.config: dict[str, Any] = dict(rec.get("config") or {})
+        self.summary: dict[str, Any] = dict(rec.get("summary") or {})
+        self.tags: list[str] = list(rec.get("tags") or [])
+        self.notes: str | None = rec.get("notes")
+        self.name: str | None = rec.get("name")
+        self.group: str | None = rec.get("group")
+        self.job_type: str | None = rec.get("job_type")
+
+    id = property(lambda self: self._rec["id"])
+    project = property(lambda self: self._rec["project"])
+    entity = property(lambda self: self._rec.get("entity") or "local")
+    state = property(lambda self: self._rec.get("state"))
+    created_at = property(lambda self: self._rec.get("created_at"))
+    display_name = property(lambda self: self.name)
+
+    @property
+    def dir(self) -> Path:
+        return self._store.run_dir(self.project, self.id)
+
+    @property
+    def path(self) -> list[str]:
+        return [self.entity, self.project, self.id]
+
+    @property
+    def url(self) -> str:
+        return self.dir.as_uri()
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        keys = ("host", "pid", "created_at", "finished_at", "exit_code", "resumed")
+        return {k: self._rec.get(k) for k in keys}
+
+    def __repr__(self) -> str:
+        return f"<Run {self.project}/{self.id} ({self.name}) {self.state}>"
+
+    def history(
+        self,
+        samples: int | None = 500,
+        keys: Sequence[str] | None = None,
+        x_axis: str = "_step",
+        pandas: bool = True,
+        stream: str = "default",
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> Any:
+        """History as a DataFrame; down-sampled to about ``samples`` points per key.
+
+        Down-sampling keeps each bucket's minimum and maximum (and the first and last
+        step), so no spike is ever hidden. ``samples=None`` returns every row.
+        ``x_axis``, ``pandas`` and ``stream`` are accepted for wandb compatibility.
+        """
+        keys = [keys] if isinstance(keys, str) else keys
+        return query.history_frame(self._store, self.dir, self._rec, keys, samples, min_step, max_step)
+
+    def scan_history(
+        self,
+        keys: Sequence[str] | None = None,
+        page_size: int = 1000,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> History:
+        """Every row of the history: iterate for dicts (as wandb), or ``.to_pandas()``."""
+        keys = [keys] if isinstance(keys, str) else keys
+        return History(self, keys, min_step, max_step)
+
+    def table(self, key: str, step: int | None = None, **kwargs: Any) -> Any:
+        """A logged ``Table`` as a DataFrame (the latest version, or the one at ``step``)."""
+        from . import media
+
+        return media.load_table(self.dir, key, step, **kwargs)
+
+    def update(self) -> None:
+        """Save edited ``config``, ``summary``, ``tags``, ``notes``, ``name`` to the run."""
+        rec = self._store.read_record(self.dir) or dict(self._rec)
+        rec.pop("dir", None)
+        rec["config"] = to_jsonable(self.config, "config")
+        rec["summary"] = to_jsonable(self.summary, "summary")
+        rec["tags"] = [str(t) for t in self.tags]
+        for key in ("notes", "name", "group", "job_type"):
+            rec[key] = getattr(self, key)
+        rec["updated_at"] = time.time()
+        self._store.write_record(self.dir, rec)
+        rec["dir"] = str(self.dir.relative_to(self._store.root))
+        rec["json_mtime"] = (self.dir / "run.json").stat().st_mtime
+        self._store.catalog_upsert([rec], timeout=5.0)
+        self._rec = rec
+
+
+class History:
+    """Full history of a run: iterable of row dicts, or a DataFrame via ``to_pandas()``."""
+
+    def __init__(self, run: ApiRun, keys: Sequence[str] | None, lo: int | None, hi: int | None) -> None:
+        self._run, self._keys, self._lo, self._hi = run, keys, lo, hi
+        self._df: Any = None
+
+    def to_pandas(self) -> Any:
+        if self._df is None:
+            self._df = self._run.history(samples=None, keys=self._keys, min_step=self._lo, max_step=self._hi)
+        return self._df
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        df = self.to_pandas()
+        cols = list(df.columns)
+        for values in df.itertuples(index=False, name=None):
+            yield {c: v for c, v in zip(cols, values) if not _isnull(v) or c.startswith("_")}
+
+    def __len__(self) -> int:
+        return len(self.to_pandas())
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas()._repr_html_()  # type: ignore[no-any-return]
+
+
+def _isnull(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _project_of(path: str) -> str:
+    parts = path.split("/")
+    return "/".join(parts[1:]) if len(parts) > 1 and parts[0] else path
+
+
+def _split_run_path(path: str) -> list[tuple[str, str]]:
+    """Candidate ``(project, run_id)`` pairs for ``project/run_id`` or
+    ``entity/project/run_id`` (the run id is the last part). Project names may contain
+    ``/`` themselves, so with three or more parts both readings are tried, entity first.
+    """
+    path = path.strip("/")
+    if "/runs/" in path:  # wandb URLs: entity/project/runs/run_id
+        path = path.replace("/runs/", "/")
+    parts = path.split("/")
+    if len(parts) < 2:
+        msg = f"run path {path!r}: use 'project/run_id' or 'entity/project/run_id'"
+        raise UsageError(msg)
+    run_id = parts[-1]
+    if len(parts) == 2:
+        return [(parts[0], run_id)]
+    return [("/".join(parts[1:-1]), run_id), ("/".join(parts[:-1]), run_id)]
