@@ -1,0 +1,163 @@
+"""Issue 4 "Tests": the live run panel in a real JupyterLab / Notebook 7, offline.
+
+Each test opens a fresh notebook (fresh kernel) on the session's server; the ``page``
+fixture fails the test on any unexpected page error or any request leaving localhost.
+"""
+
+from __future__ import annotations
+
+import pytest
+from nbt_browser import NOTEBOOK7_NOISE, expect
+from panel import chart, expect_state, points, state_text, step_number, wait_panel, wait_points
+
+pytestmark = pytest.mark.browser
+
+STEPS = 60  # x 0.1 s: the loop runs ~6 s, long enough to read the chart twice while it runs
+KEYS = ("train/loss", "train/acc", "val/loss")
+
+
+def live_cell(name: str, ext: bool, finish: bool) -> str:
+    return "\n".join(
+        [
+            *(["%load_ext nbtracker"] if ext else []),
+            "import time",
+            "import nbtracker",
+            f'run = nbtracker.init(project="browser", name="{name}", '
+            'config={"lr": 0.01, "batch_size": 32})',
+            f"for step in range({STEPS}):",
+            f'    run.log({{"train/loss": 1.0 / (step + 1), "train/acc": step / {STEPS}, '
+            '"val/loss": 2.0 / (step + 1)})',
+            "    time.sleep(0.1)",
+            *(["run.finish()"] if finish else []),
+        ]
+    )
+
+
+def assert_grows_while_running(nb, cell: int, c) -> tuple[int, int]:  # noqa: ANN001
+    """Read the chart's point count twice while cell ``cell``'s prompt still shows [*]."""
+    n1 = wait_points(c, lambda n: n >= 1, timeout=30, what=">= 1 point")
+    running1 = nb.is_running(cell)  # read AFTER n1
+    assert running1, (
+        f"the chart showed its first points ({n1}) only after the cell had finished "
+        f"(prompt {nb.prompt_text(cell)!r}): points are not delivered while the cell runs"
+    )
+    n2 = wait_points(c, lambda n: n > n1, timeout=10, what=f"> {n1} (growth)")
+    running2 = nb.is_running(cell)  # read AFTER n2
+    assert running2, (
+        f"chart went {n1} -> {n2} points but the cell had already finished "
+        f"(prompt {nb.prompt_text(cell)!r}): growth not seen while running"
+    )
+    assert n2 > n1
+    return n1, n2
+
+
+def assert_final(p, steps: int = STEPS, keys=KEYS) -> None:  # noqa: ANN001
+    expect_state(p, "finished")
+    assert state_text(p) == "finished", state_text(p)
+    step = step_number(p)
+    assert step is not None and steps - 1 <= step <= steps, f"step shown: {step}"
+    for key in keys:
+        c = chart(p, key)
+        expect(c).to_have_count(1)
+        n = wait_points(c, lambda n: n == steps, timeout=10, what=f"== {steps} (all points)")
+        assert n == steps
+    summary = p.get_by_test_id("nbt-summary")
+    expect(summary).to_be_visible()
+    for key in keys:
+        expect(summary).to_contain_text(key)
+
+
+def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: ANN001
+    nb = lab.open(page, "live_ext", [live_cell("live-ext", ext=True, finish=False), "run.finish()"])
+    nb.run(0, wait=False)
+    p = wait_panel(nb, 0)
+    expect_state(p, "running")
+    for key in KEYS:
+        expect(chart(p, key)).to_have_count(1, timeout=20_000)
+    n1, n2 = assert_grows_while_running(nb, 0, chart(p, "train/loss"))
+    print(f"live growth while running: {n1} -> {n2} points")
+    nb.wait_done(0)
+    nb.assert_no_error_output(0)
+    nb.run(1)
+    nb.assert_no_error_output(1)
+    assert_final(p)
+    lab.screenshot(p, "run-panel-lab-light")
+    light = p.evaluate("el => getComputedStyle(el).color")
+    try:
+        nb.set_theme("JupyterLab Dark")
+        lab.screenshot(p, "run-panel-lab-dark")
+        dark = p.evaluate("el => getComputedStyle(el).color")
+    finally:
+        nb.set_theme("JupyterLab Light")
+    assert light != dark, f"panel text colour is {light} in both themes: not following the theme"
+    recorded.check()
+
+
+def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noqa: ANN001
+    nb = lab.open(page, "live_noext", [live_cell("live-noext", ext=False, finish=True)])
+    nb.run(0, wait=False)
+    p = wait_panel(nb, 0)
+    assert_grows_while_running(nb, 0, chart(p, "train/loss"))
+    nb.wait_done(0)
+    nb.assert_no_error_output(0)
+    assert_final(p)
+    recorded.check()
+
+
+OTHER_PROCESS = '''import pathlib, subprocess, sys, time
+import nbtracker
+SCRIPT = r"""
+import time, nbtracker
+run = nbtracker.init(project="proc", id="bg1", name="from-a-script", config={"lr": 0.1})
+run.log({"loss": 1.0, "acc": 0.0})
+open("bg1.started", "w").close()
+for step in range(1, 80):
+    time.sleep(0.1)
+    run.log({"loss": 1.0 / (step + 1), "acc": step / 80})
+run.finish()
+"""
+pathlib.Path("bg1.started").unlink(missing_ok=True)
+proc = subprocess.Popen([sys.executable, "-c", SCRIPT])
+t0 = time.time()
+while not pathlib.Path("bg1.started").exists():
+    assert proc.poll() is None, f"script exited with {proc.returncode}"
+    assert time.time() - t0 < 30, "script never started its run"
+    time.sleep(0.05)
+nbtracker.show("proc/bg1")
+'''
+
+
+def test_show_follows_run_of_another_process(lab, page, recorded) -> None:  # noqa: ANN001
+    nb = lab.open(
+        page, "other_process", [OTHER_PROCESS, "print('script exit code', proc.wait(60))"]
+    )
+    nb.run(0, wait=False)
+    p = wait_panel(nb, 0)
+    c = chart(p, "loss")
+    expect(c).to_have_count(1, timeout=20_000)
+    n1 = wait_points(c, lambda n: n >= 1, timeout=20, what=">= 1 point")
+    state1 = state_text(p)
+    n2 = wait_points(c, lambda n: n > n1, timeout=15, what=f"> {n1} (following the script)")
+    assert state1 == "running", f"state {state1!r} while the script was still logging"
+    print(f"followed another process: {n1} -> {n2} points")
+    expect_state(p, "finished", timeout_ms=40_000)
+    assert wait_points(c, lambda n: n == 80, timeout=10, what="== 80 (all points)") == 80
+    nb.wait_done(0)
+    nb.assert_no_error_output(0)
+    nb.run(1)
+    expect(nb.output(1)).to_have_text("script exit code 0")
+    lab.screenshot(p, "run-panel-other-process")
+    recorded.check()
+
+
+def test_panel_live_in_notebook7(lab, page, recorded) -> None:  # noqa: ANN001
+    recorded.allowed_page_errors = NOTEBOOK7_NOISE
+    nb = lab.open(page, "live_nb7", [live_cell("live-nb7", ext=True, finish=True)], ui="notebook")
+    nb.run(0, wait=False)
+    p = wait_panel(nb, 0)
+    assert_grows_while_running(nb, 0, chart(p, "train/loss"))
+    nb.wait_done(0)
+    nb.assert_no_error_output(0)
+    assert_final(p)
+    lab.screenshot(p, "run-panel-notebook7")
+    recorded.check()
