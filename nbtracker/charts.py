@@ -1,0 +1,190 @@
+"""Altair chart builders for run metrics: the live panel's spec, user charts, static images.
+
+Every chart here is a plain ``alt.Chart`` / ``alt.LayerChart``: change it, display it, or
+save it. The live panel uses :func:`metric_chart` with no data: its points come from a
+named data source (``"points"``) that the widget fills and streams into.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import altair as alt
+    import pandas as pd
+
+LIVE_DATA = "points"  # name of the streamed data source in the panel's charts
+WIDTH = 300
+HEIGHT = 150
+X_TITLES = {"step": "step", "time": "time (s)"}
+
+
+def metric_chart(
+    key: str,
+    data: pd.DataFrame | None = None,
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> alt.LayerChart:
+    """A line chart of one metric: raw line, smoothed line, hover rule, x zoom.
+
+    Parameters
+    ----------
+    key : str
+        The metric name (the chart title).
+    data : pandas.DataFrame, optional
+        Columns ``x`` (the x axis value), ``v`` (the value) and optionally ``sv`` (the
+        smoothed value; computed from ``smoothing`` when missing). Without data the chart
+        reads the named data source ``"points"`` (the live panel streams into it).
+    x : str
+        What the x values are (``"step"``, ``"time"`` or a step metric); the axis title.
+    smoothing : float
+        Exponential moving average weight in ``[0, 1)``; 0 shows the raw line only.
+    log_y : bool
+        Log scale on y (non-positive values are left out).
+
+    Returns
+    -------
+    altair.LayerChart
+    """
+    import altair as alt
+
+    if data is None:
+        source: Any = alt.NamedData(name=LIVE_DATA)
+    else:
+        df = data.copy()
+        if "sv" not in df.columns:
+            df["sv"] = ema(list(df["v"]), smoothing)
+        if log_y:
+            df = df[(df["v"] > 0) & (df["sv"] > 0)]
+        source = df[["x", "v", "sv"]]
+    yscale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
+    xenc = alt.X("x:Q", title=X_TITLES.get(x, x), axis=alt.Axis(tickCount=5, grid=True))
+    smooth = alt.param(name="smooth", value=float(smoothing))
+    hx = alt.param(name="hx", value=None)
+    zoom = alt.selection_interval(name="zoom", bind="scales", encodings=["x"])
+    raw = (
+        alt.Chart(source)
+        .mark_line(strokeWidth=1.5, clip=True, opacity=alt.ExprRef("smooth > 0 ? 0.25 : 1"))
+        .encode(x=xenc, y=alt.Y("v:Q", title=None, scale=yscale, axis=alt.Axis(tickCount=4)))
+        .add_params(zoom)
+    )
+    smoothed = (
+        alt.Chart(source)
+        .mark_line(strokeWidth=1.5, clip=True, opacity=alt.ExprRef("smooth > 0 ? 1 : 0"))
+        .encode(x=alt.X("x:Q"), y=alt.Y("sv:Q"))
+    )
+    rule = (
+        alt.Chart(alt.InlineData(values=[{}]))
+        .mark_rule(strokeDash=[3, 3], opacity=alt.ExprRef("hx == null ? 0 : 0.8"))
+        .encode(x=alt.XValue(alt.ExprRef("hx == null ? 0 : scale('x', hx)")))
+    )
+    return (
+        alt.layer(raw, smoothed, rule)
+        .add_params(smooth, hx)
+        .properties(width=width, height=height, title=alt.Title(key, fontSize=12, anchor="start"))
+    )
+
+
+def live_spec(width: int = WIDTH, height: int = HEIGHT) -> dict[str, Any]:
+    """The panel's chart template (a Vega-Lite dict); the panel fills in title and data."""
+    spec = metric_chart("", width=width, height=height).to_dict()
+    spec.pop("title", None)  # the panel shows the key above the chart (as text, escaped)
+    spec.pop("$schema", None)
+    return spec
+
+
+def ema(values: Sequence[float | None], weight: float) -> list[float | None]:
+    """Exponential moving average (TensorBoard style); ``None`` values carry the last one."""
+    w = min(max(float(weight), 0.0), 0.999)
+    out: list[float | None] = []
+    last: float | None = None
+    for v in values:
+        if v is not None and v == v and abs(v) != float("inf"):
+            last = v if last is None else last * w + (1 - w) * v
+        out.append(last)
+    return out
+
+
+def series_frame(points: Mapping[str, Sequence[Any]], x: str = "step") -> pd.DataFrame:
+    """Turn a panel series (``{"s": steps, "t": seconds, "v": values, "x": {...}}``) into
+    the frame :func:`metric_chart` takes."""
+    import pandas as pd
+
+    xs = points["s"] if x == "step" else points["t"] if x == "time" else points["x"][x]
+    df = pd.DataFrame({"x": list(xs), "v": list(points["v"])})
+    return df.dropna()
+
+
+def panel_chart(
+    series: Mapping[str, Mapping[str, Sequence[Any]]],
+    *,
+    title: str | None = None,
+    columns: int = 3,
+    width: int = 220,
+    height: int = 110,
+) -> alt.ConcatChart | alt.Chart:
+    """Small multiples of every metric (the static fallback's image)."""
+    import altair as alt
+
+    charts = []
+    for key, pts in series.items():
+        df = series_frame(pts)
+        if df.empty:
+            continue
+        charts.append(
+            alt.Chart(df, title=alt.Title(key, fontSize=11, anchor="start"))
+            .mark_line(strokeWidth=1.2)
+            .encode(
+                x=alt.X("x:Q", title="step", axis=alt.Axis(tickCount=4)),
+                y=alt.Y("v:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(tickCount=4)),
+            )
+            .properties(width=width, height=height)
+        )
+    if not charts:
+        return alt.Chart(alt.InlineData(values=[{}])).mark_text(text="no metrics logged")
+    out = alt.concat(*charts, columns=columns)
+    if title:
+        out = out.properties(title=title)
+    return out
+
+
+def to_png_base64(chart: Any, scale: float = 1.0) -> str:
+    """Render a chart to PNG offline (vl-convert) and return it base64-encoded."""
+    import vl_convert as vlc
+
+    png = vlc.vegalite_to_png(chart.to_json(), scale=scale)
+    return base64.b64encode(png).decode("ascii")
+
+
+def run_chart(
+    run: Any,
+    key: str,
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    max_points: int = 2000,
+) -> alt.LayerChart:
+    """The chart of one metric of a run (a live ``Run``, or a run folder), as in the panel.
+
+    The history is down-sampled to at most ``max_points`` points (each bucket keeps its
+    minimum and maximum, so spikes stay visible).
+
+    Examples
+    --------
+    >>> chart = nbtracker.charts.run_chart(run, "loss")      # doctest: +SKIP
+    >>> chart.properties(width=600).save("loss.png")          # doctest: +SKIP
+    """
+    from .widgets._source import read_series
+
+    pts = read_series(run, key, max_points=max_points, x_metrics=[] if x in X_TITLES else [x])
+    return metric_chart(key, series_frame(pts, x), x=x, smoothing=smoothing, log_y=log_y)
+
+
+__all__ = ["ema", "live_spec", "metric_chart", "panel_chart", "run_chart", "to_png_base64"]
