@@ -99,7 +99,8 @@ class Run:
 
     def _meta_prop(key: str, doc: str):  # type: ignore[no-untyped-def]  # noqa: N805
         def get(self: Run) -> Any:
-            return self._rec.get(key)
+            value = self._rec.get(key)
+            return tuple(value or ()) if key == "tags" else value
 
         def set_(self: Run, value: Any) -> None:
             self._rec[key] = tuple(value) if key == "tags" else value
@@ -224,6 +225,12 @@ class Run:
             if isinstance(x, (bool, int, float)):
                 pend[k] = x
                 return bad
+        if isinstance(v, (list, tuple)) and v and all(
+            getattr(x, "_nbt_media", None) == "image" for x in v
+        ):
+            from .data_types.image import ImageList
+
+            return self._slow_value(k, ImageList(v), pend, bad)
         if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
             from .data_types import Histogram
 

@@ -60,11 +60,20 @@ def rows_to_long(
     schema = _schema()
     step_arr = pa.array(steps, pa.int64())
     ts_arr = pa.array(stamps, pa.float64())
-    try:
-        wide = pa.Table.from_pylist(rows)
-        columns = list(zip(wide.column_names, wide.columns))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        columns = _columns_one_by_one(rows)
+    names: set[str] = set()
+    for r in rows:
+        names.update(r)
+    columns = None
+    if rows and len(names) == len(rows[0]):
+        # Arrow takes the column names from the first row only: safe when no row has
+        # a key the first row lacks (the common case, and the fast path)
+        try:
+            wide = pa.Table.from_pylist(rows)
+            columns = list(zip(wide.column_names, wide.columns))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    if columns is None:
+        columns = _columns_one_by_one(rows, names)
 
     parts = []
     n = len(rows)
@@ -103,13 +112,10 @@ def rows_to_long(
     return pa.concat_tables(parts)
 
 
-def _columns_one_by_one(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """Slow path for rows Arrow cannot convert at once (a key with mixed types)."""
+def _columns_one_by_one(rows: list[dict[str, Any]], names: set[str]) -> list[tuple[str, Any]]:
+    """Column by column: rows with differing keys, or a key with mixed types."""
     import pyarrow as pa
 
-    names: set[str] = set()
-    for r in rows:
-        names.update(r)
     columns = []
     for name in sorted(names):
         vals = [r.get(name) for r in rows]

@@ -1,0 +1,5 @@
+"""``python -m nbtracker``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,196 @@
+"""Command line: ``nbtracker runs | history | sql | export | repair`` (also ``python -m nbtracker``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import NbtrackerError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def root_option(fn: Any) -> Any:
+    return click.option(
+        "--root", envvar="NBTRACKER_DIR", type=click.Path(file_okay=False),
+        help="Storage root (default: $NBTRACKER_DIR or ./nbruns).",
+    )(fn)  # fmt: skip
+
+
+def output_options(fn: Any) -> Any:
+    fn = click.option("--json", "fmt", flag_value="json", help="Print JSON records.")(fn)
+    fn = click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")(fn)
+    fn = click.option("--table", "fmt", flag_value="table", default=True, help="Print a text table (default).")(fn)
+    return fn
+
+
+def _emit(df: Any, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
+    elif fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif len(df) == 0:
+        click.echo("(no rows)")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160):
+            click.echo(df.to_string(index=False))
+
+
+def _api(root: str | None) -> Any:
+    from .api import Api
+
+    return Api(root)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NbtrackerError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="nbtracker")
+def cli() -> None:
+    """nbtracker: local experiment tracking. Runs live under one folder (./nbruns by
+    default), in run folders with Parquet history and a DuckDB catalog.
+
+    \b
+    Examples:
+      nbtracker runs cats --filter '{"config.lr": {"$lt": 0.01}}'
+      nbtracker history cats/abc123 --keys loss,acc --samples 200
+      nbtracker sql "SELECT run_id, max(value) FROM history WHERE key = 'acc' GROUP BY 1"
+      nbtracker export cats/abc123 history.parquet
+      nbtracker repair
+    """
+
+
+@cli.command()
+@click.argument("project", required=False)
+@click.option("--filter", "filters", help="MongoDB-style filter as JSON.")
+@click.option("--order", default="-created_at", show_default=True, help="Sort field; '-' for descending.")
+@click.option("--limit", type=int, default=None, help="Show at most N runs.")
+@root_option
+@output_options
+def runs(project: str | None, filters: str | None, order: str, limit: int | None, root: str | None, fmt: str) -> None:
+    """List runs (of PROJECT), one row per run with config.* and summary.* columns.
+
+    \b
+    Example:
+      nbtracker runs cats --filter '{"state": "finished"}' --order -summary.acc --csv
+    """
+    flt = _json_arg(filters, "--filter")
+    df = _api(root).runs(project, filters=flt, order=order).to_pandas()
+    if limit is not None:
+        df = df.head(limit)
+    _emit(df, fmt)
+
+
+@cli.command()
+@click.argument("run_path")
+@click.option("--keys", help="Comma-separated metric names (default: all).")
+@click.option("--samples", type=int, default=None, help="Down-sample to about N points per key (min/max kept).")
+@root_option
+@output_options
+def history(run_path: str, keys: str | None, samples: int | None, root: str | None, fmt: str) -> None:
+    """Print a run's history (RUN_PATH is project/run_id or entity/project/run_id).
+
+    \b
+    Example:
+      nbtracker history cats/abc123 --keys loss --samples 100 --json
+    """
+    key_list = [k for k in keys.split(",") if k] if keys else None
+    _emit(_api(root).run(run_path).history(keys=key_list, samples=samples), fmt)
+
+
+@cli.command()
+@click.argument("statement")
+@click.option("-p", "--param", "params", multiple=True, help="A ? parameter value (repeatable).")
+@root_option
+@output_options
+def sql(statement: str, params: tuple[str, ...], root: str | None, fmt: str) -> None:
+    """Run SQL over the views runs, config, summary, tags and history.
+
+    \b
+    Example:
+      nbtracker sql "SELECT run_id, max(value) AS best FROM history WHERE key = ? GROUP BY 1" -p acc
+    """
+    import duckdb
+
+    try:
+        df = _api(root).sql(statement, list(params))
+    except duckdb.Error as exc:
+        raise click.ClickException(f"SQL error: {exc}") from exc
+    _emit(df, fmt)
+
+
+@cli.command()
+@click.argument("run_path")
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--what", type=click.Choice(["history", "summary", "config"]), default="history", show_default=True)
+@click.option("--keys", help="Comma-separated metric names (history only).")
+@root_option
+def export(run_path: str, output: str, what: str, keys: str | None, root: str | None) -> None:
+    """Write a run's full history (or summary/config) to OUTPUT: .csv, .parquet or .json.
+
+    \b
+    Example:
+      nbtracker export cats/abc123 cats-abc123.parquet
+    """
+    import pandas as pd
+
+    run = _api(root).run(run_path)
+    if what == "history":
+        key_list = [k for k in keys.split(",") if k] if keys else None
+        df = run.history(keys=key_list, samples=None)
+    else:
+        data = run.summary if what == "summary" else run.config
+        df = pd.DataFrame([{"key": k, "value": json.dumps(v, default=str)} for k, v in data.items()])
+    if output.endswith(".parquet"):
+        df.to_parquet(output, index=False)
+    elif output.endswith(".csv"):
+        df.to_csv(output, index=False)
+    elif output.endswith((".json", ".jsonl")):
+        df.to_json(output, orient="records", lines=output.endswith(".jsonl"), date_format="iso")
+    else:
+        raise click.BadParameter("use a .csv, .parquet, .json or .jsonl file name", param_hint="OUTPUT")
+    click.echo(f"wrote {len(df)} rows to {output}")
+
+
+@cli.command()
+@root_option
+def repair(root: str | None) -> None:
+    """Rebuild the DuckDB catalog from the run folders (and compact ended runs).
+
+    \b
+    Example:
+      nbtracker repair --root ./nbruns
+    """
+    from .store import Store
+
+    store = Store(root)
+    n = store.repair()
+    click.echo(f"indexed {n} runs into {store.catalog.path}")
+
+
+def _json_arg(text: str | None, name: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from exc
+
+
+def main() -> None:
+    cli(prog_name="nbtracker")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
