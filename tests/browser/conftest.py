@@ -6,6 +6,8 @@ See nbt_browser.py for the helpers and /work/shared/browser-testing.md for the r
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from typing import Any
 
 import pytest
@@ -53,8 +55,18 @@ def jupyter_server() -> Any:
 
 
 @pytest.fixture(scope="session")
-def lab(jupyter_server: JupyterServer, browser: Any) -> Lab:
-    return Lab(jupyter_server, browser)
+def lab(browser: Any, jupyter_server: JupyterServer) -> Any:
+    # Fresh screenshots every session (the folder is git-ignored; CI keeps it as an artifact).
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    helper = Lab(jupyter_server, browser)
+    yield helper
+    if helper.dropped_keypresses:
+        warnings.warn(
+            f"JupyterLab dropped {helper.dropped_keypresses} Ctrl+Enter keypress(es); "
+            "the harness retried them",
+            stacklevel=1,
+        )
 
 
 @pytest.fixture

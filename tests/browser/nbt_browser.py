@@ -42,7 +42,7 @@ except ImportError:  # the `lab` fixture fails with a clear message
     expect = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR") or REPO / "test-artifacts")
+ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR") or REPO / "test-artifacts") / "browser"
 CHROMIUM = os.environ.get("NBTRACKER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
