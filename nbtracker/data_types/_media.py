@@ -21,6 +21,7 @@ MEDIA = "media"
 IMAGES = f"{MEDIA}/images"
 HTML = f"{MEDIA}/html"
 TABLES = f"{MEDIA}/tables"
+_made_dirs: set[str] = set()  # folders this process created (skip repeated makedirs)
 
 
 def content_hash(data: bytes) -> str:
@@ -32,15 +33,22 @@ def table_path(key: str, step: int) -> str:
 
 
 def write_once(run_dir: Path, rel: str, data: bytes) -> None:
-    """Write a content-addressed file unless it is already there (temp file + rename)."""
-    path = run_dir / rel
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    """Write a content-addressed file unless an intact copy is already there.
+
+    No temp file: a torn write (crash) leaves a file of the wrong size, which the size
+    check here rewrites next time; readers only follow references written after the file.
+    """
+    path = os.path.join(run_dir, rel)
+    try:
+        if os.stat(path).st_size == len(data):
+            return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent not in _made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            _made_dirs.add(parent)
+    with open(path, "wb") as fh:
         fh.write(data)
-    os.replace(tmp, path)
 
 
 def resolve_in_run(run_dir: Path, rel: str) -> Path:

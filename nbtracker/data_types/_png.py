@@ -99,8 +99,6 @@ def box_reduce(arr: Any, factor: int) -> Any:
     strip = max(1, 4096 // factor)
     for y0 in range(0, oh, strip):
         y1 = min(oh, y0 + strip)
-        block = arr[y0 * factor : y1 * factor].reshape(
-            y1 - y0, factor, ow, factor, *arr.shape[2:]
-        )
+        block = arr[y0 * factor : y1 * factor].reshape(y1 - y0, factor, ow, factor, *arr.shape[2:])
         out[y0:y1] = np.rint(block.mean(axis=(1, 3), dtype=np.float32)).astype(np.uint8)
     return out

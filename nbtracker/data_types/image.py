@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import math
@@ -374,4 +373,3 @@ def _limit_size(arr: Any) -> Any:
         stacklevel=3,
     )
     return out
-

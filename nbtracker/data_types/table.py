@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._paths import slug
 from .image import Image, _is_pil
 
 # Column types. A column takes the type of its first non-empty cell; later cells must match
@@ -79,9 +78,11 @@ class Table:
         data = [list(r) for r in data] if data is not None else []
         if columns is None:
             width = len(data[0]) if data else 3
-            columns = ["Input", "Output", "Expected"] if width == 3 else [
-                f"Column {i + 1}" for i in range(width)
-            ]
+            columns = (
+                ["Input", "Output", "Expected"]
+                if width == 3
+                else [f"Column {i + 1}" for i in range(width)]
+            )
         self._set_columns(columns)
         if dtype is not None:
             self._set_dtypes(dtype)
@@ -116,10 +117,7 @@ class Table:
     def add_data(self, *data: Any) -> None:
         """Append one row; raises (and adds nothing) when its width or a type is wrong."""
         if len(data) != len(self.columns):
-            msg = (
-                f"add_data got {len(data)} values for {len(self.columns)} columns "
-                f"{self.columns}"
-            )
+            msg = f"add_data got {len(data)} values for {len(self.columns)} columns {self.columns}"
             raise ValueError(msg)
         row, types = self._check(list(data), list(self._types), len(self.data))
         self.data.append(row)
@@ -147,12 +145,15 @@ class Table:
             out.append(cells[0])
         self.columns.append(name)
         self._types.append(kind)
-        for row, v in zip(self.data, out):
+        for row, v in zip(self.data, out, strict=False):
             row.append(v)
 
     def add_computed_columns(self, fn: Callable[[int, dict[str, Any]], Mapping[str, Any]]) -> None:
         """Add columns computed per row: ``fn(index, {column: value}) -> {new column: value}``."""
-        results = [dict(fn(i, dict(zip(self.columns, row)))) for i, row in enumerate(self.data)]
+        results = [
+            dict(fn(i, dict(zip(self.columns, row, strict=False))))
+            for i, row in enumerate(self.data)
+        ]
         names = list(dict.fromkeys(k for r in results for k in r))
         for name in names:
             self.add_column(name, [r.get(name) for r in results])
@@ -191,7 +192,7 @@ class Table:
     @property
     def column_types(self) -> dict[str, str | None]:
         """``{column: type}`` with types from ``KINDS`` (None while a column is empty)."""
-        return dict(zip(self.columns, self._types))
+        return dict(zip(self.columns, self._types, strict=False))
 
     def get_column(self, name: str, convert_to: str | None = None) -> Any:
         """The values of one column; ``convert_to="numpy"`` gives an array (images stacked)."""
@@ -257,7 +258,9 @@ class Table:
                 values = [None if v is None else v.data for v in values]
             cols[name] = pd.Series(values, dtype=object if _keep_objects(self._types[j]) else None)
         df = pd.DataFrame(cols, columns=self.columns)
-        df.attrs["nbtracker_types"] = {c: t for c, t in zip(self.columns, self._types)}
+        df.attrs["nbtracker_types"] = {
+            c: t for c, t in zip(self.columns, self._types, strict=False)
+        }
         return df
 
     def _init_from_dataframe(self, df: Any, columns: Sequence[Any] | None) -> None:
@@ -288,11 +291,12 @@ class Table:
                     v = v.tolist()
                 vals.append(v)
             col_values.append(vals)
-        for i, row in enumerate(zip(*col_values)) if col_values else ():
-            cells, self._types = self._check(list(row), self._types, i)
-            self.data.append(cells)
         if not col_values:
             self.data = [[] for _ in range(len(df))]
+            return
+        for i, row in enumerate(zip(*col_values, strict=False)):
+            cells, self._types = self._check(list(row), self._types, i)
+            self.data.append(cells)
 
     # -- comparison and display ------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -300,10 +304,14 @@ class Table:
             return NotImplemented
         if self.columns != other.columns or len(self.data) != len(other.data):
             return False
-        for a, b in zip(self._types, other._types):
+        for a, b in zip(self._types, other._types, strict=False):
             if a is not None and b is not None and a != b:
                 return False
-        return all(_same(x, y) for r1, r2 in zip(self.data, other.data) for x, y in zip(r1, r2))
+        return all(
+            _same(x, y)
+            for r1, r2 in zip(self.data, other.data, strict=False)
+            for x, y in zip(r1, r2, strict=False)
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -339,10 +347,6 @@ class Table:
         from ._arrow import read_table_file
 
         return read_table_file(Path(path))
-
-
-def slug_key(key: str) -> str:
-    return slug(key)
 
 
 def _is_dataframe(x: Any) -> bool:
@@ -383,6 +387,8 @@ def _cell(v: Any, column: str) -> tuple[Any, str | None]:
     if isinstance(v, str):
         return v, "str"
     if isinstance(v, (int, float)):
+        if type(v) not in (int, float):  # numpy.float64, IntEnum, ...
+            v = int(v) if isinstance(v, int) else float(v)
         return v, "number"
     if isinstance(v, Image):
         return v, "image"
@@ -404,12 +410,11 @@ def _cell(v: Any, column: str) -> tuple[Any, str | None]:
     if isinstance(v, Mapping):
         _json_check(v, column)
         return dict(v), "dict"
-    if hasattr(v, "detach") or hasattr(v, "item"):  # torch scalars / tensors, duck-typed
-        arr = v.detach().cpu().numpy() if hasattr(v, "detach") else v
-        if getattr(arr, "ndim", 1) == 0 or getattr(arr, "size", 2) == 1 and not hasattr(arr, "shape"):
-            return _cell(arr.item(), column)
-        if hasattr(arr, "tolist"):
-            return _plain_list(arr.tolist(), column), "list"
+    if hasattr(v, "detach"):  # torch scalars and tensors, duck-typed
+        import numpy as np
+
+        arr = np.asarray(v.detach().cpu().numpy())
+        return _cell(arr.item() if arr.ndim == 0 else arr, column)
     msg = (
         f"column {column!r}: a table cell cannot hold a {type(v).__module__}."
         f"{type(v).__qualname__}; use numbers, strings, bools, None, Image, lists or dicts"
@@ -430,7 +435,9 @@ def _json_check(v: Any, column: str) -> None:
     except (TypeError, ValueError) as exc:
         msg = f"column {column!r}: list and dict cells must hold plain values ({exc})"
         raise TypeError(msg) from exc
-    if any(isinstance(x, Image) or _is_pil(x) for x in (v.values() if isinstance(v, Mapping) else v)):
+    if any(
+        isinstance(x, Image) or _is_pil(x) for x in (v.values() if isinstance(v, Mapping) else v)
+    ):
         msg = f"column {column!r}: put images in their own column, not inside a list or dict"
         raise TypeError(msg)
 

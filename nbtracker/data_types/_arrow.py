@@ -1,0 +1,211 @@
+"""Tables <-> Arrow / Parquet: the logged layout, standalone exports, and reading both back.
+
+Every table file carries its column types in the Parquet schema metadata under
+``b"nbtracker"``: ``{"format": "nbtracker.table", "version": 1, "key", "step", "images",
+"columns": [{"name", "type"}]}``. Column storage by type:
+
+========  =================================================================================
+number    int64 when every value is an int, else float64
+bool      bool
+str       string
+html      string (the HTML source; shown as text or in a sandboxed frame, never injected)
+list,     string holding JSON
+dict,
+mixed
+image     struct ``{path, sha256, width, height, mode, caption}``; ``images`` is ``"run"``
+          (``path`` relative to the run folder, for tables logged into a run), ``"path"``
+          (absolute paths) or ``"png"`` (a ``png`` binary field instead of ``path``)
+========  =================================================================================
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .._util import dumps
+from ..errors import StorageWarning
+from . import _media
+from .image import Image
+
+META_KEY = b"nbtracker"
+
+
+def _image_type(binary: bool):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    return pa.struct(
+        [("png", pa.binary()) if binary else ("path", pa.string()), ("sha256", pa.string()),
+         ("width", pa.int32()), ("height", pa.int32()), ("mode", pa.string()),
+         ("caption", pa.string())]
+    )  # fmt: skip
+
+
+def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Build the Arrow table; ``images`` is "run" (write PNGs under ``base``), "path" or "png"."""
+    import pyarrow as pa
+
+    arrays = []
+    for j, kind in enumerate(table._types):
+        vals = [row[j] for row in table.data]
+        if kind == "number":
+            try:
+                arr = pa.array(vals)
+                if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+                    arr = pa.array(vals, pa.float64())
+            except (pa.ArrowInvalid, OverflowError):
+                arr = pa.array([None if v is None else float(v) for v in vals], pa.float64())
+        elif kind == "bool":
+            arr = pa.array(vals, pa.bool_())
+        elif kind == "str":
+            arr = pa.array(vals, pa.string())
+        elif kind == "html":
+            arr = pa.array([None if v is None else v.data for v in vals], pa.string())
+        elif kind in ("list", "dict", "mixed"):
+            arr = pa.array([None if v is None else dumps(v) for v in vals], pa.string())
+        elif kind == "image":
+            arr = pa.array([None if v is None else _image_cell(v, images, base) for v in vals],
+                           _image_type(images == "png"))  # fmt: skip
+        else:
+            arr = pa.nulls(len(vals))
+        arrays.append(arr)
+    cols = [{"name": n, "type": t} for n, t in zip(table.columns, table._types, strict=False)]
+    meta = {"format": "nbtracker.table", "version": 1, **meta, "images": images, "columns": cols}
+    schema = pa.schema(
+        [pa.field(name, a.type) for name, a in zip(table.columns, arrays, strict=False)],
+        metadata={META_KEY: json.dumps(meta, ensure_ascii=False)},
+    )
+    if not arrays:
+        return schema.empty_table()
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _image_cell(img: Image, images: str, base: Path | None) -> dict[str, Any]:
+    cell = {"sha256": img.sha256, "width": img.width, "height": img.height, "mode": img.mode,
+            "caption": img.caption}  # fmt: skip
+    if images == "png":
+        cell["png"] = img.png_bytes()
+    elif images == "run":
+        assert base is not None
+        cell["path"] = img._store(base)["path"]
+    else:  # "path"
+        if img._file is not None:
+            cell["path"] = str(img._file)
+        else:
+            assert base is not None
+            rel = f"{img.sha256}.png"
+            _media.write_once(base, rel, img.png_bytes())
+            cell["path"] = str((base / rel).resolve())
+    return cell
+
+
+def write_logged(table: Any, run_dir: Path, key: str, step: int) -> dict[str, Any]:
+    """Store one version of a logged table in the run folder; return its history ref."""
+    import pyarrow.parquet as pq
+
+    rel = _media.table_path(key, step)
+    ref = {"_type": "table-file", "path": rel, "key": key, "step": int(step),
+           "nrows": len(table.data), "ncols": len(table.columns),
+           "columns": list(table.columns), "column_types": list(table._types)}  # fmt: skip
+    try:
+        tbl = to_arrow(table, "run", run_dir, {"key": key, "step": int(step)})
+        path = run_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        pq.write_table(tbl, tmp, compression="zstd")
+        os.replace(tmp, path)
+        ref["size"] = path.stat().st_size
+    except OSError as exc:
+        warnings.warn(
+            f"nbtracker could not store table {key!r} at step {step} ({exc}); your code "
+            "continues, this version of the table is missing.",
+            StorageWarning,
+            stacklevel=4,
+        )
+        ref["error"] = str(exc)
+    return ref
+
+
+def write_export(table: Any, path: Path, images: str) -> None:
+    import pyarrow.parquet as pq
+
+    if images not in ("png", "path"):
+        msg = f"images must be 'png' or 'path', not {images!r}"
+        raise ValueError(msg)
+    base = path.parent / f"{path.stem}_images" if images == "path" else None
+    tbl = to_arrow(table, images, base, {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(tbl, path, compression="zstd")
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    md = pq.read_schema(path).metadata or {}
+    if META_KEY not in md:
+        msg = f"{path} is not a table file written by nbtracker"
+        raise ValueError(msg)
+    return json.loads(md[META_KEY])
+
+
+def arrow_to_frame(tbl: Any, meta: dict[str, Any], base: Path | None, images: str):  # type: ignore[no-untyped-def]
+    """Arrow table (as written by :func:`to_arrow`) -> pandas DataFrame with typed cells."""
+    import pandas as pd
+
+    from .table import IMAGE_MODES, _image_out
+
+    if images not in IMAGE_MODES:
+        msg = f"images must be one of {IMAGE_MODES}, not {images!r}"
+        raise ValueError(msg)
+    stored = meta.get("images", "run")
+    types = {c["name"]: c["type"] for c in meta["columns"]}
+    data: dict[str, Any] = {}
+    for name, col in zip(tbl.column_names, tbl.columns, strict=False):
+        kind = types.get(name)
+        if kind == "image":
+            cells = []
+            for cell in col.to_pylist():
+                if cell is None:
+                    cells.append(None)
+                    continue
+                if stored == "png":
+                    img = Image(io.BytesIO(cell.pop("png")), caption=cell.get("caption"))
+                    if images == "path":
+                        msg = "images='path': this file embeds PNG bytes; use 'pil' or 'array'"
+                        raise ValueError(msg)
+                else:
+                    p = cell["path"]
+                    full = _media.resolve_in_run(base, p) if stored == "run" and base else Path(p)
+                    img = Image._from_file(full, cell)
+                cells.append(_image_out(img, images))
+            data[name] = pd.Series(cells, dtype=object)
+        elif kind in ("list", "dict", "mixed"):
+            data[name] = pd.Series(
+                [None if v is None else json.loads(v) for v in col.to_pylist()], dtype=object
+            )
+        elif kind is None:
+            data[name] = pd.Series([None] * len(col), dtype=object)
+        else:
+            data[name] = col.to_pandas()
+    df = pd.DataFrame(data, columns=list(tbl.column_names))
+    df.attrs["nbtracker_types"] = {n: types.get(n) for n in tbl.column_names}
+    return df
+
+
+def read_frame(path: Path, images: str = "pil", base: Path | None = None):  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    meta = read_meta(path)
+    if base is None and meta.get("images") == "run":
+        base = path.parents[3]  # <run>/media/tables/<key>/<step>.parquet
+    return arrow_to_frame(pq.read_table(path), meta, base, images)
+
+
+def read_table_file(path: Path) -> Any:
+    from .table import Table
+
+    return Table(dataframe=read_frame(path, images="image"))
