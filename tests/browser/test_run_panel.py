@@ -72,6 +72,11 @@ def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: 
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
     expect_state(p, "running")
+    expect(p.get_by_test_id("nbt-run-name")).to_have_text("live-ext")
+    expect(p.get_by_test_id("nbt-run-project")).to_contain_text("browser")
+    config = p.get_by_test_id("nbt-config")
+    expect(config).to_contain_text("lr")
+    expect(config).to_contain_text("batch_size")
     for key in KEYS:
         expect(chart(p, key)).to_have_count(1, timeout=20_000)
     n1, n2 = assert_grows_while_running(nb, 0, chart(p, "train/loss"))
