@@ -79,7 +79,20 @@ def quiet_peers() -> None:
 
 
 # -- worker side ---------------------------------------------------------------------------
+def nbt_wait() -> float:
+    """Wait until nbtracker's finished runs are durable (its finish() hands compaction
+    and the catalog update to a background thread); return the seconds waited."""
+    t = time.perf_counter()
+    try:
+        from nbtracker.store import wait_for_background
+    except ImportError:
+        return 0.0
+    wait_for_background(timeout=300)
+    return time.perf_counter() - t
+
+
 def emit(result: dict[str, Any]) -> None:
+    result["t_emit"] = time.time()
     sys.stdout.flush()
     print(RESULT_TAG + json.dumps(result), flush=True)
 
@@ -143,10 +156,13 @@ def run_worker(
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout:.0f} s"}
         wall = time.perf_counter() - t0
+        t_done = time.time()
         for line in reversed(proc.stdout.splitlines()):
             if line.startswith(RESULT_TAG):
                 res = json.loads(line[len(RESULT_TAG):])
                 res.setdefault("process_wall_s", wall)
+                if "t_emit" in res:  # interpreter shutdown: atexit hooks, helper processes
+                    res["exit_s"] = t_done - res.pop("t_emit")
                 return res
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
         return {"error": f"exit {proc.returncode}: " + " | ".join(tail)[-600:]}
