@@ -72,6 +72,7 @@ def test_exported_html_shows_fallback_offline(lab, page, recorded, tmp_path) -> 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "export-html-offline.png"), full_page=True)
 
+    print(f"requests aborted (no network): {sorted(set(outside))}")
     ours = [u for u in outside if not any(h in u for h in TEMPLATE_CDNS)]
     assert not ours, f"the exported fallback itself asks the network for: {ours}"
     recorded.urls[:] = [u for u in recorded.urls if not u.startswith("file:") and u not in outside]
