@@ -215,7 +215,7 @@ def _history_frame(store, rdir, record, keys, samples, min_step, max_step):  # t
         if samples:
             count = con.execute(
                 f"SELECT count(DISTINCT step) FROM read_parquet(?) {where}", [files, *params]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if count > samples:
                 steps = downsample_steps(con, files, keys, samples, min_step, max_step)
                 where = (where + " AND " if where else "WHERE ") + "list_contains(?, step)"
