@@ -14,6 +14,7 @@ from ..errors import ValueConversionWarning
 from . import _media
 from ._png import MODES, box_reduce, decode_png, encode_png
 
+_warned: set[str] = set()
 MAX_SIDE = 4096
 MAX_PIXELS = 16_000_000
 _MODE_CHANNELS = {v: k for k, v in MODES.items()}
@@ -207,6 +208,12 @@ class ImageList:
 
 
 # -- conversion helpers --------------------------------------------------------------------
+def _warn_once(what: str, msg: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        warnings.warn(msg, ValueConversionWarning, stacklevel=4)
+
+
 def _need_pil() -> Any:
     try:
         from PIL import Image as PILImage
@@ -315,10 +322,8 @@ def _from_array(data: Any, normalize: bool) -> Any:
         raise TypeError(msg)
     arr = arr.astype(np.float64)
     if kind == "f" and not np.isfinite(arr).all():
-        warnings.warn(
-            "Image(): NaN/inf pixels were replaced (NaN -> 0, inf -> 255, -inf -> 0).",
-            ValueConversionWarning,
-            stacklevel=3,
+        _warn_once(
+            "nan", "Image(): NaN/inf pixels were replaced (NaN -> 0, inf -> 255, -inf -> 0)."
         )
         arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
     lo, hi = float(arr.min()), float(arr.max())
@@ -327,11 +332,10 @@ def _from_array(data: Any, normalize: bool) -> Any:
     elif normalize and -1 <= lo and hi <= 1:
         arr = (arr + 1) * 127.5
     elif lo < 0 or hi > 255:
-        warnings.warn(
-            f"Image(): values range from {lo:g} to {hi:g}; they were clipped to 0..255. "
-            "Scale them to 0..1 or 0..255 to keep them.",
-            ValueConversionWarning,
-            stacklevel=3,
+        _warn_once(
+            "clip",
+            f"Image(): values range from {lo:g} to {hi:g}; they were clipped to 0..255 "
+            "(shown once per process). Scale them to 0..1 or 0..255 to keep them.",
         )
     return np.rint(np.clip(arr, 0, 255)).astype(np.uint8)
 

@@ -300,6 +300,7 @@ class Table:
 
     # -- comparison and display ------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
+        """Same columns and cells; images compare pixel-equal, missing numbers (None, NaN) equal."""
         if not isinstance(other, Table):
             return NotImplemented
         if self.columns != other.columns or len(self.data) != len(other.data):
@@ -445,6 +446,8 @@ def _json_check(v: Any, column: str) -> None:
 def _same(x: Any, y: Any) -> bool:
     if _is_missing(x) and _is_missing(y):
         return True
+    if isinstance(x, Image) and isinstance(y, Image):  # pixel-equal (arrays carry no caption)
+        return x.sha256 == y.sha256
     if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
         return True
     try:
