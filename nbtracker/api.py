@@ -171,6 +171,10 @@ class Runs(Sequence["ApiRun"]):
                     row["summary." + k] = v
             rows.append(row)
         df = pd.DataFrame(rows)
+        base = [c for c in df.columns if not c.startswith(("config.", "summary."))]
+        cfg = [c for c in df.columns if c.startswith("config.")]
+        summ = [c for c in df.columns if c.startswith("summary.")]
+        df = df[base + cfg + summ]
         if len(df):
             df["created_at"] = pd.to_datetime(df["created_at"], unit="s", utc=True)
         return df
