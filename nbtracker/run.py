@@ -286,6 +286,16 @@ class Run:
 
     # -- persistence -----------------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
+        """The run record as stored in run.json (called from the writer thread too)."""
+        for attempt in range(5):
+            try:
+                return self._snapshot_once()
+            except RuntimeError:  # a dict changed size under us (training thread): retry
+                if attempt == 4:
+                    raise
+        raise AssertionError  # pragma: no cover
+
+    def _snapshot_once(self) -> dict[str, Any]:
         rec = dict(self._rec)
         now = time.time()
         rec["heartbeat_at"] = now

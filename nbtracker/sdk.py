@@ -161,6 +161,10 @@ def init(
         run = Run(store, rec, cfg)
     run._begin()
     _state.set_current(run)
+    if _state.in_notebook():  # the live panel, even without %load_ext nbtracker
+        from .display import install_notebook_hook
+
+        install_notebook_hook()
     for hook in list(_state.init_hooks):
         try:
             hook(run)
