@@ -202,13 +202,11 @@ class Store:
         return out
 
     def repair(self) -> int:
-        """Rebuild the catalog from the run folders; return the number of runs indexed."""
+        """Rebuild the catalog from the run folders (compacting ended runs' history);
+        return the number of runs indexed."""
         records = self.all_records()
-        for rdir, _ in self.iter_run_dirs():
-            segments.compact(rdir / HISTORY_DIR) if self._is_ended(rdir) else None
+        for rec in records:
+            if rec.get("state") != "running":
+                segments.compact(self.root / rec["dir"] / HISTORY_DIR)
         self.catalog.replace_all(records)
         return len(records)
-
-    def _is_ended(self, rdir: Path) -> bool:
-        rec = self.read_record(rdir)
-        return bool(rec) and rec.get("state") in ("finished", "failed", "crashed")
