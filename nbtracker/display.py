@@ -1,0 +1,152 @@
+"""``nbtracker.show()``: live panels for runs, and the panel ``init()`` draws in notebooks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import _state
+
+_auto_enabled = True  # False after %unload_ext nbtracker
+
+
+class Panels(list):  # type: ignore[type-arg]
+    """The panels :func:`show` displayed (a list; shows nothing more when echoed)."""
+
+    def _ipython_display_(self) -> None:
+        for p in self:
+            p._ipython_display_()
+
+    def __repr__(self) -> str:
+        return f"Panels({len(self)} runs)"
+
+
+def show(
+    target: Any = None,
+    *,
+    store: Any = None,
+    follow: bool = True,
+    renderer: str = "canvas",
+) -> Any:
+    """Show the live panel of one run, a list of runs or a project, in the cell output.
+
+    Runs logged by another process (a script, a sweep agent) are followed from their
+    folder as they grow; following stops when the run ends.
+
+    Parameters
+    ----------
+    target : Run, str, path or list, optional
+        A ``Run``; ``"project/run_id"`` or ``"entity/project/run_id"``; a run folder; a
+        project name (all its runs); or a list of these. Default: the current run.
+    store : Store, optional
+        Where to look runs up (default: the default store root).
+    follow : bool
+        Keep following running runs.
+    renderer : {"canvas", "svg"}
+        Vega renderer of the charts.
+
+    Returns
+    -------
+    RunPanel, or Panels (a list) for several runs. Their charts are a ``.chart(key)`` away.
+
+    Examples
+    --------
+    >>> nbtracker.show("my-project/1a2b3c4d")        # doctest: +SKIP
+    >>> panel = nbtracker.show(run); panel.chart("loss").save("loss.png")   # doctest: +SKIP
+    """
+    from IPython.display import display
+
+    panels = [_panel(item, store, follow, renderer) for item in _resolve(target, store)]
+    for p in panels:
+        display(p)
+    return panels[0] if len(panels) == 1 else Panels(panels)
+
+
+def _panel(item: Any, store: Any, follow: bool, renderer: str) -> Any:
+    from .widgets import RunPanel
+
+    if _is_live_run(item):
+        return RunPanel.for_run(item, renderer=renderer)
+    return RunPanel.for_folder(item, follow=follow, renderer=renderer)
+
+
+def _is_live_run(x: Any) -> bool:
+    from .run import Run
+
+    return isinstance(x, Run) and not x._finished and x in _state.active
+
+
+def _resolve(target: Any, store: Any) -> list[Any]:
+    from .errors import RunNotFound
+    from .run import Run
+    from .store import Store
+
+    if target is None:
+        if _state.current is None:
+            msg = "show() needs a run: call nbtracker.init() first or pass a run / 'project/run_id'."
+            raise RunNotFound(msg)
+        target = _state.current
+    if isinstance(target, Run):
+        return [target if _is_live_run(target) else target.dir]
+    if isinstance(target, (str, os.PathLike)):
+        path = Path(target)
+        if (path / "run.json").is_file():
+            return [path]
+        st = store or Store()
+        parts = [p for p in str(target).split("/") if p]
+        if len(parts) in (2, 3):
+            project, run_id = parts[-2], parts[-1]
+            rdir = st.run_dir(project, run_id)
+            if (rdir / "run.json").is_file():
+                return [rdir]
+        dirs = sorted(st.iter_run_dirs(str(target)), key=lambda d: d[1])  # a project name
+        if dirs:
+            return [d for d, _ in dirs]
+        msg = f"no run or project {str(target)!r} in {st.root.name!r}"
+        raise RunNotFound(msg)
+    rdir = getattr(target, "dir", None)
+    if rdir is not None and (Path(rdir) / "run.json").is_file():
+        return [Path(rdir)]
+    if isinstance(target, Iterable):
+        out: list[Any] = []
+        for x in target:
+            out += _resolve(x, store)
+        return out
+    msg = f"show() cannot show a {type(target).__name__}"
+    raise TypeError(msg)
+
+
+# -- the automatic panel in notebooks --------------------------------------------------------
+def _notebook_hook(run: Any) -> None:
+    """``init()`` hook: show the run's live panel in the cell that called ``init()``."""
+    if run.disabled or not _state.in_notebook():
+        return
+    from IPython.display import display
+
+    from .widgets import RunPanel
+
+    display(RunPanel.for_run(run))
+
+
+def install_notebook_hook() -> None:
+    """Called by ``init()`` in a notebook (and by ``%load_ext``); idempotent."""
+    if _auto_enabled and _notebook_hook not in _state.init_hooks:
+        _state.init_hooks.append(_notebook_hook)
+
+
+def uninstall_notebook_hook() -> None:
+    global _auto_enabled
+    _auto_enabled = False
+    while _notebook_hook in _state.init_hooks:
+        _state.init_hooks.remove(_notebook_hook)
+
+
+def enable_notebook_hook() -> None:
+    global _auto_enabled
+    _auto_enabled = True
+    install_notebook_hook()
+
+
+__all__ = ["Panels", "show"]

@@ -1,0 +1,163 @@
+"""Bounded min/max envelope of one metric: what a panel chart holds and streams.
+
+Steps are grouped into buckets of ``w`` steps (``w`` a power of two, aligned at 0). Each
+bucket keeps its minimum and maximum point, and the newest bucket also its latest point,
+so a chart never holds more than about ``2 * max_buckets + 1`` points and no spike is ever
+hidden. When there are more than ``max_buckets`` buckets, ``w`` doubles and neighbours
+merge. Adding a point is O(1) amortised; :meth:`take_delta` tells what changed since the
+last call as "replace every point with step >= from with these".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# A point: (step, seconds since start, value, x-metric values dict or None)
+Point = tuple[int, float, float, Any]
+
+DEFAULT_BUCKETS = 512
+
+
+class Envelope:
+    __slots__ = ("bk", "dirty", "max_buckets", "reset", "w", "n")
+
+    def __init__(self, max_buckets: int = DEFAULT_BUCKETS) -> None:
+        self.max_buckets = max(2, int(max_buckets))
+        self.w = 1
+        self.bk: list[list[Any]] = []  # [bucket index, min point, max point, last point]
+        self.dirty: int | None = None  # first bucket position changed since take_delta()
+        self.reset = False
+        self.n = 0  # points seen
+
+    def add(self, s: int, t: float, v: float, xv: Any = None) -> None:
+        if v != v or v in (math.inf, -math.inf):  # NaN/inf: not drawable
+            return
+        self.n += 1
+        pt = (s, t, v, xv)
+        b = s // self.w
+        bk = self.bk
+        if bk and bk[-1][0] == b:
+            cur = bk[-1]
+            if v < cur[1][2]:
+                cur[1] = pt
+            if v > cur[2][2]:
+                cur[2] = pt
+            cur[3] = pt
+            pos = len(bk) - 1
+        else:
+            bk.append([b, pt, pt, pt])
+            pos = max(len(bk) - 2, 0)  # the previous bucket loses its "latest" point
+            if len(bk) > self.max_buckets:
+                self._coarsen()
+                return
+        if self.dirty is None or pos < self.dirty:
+            self.dirty = pos
+
+    def _coarsen(self) -> None:
+        while len(self.bk) > self.max_buckets:
+            self.w *= 2
+            out: list[list[Any]] = []
+            for b, lo, hi, last in self.bk:
+                nb = b // 2
+                if out and out[-1][0] == nb:
+                    cur = out[-1]
+                    if lo[2] < cur[1][2]:
+                        cur[1] = lo
+                    if hi[2] > cur[2][2]:
+                        cur[2] = hi
+                    cur[3] = last
+                else:
+                    out.append([nb, lo, hi, last])
+            self.bk = out
+        self.reset = True
+        self.dirty = None
+
+    def points(self, start: int = 0) -> list[Point]:
+        out: list[Point] = []
+        last_pos = len(self.bk) - 1
+        for i in range(start, len(self.bk)):
+            _, lo, hi, last = self.bk[i]
+            if lo is hi:
+                out.append(lo)
+            elif lo[0] < hi[0]:
+                out += (lo, hi)
+            else:
+                out += (hi, lo)
+            if i == last_pos and last is not lo and last is not hi:
+                out.append(last)
+        return out
+
+    def take_delta(self) -> tuple[int | None, list[Point]] | None:
+        """``(from_step, points)`` changed since the last call (``from_step`` None: all),
+        or None when nothing changed."""
+        if self.reset:
+            self.reset = False
+            self.dirty = None
+            return None, self.points(0)
+        if self.dirty is None:
+            return None
+        i = self.dirty
+        self.dirty = None
+        return self.bk[i][0] * self.w, self.points(i)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.points())
+
+
+def reduce_indices(steps: Any, values: Any, w: int) -> Any:
+    """Indices of the min, max and last point of every ``w``-step bucket (numpy, sorted).
+
+    Feeding only these points to :meth:`Envelope.add` gives the same envelope as feeding
+    them all, so bulk loads (a finished 1M-step run) stay fast.
+    """
+    import numpy as np
+
+    n = len(steps)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    b = np.asarray(steps, dtype=np.int64) // max(int(w), 1)
+    v = np.asarray(values, dtype=np.float64)
+    starts = np.r_[0, np.flatnonzero(np.diff(b)) + 1]
+    ends = np.r_[starts[1:] - 1, n - 1]
+    vmin = np.where(np.isfinite(v), v, np.inf)
+    vmax = np.where(np.isfinite(v), v, -np.inf)
+    order_min = np.lexsort((vmin, b))
+    order_max = np.lexsort((-vmax, b))
+    idx = np.concatenate([order_min[starts], order_max[starts], ends])
+    return np.unique(idx)
+
+
+def bucket_width(first: int, last: int, max_buckets: int) -> int:
+    """Smallest power-of-two bucket width that spans ``first..last`` in ``max_buckets``."""
+    w = 1
+    while last // w - first // w + 1 > max_buckets:
+        w *= 2
+    return w
+
+
+def columns(points: list[Point], x_names: list[str]) -> dict[str, Any]:
+    """Points as compact JSON columns: ``{"s": [...], "t": [...], "v": [...], "x": {...}}``."""
+    out: dict[str, Any] = {
+        "s": [p[0] for p in points],
+        "t": [round(p[1], 3) for p in points],
+        "v": [_compact(p[2]) for p in points],
+    }
+    if x_names:
+        out["x"] = {
+            name: [None if p[3] is None else _compact(p[3].get(name)) for p in points]
+            for name in x_names
+        }
+    return out
+
+
+def _compact(v: Any) -> Any:
+    if v is None or isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if f != f or f in (math.inf, -math.inf):
+        return None
+    return float(f"{f:.7g}")

@@ -1,0 +1,194 @@
+"""Where a panel's points come from: a live in-process ``Run`` (hooks) or a run folder.
+
+Both feed the same :class:`Feed`: one :class:`Envelope` per numeric metric plus the
+"x metric" values (``epoch``, define_metric step metrics) each point was logged with.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .. import segments
+from ._series import DEFAULT_BUCKETS, Envelope, bucket_width, reduce_indices
+
+NUMERIC = ("float", "int", "bool")
+X_NAMES = ("epoch", "global_step", "trainer/global_step")
+
+
+def x_candidates(record: dict[str, Any], key_types: dict[str, str]) -> list[str]:
+    """Metrics offered as x axes: define_metric step metrics, and ``epoch``-like keys."""
+    names = []
+    for m in record.get("metrics") or []:
+        sm = m.get("step_metric")
+        if sm and sm not in names and "*" not in sm:
+            names.append(sm)
+    for n in X_NAMES:
+        if n in key_types and n not in names:
+            names.append(n)
+    return [n for n in names if key_types.get(n, "float") in NUMERIC]
+
+
+def hidden_keys(record: dict[str, Any], keys: list[str]) -> set[str]:
+    import fnmatch
+
+    pats = [m["name"] for m in record.get("metrics") or [] if m.get("hidden")]
+    return {k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in pats)}
+
+
+class Feed:
+    """Envelopes of every metric of one run, in first-seen key order."""
+
+    def __init__(self, max_buckets: int = DEFAULT_BUCKETS) -> None:
+        self.max_buckets = max_buckets
+        self.env: dict[str, Envelope] = {}
+        self.x_names: list[str] = []
+        self.xcur: dict[str, Any] | None = None  # current x-metric values (shared, replaced on change)
+        self.last_step = -1
+        self.rows = 0
+
+    def envelope(self, key: str) -> Envelope:
+        e = self.env.get(key)
+        if e is None:
+            e = self.env[key] = Envelope(self.max_buckets)
+        return e
+
+    def add_row(self, step: int, t: float, row: dict[str, Any], key_types: dict[str, str]) -> None:
+        """Live path: one committed row (called from the panel's pump thread)."""
+        self.rows += 1
+        if step > self.last_step:
+            self.last_step = step
+        for n in X_NAMES:
+            if n in row and n not in self.x_names:
+                self.x_names = [*self.x_names, n]
+        if self.x_names:
+            changed = None
+            for n in self.x_names:
+                if n in row:
+                    if changed is None:
+                        changed = dict(self.xcur or {})
+                    changed[n] = row[n]
+            if changed is not None:
+                self.xcur = changed
+        xv = self.xcur
+        for k, v in row.items():
+            cls = v.__class__
+            if cls is float or cls is int or cls is bool:
+                self.envelope(k).add(step, t, float(v), xv)
+
+    def add_columns(self, key: str, steps: Any, ts: Any, vals: Any, xcols: dict[str, Any]) -> None:
+        """Bulk path (numpy arrays sorted by step): reduce, then add."""
+        n = len(steps)
+        if not n:
+            return
+        e = self.envelope(key)
+        w = max(e.w, bucket_width(int(steps[0]), int(steps[-1]), self.max_buckets))
+        idx = reduce_indices(steps, vals, w) if n > 4 * self.max_buckets else range(n)
+        names = list(xcols)
+        for i in idx:
+            xv = {nm: _py(xcols[nm][i]) for nm in names} if names else None
+            e.add(int(steps[i]), float(ts[i]), float(vals[i]), xv)
+        self.last_step = max(self.last_step, int(steps[-1]))
+
+
+def _py(v: Any) -> Any:
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class FolderReader:
+    """Reads a run folder's history incrementally (new segment files only)."""
+
+    def __init__(self, rdir: Path, max_buckets: int = DEFAULT_BUCKETS) -> None:
+        self.rdir = Path(rdir)
+        self.max_buckets = max_buckets
+        self.read_files: list[Path] = []
+        self.feed = Feed(max_buckets)
+        self.xlast: dict[str, tuple[int, float]] = {}
+        self.t0 = 0.0
+
+    def poll(self, record: dict[str, Any]) -> bool:
+        """Read what is new; returns True when the feed was rebuilt from scratch."""
+        self.t0 = float(record.get("created_at") or 0.0)
+        key_types = record.get("history_keys") or {}
+        x_names = x_candidates(record, key_types)
+        files = segments.list_files(self.rdir / "history")[0]
+        rebuilt = False
+        if x_names != self.feed.x_names or any(f not in files for f in self.read_files):
+            # compaction/merge replaced files, or a new x metric: start over
+            self.feed = Feed(self.max_buckets)
+            self.feed.x_names = x_names
+            self.read_files = []
+            self.xlast = {}
+            rebuilt = True
+        new = [f for f in files if f not in self.read_files]
+        if new:
+            self._read(new, key_types)
+            self.read_files += new
+        return rebuilt
+
+    def _read(self, files: list[Path], key_types: dict[str, str]) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(f, columns=["step", "ts", "key", "value"]) for f in files]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        numeric = [k for k, kind in key_types.items() if kind in NUMERIC]
+        table = table.filter(pc.is_in(table.column("key"), pa.array(numeric, pa.string())))
+        if not table.num_rows:
+            return
+        table = table.sort_by([("key", "ascending"), ("step", "ascending")])
+        keys = table.column("key").to_numpy(zero_copy_only=False)
+        steps = table.column("step").to_numpy()
+        ts = table.column("ts").to_numpy() - self.t0
+        vals = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        bounds = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1, len(keys)]
+        groups = {str(keys[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:])}
+        # x metric lookup: value in force at each step (carried over from earlier files)
+        xs: dict[str, tuple[Any, Any]] = {}
+        for nm in self.feed.x_names:
+            a, b = groups.get(nm, (0, 0))
+            s_m, v_m = steps[a:b], vals[a:b]
+            if nm in self.xlast:
+                ps, pv = self.xlast[nm]
+                s_m, v_m = np.r_[ps, s_m], np.r_[pv, v_m]
+            if len(s_m):
+                self.xlast[nm] = (int(s_m[-1]), float(v_m[-1]))
+            xs[nm] = (s_m, v_m)
+        order = sorted(groups, key=lambda k: list(key_types).index(k) if k in key_types else 0)
+        for key in order:
+            a, b = groups[key]
+            s = steps[a:b]
+            xcols = {}
+            for nm, (s_m, v_m) in xs.items():
+                pos = np.searchsorted(s_m, s, side="right") - 1
+                col = np.where(pos >= 0, v_m[np.clip(pos, 0, None)] if len(v_m) else np.nan, np.nan)
+                xcols[nm] = col
+            self.feed.add_columns(key, s, ts[a:b], vals[a:b], xcols)
+
+
+def read_series(
+    run: Any, key: str, *, max_points: int = 2000, x_metrics: list[str] | None = None
+) -> dict[str, Any]:
+    """Down-sampled points of one metric of a run (``Run`` or run folder) as columns."""
+    from ._series import columns
+
+    rdir = Path(getattr(run, "dir", run))
+    if hasattr(run, "flush") and getattr(run, "state", None) == "running":
+        run.flush()
+    from .._util import read_json
+
+    record = read_json(rdir / "run.json")
+    reader = FolderReader(rdir, max_buckets=max(2, max_points // 2))
+    kt = record.get("history_keys") or {}
+    record = dict(record)
+    record["history_keys"] = {k: v for k, v in kt.items() if k == key or k in (x_metrics or [])}
+    reader.poll(record)
+    env = reader.feed.env.get(key)
+    names = [n for n in (x_metrics or []) if n in reader.feed.x_names]
+    return columns(env.points() if env else [], names)

@@ -1,0 +1,462 @@
+"""RunPanel: the live panel of one run (in this process, or followed from its folder).
+
+Data flow, shaped by how Jupyter delivers messages (see ``design.md`` section 4):
+
+- While the training cell runs, browser -> kernel messages wait, so Python pushes new
+  points unasked: the training thread only appends each row to a deque (O(1)); a pump
+  thread drains it at most 4 times a second into bounded min/max envelopes and sends
+  ``{"type": "rows", "seq", "series": {key: {"from", "s", "t", "v", "x"}}}``.
+- Every few seconds, and at the end, the down-sampled series is also stored in the
+  synced ``_series`` trait, so a view created late or re-rendered never misses data.
+  Full histories never go into widget state; neither do paths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from .. import charts
+from . import _fallback, _lib
+from ._series import DEFAULT_BUCKETS, columns
+from ._source import FolderReader, Feed, hidden_keys, x_candidates
+
+PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
+META_INTERVAL_S = 1.0
+SNAPSHOT_INTERVAL_S = 5.0
+FOLLOW_INTERVAL_S = 0.5
+MAX_TABLE_ITEMS = 200
+MAX_TEXT = 200
+_SECRET = re.compile(r"(secret|token|passw|api[_-]?key|credential|private[_-]?key)", re.I)
+
+
+class RunPanel(anywidget.AnyWidget):
+    """Live charts and status of one run, in the cell output.
+
+    Build it with :func:`nbtracker.show` (any run, also one logged by another process)
+    or let ``nbtracker.init()`` show it in a notebook.
+
+    Traits
+    ------
+    run_name, project, run_id, state : str
+    step : int
+        The last logged step.
+    elapsed, steps_per_s : float
+    config, summary : dict
+        Flattened, with long values shortened and secret-looking keys masked.
+    keys : list of str
+        The charted metrics, in first-logged order.
+    smoothing : float
+        EMA weight in ``[0, 0.99]`` (set from the panel's slider).
+    x_axis : str
+        ``"step"``, ``"time"`` or a step metric from ``x_options``.
+    log_y : bool
+        Log scale on y.
+    renderer : {"canvas", "svg"}
+        Vega renderer.
+    """
+
+    _esm = _lib.loader_esm()
+
+    run_name = t.Unicode("").tag(sync=True)
+    project = t.Unicode("").tag(sync=True)
+    run_id = t.Unicode("").tag(sync=True)
+    state = t.Unicode("").tag(sync=True)
+    step = t.Int(0).tag(sync=True)
+    elapsed = t.Float(0.0).tag(sync=True)
+    steps_per_s = t.Float(0.0).tag(sync=True)
+    config = t.Dict().tag(sync=True)
+    summary = t.Dict().tag(sync=True)
+    keys = t.List(t.Unicode()).tag(sync=True)
+    x_options = t.List(t.Unicode()).tag(sync=True)
+    smoothing = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
+    x_axis = t.Unicode("step").tag(sync=True)
+    log_y = t.Bool(False).tag(sync=True)
+    renderer = t.Unicode("canvas").tag(sync=True)
+    _spec = t.Dict().tag(sync=True)
+    _series = t.Dict().tag(sync=True)
+    _uid = t.Unicode("").tag(sync=True)
+
+    def __init__(self, *, renderer: str = "canvas", max_buckets: int = DEFAULT_BUCKETS) -> None:
+        super().__init__(_uid=secrets.token_hex(8), _spec=charts.live_spec(), renderer=renderer)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._feed = Feed(max_buckets)
+        self._max_buckets = max_buckets
+        self._seq = 0
+        self._last_meta = 0.0
+        self._last_snap = 0.0
+        self._rate_ref: tuple[float, int] | None = None
+        self._hidden: set[str] = set()
+        self._fallback_handle: Any = None
+        self._shown_in: int | None = None
+        self._run: Any = None
+        self._reader: FolderReader | None = None
+        self._t0 = 0.0
+        self._finished_at: float | None = None
+        self.on_msg(self._on_custom)
+        _lib.push(self)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def for_run(cls, run: Any, **kwargs: Any) -> RunPanel:
+        """A panel fed live by a ``Run`` of this process (through ``run._hooks``)."""
+        self = cls(**kwargs)
+        self._run = run
+        self._t0 = float(run._rec.get("created_at") or time.time())
+        self._inbox: deque[tuple[int, float, dict[str, Any]]] = deque()
+        self._feed.x_names = x_candidates(run._rec, run._key_types)
+        inbox = self._inbox
+
+        def hook(run_: Any, event: str, payload: Any) -> None:
+            if event == "row":
+                inbox.append((payload[0], time.time(), payload[1]))
+            elif event == "finish":
+                self._on_finish()
+
+        self._hook = hook
+        run._hooks.append(hook)
+        with self._lock:
+            self._meta(force=True)
+            if run.state == "running" and not getattr(run, "_finished", False):
+                self._start()
+            else:
+                self._on_finish()
+        return self
+
+    @classmethod
+    def for_folder(cls, rdir: str | Path, *, follow: bool = True, **kwargs: Any) -> RunPanel:
+        """A panel for a run folder: read now, then follow it while its state is running."""
+        self = cls(**kwargs)
+        self._reader = FolderReader(Path(rdir), self._max_buckets)
+        self._feed = self._reader.feed
+        self._rec_mtime = -1.0
+        self._rec: dict[str, Any] = {}
+        with self._lock:
+            self._follow_tick()
+            self._snapshot()
+            if follow and self._rec.get("state") == "running":
+                self._start()
+            else:
+                self._finished_at = time.time()
+        return self
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="nbtracker-panel", daemon=True)
+        self._thread.start()
+
+    # -- the pump --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        interval = PUSH_INTERVAL_S if self._run is not None else FOLLOW_INTERVAL_S
+        warned = False
+        while not self._stop.wait(interval):
+            try:
+                with self._lock:
+                    if self._run is not None:
+                        self._live_tick()
+                    else:
+                        self._follow_tick()
+            except Exception as exc:  # noqa: BLE001 - a panel must never break training
+                if not warned:
+                    warned = True
+                    import warnings
+
+                    warnings.warn(f"nbtracker panel: {exc!r}", RuntimeWarning, stacklevel=1)
+
+    def _live_tick(self) -> None:
+        inbox = self._inbox
+        feed = self._feed
+        key_types = self._run._key_types
+        t0 = self._t0
+        while inbox:
+            step, ts, row = inbox.popleft()
+            feed.add_row(step, ts - t0, row, key_types)
+        self._push()
+        now = time.monotonic()
+        if now - self._last_meta >= META_INTERVAL_S:
+            self._meta()
+        if now - self._last_snap >= SNAPSHOT_INTERVAL_S:
+            self._snapshot()
+
+    def _follow_tick(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        rjson = reader.rdir / "run.json"
+        try:
+            mtime = rjson.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime != self._rec_mtime:
+            try:
+                rec = json.loads(rjson.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return
+            self._rec, self._rec_mtime = rec, mtime
+            self._t0 = float(rec.get("created_at") or 0.0)
+        rec = self._rec
+        try:
+            rebuilt = reader.poll(rec)
+        except (OSError, ValueError) as exc:  # a file replaced under us (compaction): retry
+            if "No such file" in str(exc) or isinstance(exc, FileNotFoundError):
+                return
+            raise
+        if rebuilt:
+            self._feed = reader.feed
+            for env in self._feed.env.values():
+                env.reset = True
+        self._push()
+        self._meta(force=True)
+        if rec.get("state") != "running" and self._thread is not None:
+            self._stop.set()
+            self._finished_at = time.time()
+            self._snapshot()
+            self._update_fallback(final=True)
+
+    def _push(self) -> None:
+        feed = self._feed
+        names = feed.x_names
+        out = {}
+        for key, env in feed.env.items():
+            d = env.take_delta()
+            if d is None or key in self._hidden:
+                continue
+            frm, pts = d
+            col = columns(pts, names)
+            col["from"] = frm
+            out[key] = col
+        keys = [k for k in feed.env if k not in self._hidden]
+        if keys != self.keys:
+            self.keys = keys
+        if out:
+            self._seq += 1
+            self.send({"type": "rows", "seq": self._seq, "series": out})
+
+    def _snapshot(self) -> None:
+        self._last_snap = time.monotonic()
+        self._series = self._snapshot_value()
+
+    def _snapshot_value(self) -> dict[str, Any]:
+        names = self._feed.x_names
+        series = {
+            k: columns(env.points(), names)
+            for k, env in self._feed.env.items()
+            if k not in self._hidden
+        }
+        return {"seq": self._seq, "series": series}
+
+    def _meta(self, force: bool = False) -> None:
+        now_m = time.monotonic()
+        self._last_meta = now_m
+        feed = self._feed
+        if self._run is not None:
+            run = self._run
+            rec = run._rec
+            names = x_candidates(rec, run._key_types)
+            extra = [n for n in feed.x_names if n not in names]
+            if names + extra != feed.x_names:
+                feed.x_names = names + extra
+            summary = run.summary.as_dict()
+            config = run.config.as_dict()
+            state = rec.get("state") or "running"
+            step = max(feed.last_step, run.step - 1, 0)
+        else:
+            rec = self._rec
+            summary = dict(rec.get("summary") or {})
+            config = dict(rec.get("config") or {})
+            state = rec.get("state") or ""
+            step = max(feed.last_step, int(rec.get("last_step") or 0), 0)
+            if state == "running":
+                state = _alive_state(self._reader.rdir, rec)  # type: ignore[union-attr]
+        self._hidden = hidden_keys(rec, list(feed.env))
+        end = rec.get("finished_at") if state != "running" else None
+        elapsed = max(0.0, (float(end) if end else time.time()) - self._t0) if self._t0 else 0.0
+        rows = feed.rows if self._run is not None else step + 1
+        if state != "running":
+            rate = rows / elapsed if elapsed > 0 else 0.0
+        elif self._rate_ref is None:
+            rate = self.steps_per_s
+            self._rate_ref = (now_m, rows)
+        else:
+            t_ref, n_ref = self._rate_ref
+            rate = (rows - n_ref) / (now_m - t_ref) if now_m > t_ref else self.steps_per_s
+            if now_m - t_ref >= 2.0:
+                self._rate_ref = (now_m, rows)
+        with self.hold_sync():
+            self.run_name = str(rec.get("name") or "")
+            self.project = str(rec.get("project") or "")
+            self.run_id = str(rec.get("id") or "")
+            self.state = str(state)
+            self.step = int(step)
+            self.elapsed = round(elapsed, 2)
+            self.steps_per_s = round(rate, 2) if math.isfinite(rate) else 0.0
+            cfg = _table_view(config)
+            if cfg != self.config:
+                self.config = cfg
+            summ = _table_view({k: v for k, v in summary.items() if not str(k).startswith("_")})
+            if summ != self.summary:
+                self.summary = summ
+            if feed.x_names != self.x_options:
+                self.x_options = list(feed.x_names)
+
+    def _on_finish(self) -> None:
+        """Final state: called on the training thread by ``Run.finish()``."""
+        self._stop.set()
+        with self._lock:
+            if self._run is not None and getattr(self, "_inbox", None) is not None:
+                inbox, feed, t0 = self._inbox, self._feed, self._t0
+                while inbox:
+                    step, ts, row = inbox.popleft()
+                    feed.add_row(step, ts - t0, row, self._run._key_types)
+            self._push()
+            self._meta(force=True)
+            self._snapshot()
+            self._finished_at = time.time()
+            self._update_fallback(final=True)
+        if self._run is not None and self._hook in self._run._hooks:
+            self._run._hooks.remove(self._hook)
+
+    # -- messages from the browser ------------------------------------------------------------
+    def _on_custom(self, _widget: Any, content: Any, buffers: Any) -> None:
+        try:
+            kind = content.get("type") if isinstance(content, dict) else None
+            if kind == "need_lib":
+                _lib.push(self, force=True)
+            elif kind == "resync":
+                with self._lock:
+                    snap = self._snapshot_value()
+                self.send({"type": "snap", **snap})
+        except Exception as exc:  # noqa: BLE001 - never raise into the comm
+            self.send({"type": "error", "error": repr(exc)})
+
+    # -- user API ----------------------------------------------------------------------------
+    def chart(self, key: str) -> Any:
+        """The ``alt.Chart`` behind one panel chart (down-sampled data, current controls)."""
+        with self._lock:
+            env = self._feed.env.get(key)
+            if env is None:
+                msg = f"no metric {key!r} in this panel; it has {self.keys}"
+                raise KeyError(msg)
+            pts = columns(env.points(), self._feed.x_names)
+        return charts.metric_chart(
+            key,
+            charts.series_frame(pts, self.x_axis if self.x_axis in ("step", "time") or
+                                self.x_axis in pts.get("x", {}) else "step"),
+            x=self.x_axis, smoothing=self.smoothing, log_y=self.log_y,
+        )  # fmt: skip
+
+    def static_chart(self) -> Any:
+        """Small multiples of every metric (the chart of the static snapshot)."""
+        with self._lock:
+            series = {
+                k: columns(env.points(), [])
+                for k, env in self._feed.env.items()
+                if k not in self._hidden
+            }
+        return charts.panel_chart(series)
+
+    def fallback_state(self) -> dict[str, Any]:
+        return {
+            "uid": self._uid, "run_name": self.run_name, "project": self.project,
+            "run_id": self.run_id, "state": self.state, "step": self.step,
+            "elapsed": self.elapsed, "summary": self.summary, "config": self.config,
+        }  # fmt: skip
+
+    def fallback_bundle(self, final: bool = False) -> dict[str, str]:
+        """``text/html`` + ``text/plain`` of the static snapshot (chart image when final)."""
+        png = None
+        if final and self._feed.env:
+            try:
+                png = charts.to_png_base64(self.static_chart())
+            except Exception:  # noqa: BLE001 - the snapshot without image is still useful
+                png = None
+        state = self.fallback_state()
+        return {"text/html": _fallback.render(state, png), "text/plain": _fallback.plain(state)}
+
+    def _update_fallback(self, final: bool = False) -> None:
+        handle = self._fallback_handle
+        if handle is not None:
+            handle.update(self.fallback_bundle(final), raw=True)
+
+    def display(self) -> None:
+        """Show the panel and, right under it, its static snapshot (hidden while live)."""
+        from IPython.display import display
+
+        display(self)
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        ip = get_ipython()
+        count = getattr(ip, "execution_count", None)
+        if self._shown_in is not None and self._shown_in == count:
+            return  # show() already displayed it in this cell: skip the echo of its result
+        self._shown_in = count
+        data, meta = self._repr_mimebundle_()
+        display(data, metadata=meta, raw=True)
+        final = self.state != "running"
+        self._fallback_handle = display(self.fallback_bundle(final), raw=True, display_id=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._run is not None and getattr(self, "_hook", None) in self._run._hooks:
+            self._run._hooks.remove(self._hook)
+        super().close()
+
+    def __repr__(self) -> str:
+        return (
+            f"RunPanel(run={self.run_name!r}, project={self.project!r}, id={self.run_id!r}, "
+            f"state={self.state}, step={self.step}, metrics={len(self.keys)})"
+        )
+
+
+def _alive_state(rdir: Path, rec: dict[str, Any]) -> str:
+    """'crashed' for a running run whose process is gone (checked without writing)."""
+    from .._util import HOSTNAME, pid_alive
+
+    if rec.get("host") == HOSTNAME and rec.get("pid"):
+        if not pid_alive(int(rec["pid"]), rec.get("pid_start")):
+            return "crashed"
+    elif time.time() - float(rec.get("heartbeat_at") or 0) > 90:
+        return "crashed"
+    return "running"
+
+
+def _table_view(d: dict[str, Any]) -> dict[str, Any]:
+    """Flatten, shorten and mask values for display (small, secret-free widget state)."""
+    from .._util import flatten
+
+    out: dict[str, Any] = {}
+    for k, v in flatten(d).items():
+        if len(out) >= MAX_TABLE_ITEMS:
+            out["…"] = f"{len(d) - MAX_TABLE_ITEMS} more"
+            break
+        k = str(k)[:MAX_TEXT]
+        if _SECRET.search(k):
+            out[k] = "•••"
+        elif isinstance(v, bool) or v is None:
+            out[k] = v
+        elif isinstance(v, (int, float)):
+            out[k] = v if math.isfinite(v) else str(v)
+        elif isinstance(v, str):
+            out[k] = v if len(v) <= MAX_TEXT else v[: MAX_TEXT - 1] + "…"
+        elif isinstance(v, dict) and "_type" in v:
+            out[k] = f"<{v['_type']}>"
+        else:
+            try:
+                s = json.dumps(v, default=str)
+            except (TypeError, ValueError):
+                s = str(v)
+            out[k] = s if len(s) <= MAX_TEXT else s[: MAX_TEXT - 1] + "…"
+    return out
