@@ -30,6 +30,13 @@ import _common as C  # noqa: E402
 BENCHES = {"log": bench_log, "lifecycle": bench_lifecycle, "read": bench_read}
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller counts, 1 round")
@@ -47,6 +54,8 @@ def main() -> int:
         f"- python: {platform.python_version()} ({sys.executable})",
         f"- command: `{Path(sys.executable).name} benchmarks/run_all.py {' '.join(sys.argv[1:])}`".rstrip(),
         f"- versions: {C.versions(['nbtracker', 'trackio', 'wandb', 'mlflow', 'duckdb', 'pyarrow', 'pandas'])}",
+        f"- load average at start: {_loadavg()} (other work on the machine skews absolute figures; "
+        "ratios are taken side by side, interleaved)",
         "",
     ]
     t0 = time.perf_counter()
@@ -58,9 +67,9 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
             parts.append(f"## {name}\n\nERROR: {exc!r}\n")
         C.say(f"== {name} done in {time.perf_counter() - t:.0f} s ==")
-    parts.append(f"_total time {time.perf_counter() - t0:.0f} s_\n")
+    parts.append(f"_total time {time.perf_counter() - t0:.0f} s; load average at end: {_loadavg()}_\n")
     verdicts = [line for part in parts for line in part.splitlines() if line.startswith(("[PASS]", "[FAIL]", "[n/a"))]
-    parts.insert(7, "## Summary of targets\n\n" + "\n".join(f"    {v}" for v in verdicts) + "\n")
+    parts.insert(8, "## Summary of targets\n\n" + "\n".join(f"    {v}" for v in verdicts) + "\n")
     text = "\n".join(parts)
     print(text)
     if args.out:
