@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> str:
             theirs = C.med(res.get(peer, []), "total_s")
             if theirs is not None and ours is not None:
                 ok = ours <= theirs
-                out.append(f"[{C.verdict(ok)}] total no slower than {peer}: {ours:.3g} s vs {theirs:.3g} s")
+                out.append(
+                    f"[{C.verdict(ok)}] total no slower than {peer}: {ours:.3g} s vs {theirs:.3g} s"
+                )
     text = "\n".join(out)
     print(text)
     return text

@@ -30,7 +30,7 @@ from typing import Any
 from .._util import dumps
 from ..errors import StorageWarning
 from . import _media
-from .image import Image
+from .image import Image, store_images
 
 META_KEY = b"nbtracker"
 
@@ -68,8 +68,12 @@ def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]): 
         elif kind in ("list", "dict", "mixed"):
             arr = pa.array([None if v is None else dumps(v) for v in vals], pa.string())
         elif kind == "image":
-            arr = pa.array([None if v is None else _image_cell(v, images, base) for v in vals],
-                           _image_type(images == "png"))  # fmt: skip
+            stored = {}
+            if images == "run":
+                assert base is not None
+                stored = store_images([v for v in vals if v is not None], base)
+            cells = [None if v is None else _image_cell(v, images, base, stored) for v in vals]
+            arr = pa.array(cells, _image_type(images == "png"))
         else:
             arr = pa.nulls(len(vals))
         arrays.append(arr)
@@ -84,14 +88,16 @@ def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]): 
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _image_cell(img: Image, images: str, base: Path | None) -> dict[str, Any]:
+def _image_cell(
+    img: Image, images: str, base: Path | None, stored: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    if images == "run":
+        ref = stored[id(img)]
+        return {k: ref[k] for k in ("path", "sha256", "width", "height", "mode", "caption")}
     cell = {"sha256": img.sha256, "width": img.width, "height": img.height, "mode": img.mode,
             "caption": img.caption}  # fmt: skip
     if images == "png":
         cell["png"] = img.png_bytes()
-    elif images == "run":
-        assert base is not None
-        cell["path"] = img._store(base)["path"]
     else:  # "path"
         if img._file is not None:
             cell["path"] = str(img._file)

@@ -22,8 +22,11 @@ def _chunk(tag: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
 
-def encode_png(arr: Any, level: int = 6) -> bytes:
-    """Encode a uint8 array of shape (H, W) or (H, W, C) with C in 1..4 as PNG bytes."""
+def encode_png(arr: Any, level: int = 3) -> bytes:
+    """Encode a uint8 array of shape (H, W) or (H, W, C) with C in 1..4 as PNG bytes.
+
+    zlib level 3: 2-4x faster than level 6 on noisy images, files 1-3 % larger.
+    """
     import numpy as np
 
     h, w = arr.shape[:2]

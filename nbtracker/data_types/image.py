@@ -166,7 +166,7 @@ class Image:
     def _store(self, run_dir: Path) -> dict[str, Any]:
         """Write the PNG into the run's media folder (once) and return its reference."""
         rel = f"{_media.IMAGES}/{self.sha256}.png"
-        _media.write_once(Path(run_dir), rel, self.png_bytes())
+        _media.write_once(run_dir, rel, self.png_bytes())
         return {
             "_type": "image-file", "path": rel, "sha256": self.sha256, "format": "png",
             "width": self.width, "height": self.height, "mode": self.mode,
@@ -186,13 +186,42 @@ class Image:
         cap = f", caption={self.caption!r}" if self.caption is not None else ""
         return f"Image({self.width}x{self.height} {self.mode}{cap})"
 
+    def same_pixels(self, other: Image) -> bool:
+        """True when both images have the same mode, size and pixel values."""
+        if self._sha is not None and self._sha == other._sha:
+            return True
+        a, b = self._pixels_now(), other._pixels_now()
+        return a.shape == b.shape and bool((a == b).all())
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Image):
             return NotImplemented
-        return self.sha256 == other.sha256 and self.caption == other.caption
+        return self.caption == other.caption and self.same_pixels(other)
 
     def __hash__(self) -> int:
         return hash((self.sha256, self.caption))
+
+
+_POOL: Any = None
+_POOL_MIN = 16  # below this many images, threads cost more than they save
+
+
+def store_images(images: list[Image], run_dir: Path) -> dict[int, dict[str, Any]]:
+    """Store many images (encode + hash + write); return ``{id(image): reference}``.
+
+    zlib and file creation release the GIL, and creating files is latency-bound on a busy
+    disk, so larger batches go through a small thread pool.
+    """
+    global _POOL
+    unique = list({id(img): img for img in images}.values())
+    if len(unique) < _POOL_MIN:
+        return {id(img): img._store(run_dir) for img in unique}
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbtracker-media")
+    refs = _POOL.map(lambda img: img._store(run_dir), unique)
+    return {id(img): ref for img, ref in zip(unique, refs, strict=True)}
 
 
 class ImageList:
@@ -202,7 +231,8 @@ class ImageList:
         self.images = list(images)
 
     def _to_history(self, run: Any, key: str, step: int) -> tuple[str, str]:
-        items = [img._store(run.dir) for img in self.images]
+        refs = store_images(self.images, run.dir)
+        items = [refs[id(img)] for img in self.images]
         ref = {"_type": "images/separated", "count": len(items), "items": items}
         return "images", json.dumps(ref, ensure_ascii=False)
 
@@ -363,6 +393,8 @@ def _convert_mode(arr: Any, mode: str) -> Any:
 
 def _limit_size(arr: Any) -> Any:
     h, w = arr.shape[:2]
+    if h <= MAX_SIDE and w <= MAX_SIDE and h * w <= MAX_PIXELS:
+        return arr
     factor = max(
         math.ceil(h / MAX_SIDE), math.ceil(w / MAX_SIDE), math.ceil(math.sqrt(h * w / MAX_PIXELS))
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ class Table:
         allow_mixed_types: bool = False,
         log_mode: str | None = None,
     ) -> None:
+        _warm_arrow()
         if dataframe is None and _is_dataframe(data):
             dataframe, data = data, None
         if data is None:
@@ -350,6 +353,28 @@ class Table:
         return read_table_file(Path(path))
 
 
+_warming = False
+
+
+def _warm_arrow() -> None:
+    """Import pyarrow (and the pandas it pulls in on first use, ~0.3 s) in the background
+    while the user fills the table, so that ``log()`` does not wait for it."""
+    global _warming
+    if _warming or "pandas" in sys.modules:
+        return
+    _warming = True
+
+    def warm() -> None:
+        try:
+            import pyarrow as pa
+
+            pa.array([0])
+        except Exception:  # noqa: BLE001 - only a warm-up; log() reports real problems
+            pass
+
+    threading.Thread(target=warm, name="nbtracker-warm", daemon=True).start()
+
+
 def _is_dataframe(x: Any) -> bool:
     return type(x).__name__ == "DataFrame" and hasattr(x, "columns") and hasattr(x, "attrs")
 
@@ -379,10 +404,21 @@ def _image_out(img: Image, mode: str) -> Any:
     return str(img._file)
 
 
+_FAST: dict[type, str | None] = {
+    type(None): None, bool: "bool", int: "number", float: "number", str: "str"
+}  # fmt: skip
+
+
 def _cell(v: Any, column: str) -> tuple[Any, str | None]:
     """Normalise one cell value and return it with its type (None for an empty cell)."""
-    if v is None:
-        return None, None
+    kind = _FAST.get(type(v), "")
+    if kind != "":
+        return v, kind
+    if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:  # numpy scalars
+        x = v.item()
+        kind = _FAST.get(type(x), "")
+        if kind != "":
+            return x, kind
     if isinstance(v, bool):
         return v, "bool"
     if isinstance(v, str):
@@ -447,7 +483,7 @@ def _same(x: Any, y: Any) -> bool:
     if _is_missing(x) and _is_missing(y):
         return True
     if isinstance(x, Image) and isinstance(y, Image):  # pixel-equal (arrays carry no caption)
-        return x.sha256 == y.sha256
+        return x.same_pixels(y)
     if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
         return True
     try:
