@@ -113,7 +113,8 @@ def worker(tool: str, n: int, tmp: Path) -> dict[str, object]:
         t3 = time.perf_counter()
         files, size = dir_stats(tmp / "trackio")
     else:
-        raise SystemExit(f"unknown tool {tool}")
+        msg = f"unknown tool {tool}"
+        raise SystemExit(msg)
     res.update({
         "build_s": t1 - t0, "log_s": t2 - t1, "finish_s": t3 - t2, "total_s": t3 - t0,
         "build_log_s": t2 - t0, "files": files, "bytes": size, "n": n,
