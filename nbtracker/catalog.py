@@ -196,35 +196,32 @@ class Catalog:
         self.write(fn, timeout=10.0)
 
     # -- reading ---------------------------------------------------------------------------
-    def load_into(
-        self, con: Any, *, tables: Iterable[str] = ("runs", "config", "summary", "tags"), retries: int = 20
-    ) -> bool:
-        """Copy the catalog tables into the in-memory connection ``con``.
+    def select(self, con: Any, statement: str, params: list[Any], *, retries: int = 20) -> list[Any] | None:
+        """Run ``statement`` (``{cat}`` names the attached catalog) on a read-only attach.
 
-        Returns False when there is no readable catalog (missing, held by an outside
+        Returns None when there is no readable catalog (missing, held by an outside
         writer, or damaged): the caller then works from the run folders alone.
         """
         import duckdb
 
         if not self.path.exists():
-            return False
+            return None
+        alias = f"cat_{os.getpid()}_{random.getrandbits(40):x}"
         for attempt in range(retries):
             try:
-                con.execute(f"ATTACH '{_sql_str(str(self.path))}' AS cat (READ_ONLY)")
+                con.execute(f"ATTACH '{_sql_str(str(self.path))}' AS {alias} (READ_ONLY)")
             except duckdb.IOException:
                 time.sleep(0.005 * (attempt + 1) * (0.5 + random.random()))
                 continue
             except duckdb.Error:
-                return False
+                return None
             try:
-                for table in tables:
-                    con.execute(f"CREATE OR REPLACE TABLE {table} AS FROM cat.{table}")
-                return True
+                return con.execute(statement.format(cat=alias), params).fetchall()
             except duckdb.Error:
-                return False
+                return None
             finally:
-                con.execute("DETACH cat")
-        return False
+                con.execute(f"DETACH {alias}")
+        return None
 
 
 def _sql_str(s: str) -> str:

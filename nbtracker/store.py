@@ -107,6 +107,31 @@ class Store:
                     continue
                 yield Path(e.path), mtime
 
+    def scan_runs(self, project: str | None = None) -> list[tuple[str, float]]:
+        """``(folder relative to the root, run.json mtime)`` of every run; fast (strings)."""
+        wait_for_background()
+        base = os.path.join(self.root, "runs")
+        if project is not None:
+            pnames = [_paths.slug(project)]
+        else:
+            try:
+                pnames = [e.name for e in os.scandir(base) if e.is_dir()]
+            except FileNotFoundError:
+                return []
+        out = []
+        for pname in pnames:
+            try:
+                entries = list(os.scandir(os.path.join(base, pname)))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                try:
+                    mtime = os.stat(e.path + "/" + RUN_FILE).st_mtime
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                out.append((f"runs/{pname}/{e.name}", mtime))
+        return out
+
     def history_files(self, rdir: Path) -> list[Path]:
         wait_for_background()
         return segments.list_files(rdir / HISTORY_DIR)[0]
