@@ -23,14 +23,13 @@ from ._util import dumps, flatten
 SCHEMA_VERSION = 1
 
 DDL = """
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     project VARCHAR, run_id VARCHAR, entity VARCHAR, name VARCHAR, state VARCHAR,
     notes VARCHAR, "group" VARCHAR, job_type VARCHAR, tags VARCHAR[],
     created_at DOUBLE, updated_at DOUBLE, heartbeat_at DOUBLE, finished_at DOUBLE,
     last_step BIGINT, exit_code INTEGER, host VARCHAR, pid INTEGER, dir VARCHAR,
-    config JSON, summary JSON, json_mtime DOUBLE,
-    PRIMARY KEY (project, run_id)
+    config JSON, summary JSON, json_mtime DOUBLE
 );
 CREATE TABLE IF NOT EXISTS config (project VARCHAR, run_id VARCHAR, key VARCHAR, value JSON, num DOUBLE, text VARCHAR);
 CREATE TABLE IF NOT EXISTS summary (project VARCHAR, run_id VARCHAR, key VARCHAR, value JSON, num DOUBLE, text VARCHAR);
@@ -151,10 +150,8 @@ class Catalog:
                     con = duckdb.connect(str(tmp), config=DUCKDB_CONFIG)
                 try:
                     con.execute(DDL)
-                    con.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                        [str(SCHEMA_VERSION)],
-                    )
+                    if fresh:
+                        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
                     fn(con)
                 finally:
                     con.close()

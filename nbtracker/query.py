@@ -93,7 +93,8 @@ def load_runs(store: Store, project: str | None = None, *, catch_up: bool = True
         except OSError:
             fresh["json_mtime"] = mtime
         out.append(fresh)
-        if rec is None or rec.get("json_mtime") != fresh["json_mtime"]:
+        # a live run indexes itself (periodically and at finish): catch up ended runs only
+        if fresh.get("state") != "running" and (rec is None or rec.get("json_mtime") != fresh["json_mtime"]):
             stale.append(fresh)
     gone = [d for d in cached if not (root / d).exists()] if len(cached) > len(out) else []
     if catch_up and (stale or gone):

@@ -349,8 +349,8 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         rec = self._snapshot()
         self._save_record(rec)
-        self._writer.catalog_dirty = True
-        self._writer._last_record = 0.0
+        # the catalog hears of the run at the writer's first catalog interval, or at
+        # finish: readers see it at once anyway, from its run folder
         self._writer.start()
 
     # -- lifecycle -------------------------------------------------------------------------
