@@ -96,6 +96,8 @@ def live_spec(width: int = WIDTH, height: int = HEIGHT) -> dict[str, Any]:
     spec = metric_chart("", width=width, height=height).to_dict()
     spec.pop("title", None)  # the panel shows the key above the chart (as text, escaped)
     spec.pop("$schema", None)
+    # points arrive after the first render: re-fit the axes' room on every update
+    spec["autosize"] = {"type": "pad", "resize": True}
     return spec
 
 

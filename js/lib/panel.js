@@ -289,7 +289,7 @@ class Panel {
     for (const name of ["run_name", "project", "state", "step", "elapsed", "steps_per_s", "summary", "config"]) {
       on(name, meta);
     }
-    on("keys", () => this.syncCharts());
+    on("metrics", () => this.syncCharts());
     on("x_options", () => this.updateControls());
     on("smoothing", () => {
       this.updateControls();
@@ -399,7 +399,7 @@ class Panel {
   }
 
   syncCharts() {
-    const keys = this.model.get("keys") || [];
+    const keys = this.model.get("metrics") || [];
     this.empty.style.display = keys.length ? "none" : "";
     for (const key of keys) {
       if (this.charts.has(key)) continue;

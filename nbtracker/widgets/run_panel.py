@@ -54,7 +54,7 @@ class RunPanel(anywidget.AnyWidget):
     elapsed, steps_per_s : float
     config, summary : dict
         Flattened, with long values shortened and secret-looking keys masked.
-    keys : list of str
+    metrics : list of str
         The charted metrics, in first-logged order.
     smoothing : float
         EMA weight in ``[0, 0.99]`` (set from the panel's slider).
@@ -77,7 +77,7 @@ class RunPanel(anywidget.AnyWidget):
     steps_per_s = t.Float(0.0).tag(sync=True)
     config = t.Dict().tag(sync=True)
     summary = t.Dict().tag(sync=True)
-    keys = t.List(t.Unicode()).tag(sync=True)
+    metrics = t.List(t.Unicode()).tag(sync=True)
     x_options = t.List(t.Unicode()).tag(sync=True)
     smoothing = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
     x_axis = t.Unicode("step").tag(sync=True)
@@ -236,8 +236,8 @@ class RunPanel(anywidget.AnyWidget):
             col["from"] = frm
             out[key] = col
         keys = [k for k in feed.env if k not in self._hidden]
-        if keys != self.keys:
-            self.keys = keys
+        if keys != self.metrics:
+            self.metrics = keys
         if out:
             self._seq += 1
             self.send({"type": "rows", "seq": self._seq, "series": out})
@@ -345,7 +345,7 @@ class RunPanel(anywidget.AnyWidget):
         with self._lock:
             env = self._feed.env.get(key)
             if env is None:
-                msg = f"no metric {key!r} in this panel; it has {self.keys}"
+                msg = f"no metric {key!r} in this panel; it has {self.metrics}"
                 raise KeyError(msg)
             pts = columns(env.points(), self._feed.x_names)
         return charts.metric_chart(
@@ -417,7 +417,7 @@ class RunPanel(anywidget.AnyWidget):
     def __repr__(self) -> str:
         return (
             f"RunPanel(run={self.run_name!r}, project={self.project!r}, id={self.run_id!r}, "
-            f"state={self.state}, step={self.step}, metrics={len(self.keys)})"
+            f"state={self.state}, step={self.step}, metrics={len(self.metrics)})"
         )
 
 

@@ -1,0 +1,77 @@
+"""Altair chart builders: spec shape, user charts from runs, static PNG."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from nbtracker import charts
+from nbtracker.store import wait_for_background
+
+
+def _layers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return spec["layer"]
+
+
+def test_live_spec_streams_from_a_named_source() -> None:
+    spec = charts.live_spec()
+    layers = _layers(spec)
+    assert [layer["mark"]["type"] for layer in layers] == ["line", "line", "rule"]
+    assert layers[0]["data"] == {"name": charts.LIVE_DATA}
+    assert layers[1]["data"] == {"name": charts.LIVE_DATA}
+    assert layers[0]["encoding"]["x"]["field"] == "x" and layers[0]["encoding"]["y"]["field"] == "v"
+    assert layers[1]["encoding"]["y"]["field"] == "sv"
+    names = {p["name"] for p in spec["params"]}
+    assert {"smooth", "hx", "zoom"} <= names
+    assert spec["autosize"] == {"type": "pad", "resize": True}
+    assert "title" not in spec  # the key is shown as text by the panel (escaped)
+
+
+def test_metric_chart_with_data_is_a_plain_altair_chart() -> None:
+    import altair as alt
+
+    df = pd.DataFrame({"x": range(10), "v": [float(i % 3) for i in range(10)]})
+    chart = charts.metric_chart("loss", df, smoothing=0.5)
+    assert isinstance(chart, alt.LayerChart)
+    spec = chart.to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert len(rows) == 10 and {"x", "v", "sv"} <= set(rows[0])
+    assert spec["title"]["text"] == "loss"
+    smooth = next(p for p in spec["params"] if p["name"] == "smooth")
+    assert smooth["value"] == 0.5
+
+
+def test_log_scale_drops_non_positive_values() -> None:
+    df = pd.DataFrame({"x": [0, 1, 2], "v": [0.0, 1.0, 10.0]})
+    spec = charts.metric_chart("loss", df, log_y=True).to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert [r["v"] for r in rows] == [1.0, 10.0]
+    assert spec["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
+
+
+def test_ema() -> None:
+    assert charts.ema([1.0, None, 3.0], 0.0) == [1.0, 1.0, 3.0]
+    out = charts.ema([0.0, 10.0], 0.9)
+    assert out[0] == 0.0 and out[1] == pytest.approx(1.0)
+
+
+def test_run_chart_of_a_finished_run_is_downsampled(init: Any) -> None:
+    run = init()
+    for step in range(10_000):
+        run.log({"loss": 1.0 if step != 4321 else 99.0})
+    run.finish()
+    wait_for_background()
+    chart = charts.run_chart(run, "loss", max_points=200)
+    rows = next(iter(chart.to_dict()["datasets"].values()))
+    assert len(rows) <= 201
+    assert max(r["v"] for r in rows) == 99.0  # min/max buckets keep the spike
+
+
+def test_panel_chart_png_is_not_blank() -> None:
+    series = {"a": {"s": [0, 1, 2], "t": [0, 1, 2], "v": [1.0, 3.0, 2.0]},
+              "b/c": {"s": [0, 1], "t": [0, 1], "v": [0.5, 0.1]}}  # fmt: skip
+    png = base64.b64decode(charts.to_png_base64(charts.panel_chart(series)))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2_000

@@ -1,0 +1,360 @@
+"""RunPanel and friends with real widget objects (no kernel): traits, messages, fallback."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_until
+
+import nbtracker
+from nbtracker import _state
+from nbtracker.store import wait_for_background
+from nbtracker.widgets import RunPanel, _lib
+from nbtracker.widgets._series import Envelope, bucket_width, reduce_indices
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+class Captured(list):  # type: ignore[type-arg]
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self if m.get("type") == kind]
+
+
+def capture(panel: RunPanel) -> Captured:
+    sent = Captured()
+    panel.send = lambda msg, buffers=None: sent.append(msg)  # type: ignore[method-assign]
+    return sent
+
+
+class JsStore:
+    """The browser's series store (js/lib/store.js), in Python: applies the messages."""
+
+    def __init__(self, snapshot: dict[str, Any] | None = None) -> None:
+        self.series: dict[str, dict[str, list[Any]]] = {}
+        self.seq = -1
+        if snapshot:
+            self.seed(snapshot)
+
+    def seed(self, snap: dict[str, Any]) -> None:
+        self.series = {k: {c: list(v[c]) for c in ("s", "t", "v")} for k, v in snap["series"].items()}
+        self.seq = snap["seq"]
+
+    def apply(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "snap":
+            self.seed(msg)
+            return
+        if msg["type"] != "rows" or msg["seq"] <= self.seq:
+            return
+        assert self.seq < 0 or msg["seq"] == self.seq + 1, "gap in the delta sequence"
+        self.seq = msg["seq"]
+        for key, d in msg["series"].items():
+            ser = self.series.setdefault(key, {"s": [], "t": [], "v": []})
+            if d["from"] is None:
+                ser = self.series[key] = {"s": [], "t": [], "v": []}
+            i = sum(1 for s in ser["s"] if s < (d["from"] if d["from"] is not None else -math.inf))
+            for c in ("s", "t", "v"):
+                ser[c] = ser[c][:i] + list(d[c])
+
+
+# -- the envelope ------------------------------------------------------------------------------
+def test_envelope_is_bounded_and_keeps_spikes() -> None:
+    env = Envelope(max_buckets=64)
+    for s in range(100_000):
+        env.add(s, s * 0.01, 1.0 if s != 77_777 else 50.0)
+    pts = env.points()
+    assert len(pts) <= 2 * 64 + 1
+    assert max(p[2] for p in pts) == 50.0  # the one spike survives 100k -> 129 points
+    assert pts[-1][0] == 99_999  # the newest point is always drawn
+    assert [p[0] for p in pts] == sorted(p[0] for p in pts)
+
+
+def test_envelope_deltas_rebuild_the_same_points() -> None:
+    env = Envelope(max_buckets=32)
+    js = JsStore()
+    seq = 0
+    for s in range(5000):
+        env.add(s, float(s), math.sin(s / 37.0) + (5 if s % 997 == 0 else 0))
+        if s % 13 == 0:
+            d = env.take_delta()
+            if d:
+                seq += 1
+                frm, pts = d
+                js.apply({"type": "rows", "seq": seq, "series": {"k": {
+                    "from": frm, "s": [p[0] for p in pts], "t": [p[1] for p in pts],
+                    "v": [p[2] for p in pts]}}})  # fmt: skip
+    d = env.take_delta()
+    if d:
+        frm, pts = d
+        js.apply({"type": "rows", "seq": seq + 1, "series": {"k": {
+            "from": frm, "s": [p[0] for p in pts], "t": [p[1] for p in pts],
+            "v": [p[2] for p in pts]}}})  # fmt: skip
+    assert js.series["k"]["s"] == [p[0] for p in env.points()]
+    assert js.series["k"]["v"] == [p[2] for p in env.points()]
+
+
+def test_bulk_reduction_matches_point_by_point() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    steps = np.arange(0, 200_000, 3)
+    vals = rng.standard_normal(len(steps))
+    w = bucket_width(int(steps[0]), int(steps[-1]), 256)
+    idx = reduce_indices(steps, vals, w)
+    assert len(idx) <= 3 * 256
+    a, b = Envelope(256), Envelope(256)
+    for s, v in zip(steps.tolist(), vals.tolist()):
+        a.add(s, 0.0, v)
+    for i in idx.tolist():
+        b.add(int(steps[i]), 0.0, float(vals[i]))
+    assert [p[:1] + p[2:3] for p in a.points()] == [p[:1] + p[2:3] for p in b.points()]
+
+
+def test_nan_and_inf_are_not_drawn() -> None:
+    env = Envelope()
+    for s, v in enumerate([1.0, float("nan"), float("inf"), 2.0]):
+        env.add(s, 0.0, v)
+    assert [p[2] for p in env.points()] == [1.0, 2.0]
+
+
+# -- the live panel ------------------------------------------------------------------------------
+def test_live_panel_traits_messages_and_final_state(init: Any, tmp_path: Path) -> None:
+    run = init(name="live", config={"lr": 0.01, "nested": {"depth": 3}, "api_key": "sk-secret"})
+    panel = RunPanel.for_run(run)
+    sent = capture(panel)
+    js = JsStore(panel._series)
+    assert panel.state == "running" and panel.run_name == "live" and panel.project == "p"
+    for step in range(120):
+        run.log({"train/loss": 1 / (step + 1), "val/acc": step / 120, "epoch": step // 40})
+    wait_until(lambda: panel.step == 119, timeout=10)
+    run.finish()
+    for msg in sent:
+        js.apply(msg)
+    assert panel.state == "finished" and panel.step == 119
+    assert panel.metrics == ["train/loss", "val/acc", "epoch"]
+    assert panel.x_options == ["epoch"]
+    assert panel.summary["train/loss"] == pytest.approx(1 / 120)
+    assert panel.config == {"lr": 0.01, "nested.depth": 3, "api_key": "•••"}
+    assert js.series["train/loss"]["s"] == list(range(120))
+    assert panel._series["series"]["val/acc"]["s"] == list(range(120))
+    rows = sent.of("rows")
+    assert rows and [m["seq"] for m in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) <= 10  # throttled: a few messages, not one per log()
+    assert run._hooks == []  # the hook is gone after finish
+    state = json.dumps(panel.get_state())
+    assert str(tmp_path) not in state and "sk-secret" not in state
+
+
+def test_widget_state_stays_small_for_long_runs(init: Any) -> None:
+    run = init()
+    panel = RunPanel.for_run(run)
+    capture(panel)
+    for step in range(30_000):
+        run.log({"loss": math.sin(step / 100.0), "acc": step / 30_000})
+    run.finish()
+    for key in ("loss", "acc"):
+        assert len(panel._series["series"][key]["s"]) <= 2 * 512 + 1
+    size = len(json.dumps(panel.get_state()))
+    assert size < 120_000, size
+
+
+def test_text_plain_is_readable(init: Any) -> None:
+    run = init(name="readable")
+    panel = RunPanel.for_run(run)
+    run.finish()
+    data, _ = panel._repr_mimebundle_()
+    assert data["text/plain"].startswith("RunPanel(run='readable'")
+    assert "object at 0x" not in data["text/plain"]
+
+
+def test_fallback_escapes_user_strings(init: Any) -> None:
+    run = init(name=EVIL, config={EVIL: EVIL})
+    panel = RunPanel.for_run(run)
+    capture(panel)
+    for step in range(5):
+        run.log({EVIL: step, "ok": step * 2})
+    run.finish()
+    bundle = panel.fallback_bundle(final=True)
+    html = bundle["text/html"]
+    assert EVIL not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert '<img alt="charts of &lt;img' in html and "data:image/png;base64," in html
+    assert f'data-nbt-fallback="{panel._uid}"' in html
+    assert EVIL in bundle["text/plain"]  # plain text needs no escaping
+
+
+def test_fallback_while_running_has_no_image(init: Any) -> None:
+    run = init(name="r")
+    panel = RunPanel.for_run(run)
+    capture(panel)
+    html = panel.fallback_bundle(final=False)["text/html"]
+    assert "data:image/png" not in html and "in progress" in html
+    run.finish()
+
+
+def test_browser_requests_library_and_resync(init: Any) -> None:
+    run = init()
+    panel = RunPanel.for_run(run)
+    sent = capture(panel)
+    run.log({"a": 1.0})
+    run.finish()
+    panel._handle_custom_msg({"type": "need_lib", "hash": "x"}, [])
+    libs = sent.of("lib")
+    assert len(libs) == 1 and libs[0]["hash"] == _lib.library()[1]
+    assert len(libs[0]["code"]) > 500_000  # the bundled vega library
+    panel._handle_custom_msg({"type": "resync"}, [])
+    snap = sent.of("snap")[-1]
+    assert snap["series"]["a"]["v"] == [1.0] and snap["seq"] == panel._series["seq"]
+
+
+def test_library_pushed_once_per_kernel(init: Any) -> None:
+    _lib._reset_for_tests()
+    sent: list[dict[str, Any]] = []
+    orig = RunPanel.send
+    RunPanel.send = lambda self, msg, buffers=None: sent.append(msg)  # type: ignore[method-assign]
+    try:
+        run = init()
+        RunPanel.for_run(run)
+        RunPanel.for_run(run)
+    finally:
+        RunPanel.send = orig  # type: ignore[method-assign]
+    assert [m["type"] for m in sent].count("lib") == 1
+
+
+def test_loader_is_tiny_and_bound_to_the_library() -> None:
+    esm = RunPanel._esm if isinstance(RunPanel._esm, str) else str(RunPanel._esm)
+    assert len(esm) < 3_000
+    assert _lib.library()[1] in esm and "__NBT_LIB_HASH__" not in esm
+    assert "https://" not in esm and "http://" not in esm
+
+
+def test_bundle_has_no_cdn_imports() -> None:
+    code = _lib.library()[0]
+    assert 'from"http' not in code.replace(" ", "") and "import(\"http" not in code
+
+
+# -- runs of another process: folder panels --------------------------------------------------------
+def test_folder_panel_of_a_finished_run(init: Any) -> None:
+    run = init(name="done", config={"lr": 0.5})
+    for step in range(50):
+        run.log({"loss": 1 / (step + 1), "epoch": step // 10})
+    run.finish()
+    wait_for_background()
+    panel = RunPanel.for_folder(run.dir)
+    assert panel.state == "finished" and panel.run_name == "done" and panel.step == 49
+    assert panel._series["series"]["loss"]["s"] == list(range(50))
+    assert panel._series["series"]["loss"]["x"]["epoch"][-1] == 4
+    assert panel.summary["loss"] == pytest.approx(1 / 50)
+    assert panel._thread is None  # nothing to follow
+
+
+def test_folder_panel_follows_until_the_run_ends(init: Any) -> None:
+    run = init(name="follow")
+    run.log({"loss": 1.0})
+    run.flush()
+    panel = RunPanel.for_folder(run.dir)
+    sent = capture(panel)
+    js = JsStore(panel._series)
+    assert panel.state == "running"
+    for step in range(1, 30):
+        run.log({"loss": 1 / (step + 1)})
+    run.flush()
+    wait_until(lambda: panel.step == 29, timeout=10)
+    run.finish()
+    wait_for_background()
+    wait_until(lambda: panel.state == "finished", timeout=10)
+    panel._thread.join(5)  # type: ignore[union-attr]
+    assert not panel._thread.is_alive()  # type: ignore[union-attr]
+    for msg in sent:
+        js.apply(msg)
+    assert js.series["loss"]["s"] == list(range(30))
+
+
+def test_show_resolves_runs_and_projects(init: Any, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    from nbtracker import display as nbt_display
+
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    a = init(name="a")
+    a.log({"x": 1})
+    a.finish()
+    b = init(name="b", project="other")
+    b.log({"x": 2})
+    b.finish()
+    wait_for_background()
+    store = nbtracker.Store(root)
+    p = nbt_display.show(f"p/{a.id}", store=store)
+    assert isinstance(p, RunPanel) and p.run_name == "a" and shown == [p]
+    many = nbt_display.show(["p", b], store=store)
+    assert [x.run_name for x in many] == ["a", "b"]
+    with pytest.raises(nbtracker.RunNotFound):
+        nbt_display.show("nope/nothing", store=store)
+
+
+# -- notebook integration --------------------------------------------------------------------------
+def test_init_in_a_notebook_shows_the_panel(init: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    from nbtracker import display as nbt_display
+
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    monkeypatch.setattr(_state, "in_notebook", lambda: True)
+    monkeypatch.setattr(_state, "init_hooks", [])
+    monkeypatch.setattr(nbt_display, "_auto_enabled", True)
+    run = init(name="nb")
+    assert len(shown) == 1 and isinstance(shown[0], RunPanel) and shown[0].run_name == "nb"
+    run.finish()
+    assert shown[0].state == "finished"
+
+
+class FakeShell:
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.magics_manager = SimpleNamespace(magics={"line": {}, "cell": {}})
+        self.user_ns: dict[str, Any] = {}
+
+    def register_magic_function(self, fn: Any, kind: str, name: str) -> None:
+        self.magics_manager.magics[kind][name] = fn
+
+
+def test_extension_load_and_unload(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbtracker import display as nbt_display
+
+    monkeypatch.setattr(_state, "init_hooks", [])
+    shell = FakeShell()
+    nbtracker.load_ipython_extension(shell)
+    assert set(shell.magics_manager.magics["line"]) == {"nbt_runs", "nbt_show"}
+    assert set(shell.magics_manager.magics["cell"]) == {"nbt_sql"}
+    assert nbt_display._notebook_hook in _state.init_hooks
+    nbtracker.unload_ipython_extension(shell)
+    assert shell.magics_manager.magics == {"line": {}, "cell": {}}
+    assert _state.init_hooks == []
+    nbt_display.install_notebook_hook()  # init() in a notebook after unload: stays off
+    assert _state.init_hooks == []
+    nbt_display.enable_notebook_hook()
+    assert _state.init_hooks == [nbt_display._notebook_hook]
+
+
+def test_sql_magic_runs_sql(init: Any, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBTRACKER_DIR", str(root))
+    run = init(name="q")
+    run.log({"acc": 0.5})
+    run.finish()
+    wait_for_background()
+    shell = FakeShell()
+    monkeypatch.setattr(_state, "init_hooks", [])
+    nbtracker.load_ipython_extension(shell)
+    try:
+        df = shell.magics_manager.magics["cell"]["nbt_sql"]("", "SELECT count(*) AS n FROM runs")
+        assert int(df["n"][0]) == 1
+        runs = shell.magics_manager.magics["line"]["nbt_runs"]("p")
+        assert len(runs) == 1
+    finally:
+        nbtracker.unload_ipython_extension(shell)
