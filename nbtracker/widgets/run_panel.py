@@ -28,7 +28,7 @@ import traitlets as t
 
 from .. import charts
 from . import _fallback, _lib
-from ._series import DEFAULT_BUCKETS, columns
+from ._series import DEFAULT_BUCKETS, Envelope, columns
 from ._source import FolderReader, Feed, hidden_keys, x_candidates
 
 PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
@@ -36,6 +36,7 @@ META_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 5.0
 FOLLOW_INTERVAL_S = 0.5
 MAX_TABLE_ITEMS = 200
+STATIC_BUCKETS = 100  # per chart of the static snapshot (220 px wide)
 MAX_TEXT = 200
 _SECRET = re.compile(r"(secret|token|passw|api[_-]?key|credential|private[_-]?key)", re.I)
 
@@ -358,11 +359,14 @@ class RunPanel(anywidget.AnyWidget):
     def static_chart(self) -> Any:
         """Small multiples of every metric (the chart of the static snapshot)."""
         with self._lock:
-            series = {
-                k: columns(env.points(), [])
-                for k, env in self._feed.env.items()
-                if k not in self._hidden
-            }
+            series = {}
+            for k, env in self._feed.env.items():
+                if k in self._hidden:
+                    continue
+                small = Envelope(STATIC_BUCKETS)  # ~2 points per pixel column is plenty
+                for p in env.points():
+                    small.add(*p)
+                series[k] = columns(small.points(), [])
         return charts.panel_chart(series)
 
     def fallback_state(self) -> dict[str, Any]:

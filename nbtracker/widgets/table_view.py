@@ -1,0 +1,347 @@
+"""TableView: a logged (or in-memory) Table in the cell output, queried in DuckDB.
+
+The table lives in a private in-memory DuckDB (loaded from the version's Parquet file, or
+from Arrow for a table in memory), locked with ``enable_external_access=false`` once
+loaded. The view sets the ``query`` trait (sort, filter, search, page); the kernel runs
+it and syncs only the visible page in ``page``: plain values plus image thumbnails as
+``data:`` URIs (JSON, so it also works in Colab, which drops binary buffers). A click on
+a thumbnail asks for the full image with a custom message. Filters are DuckDB expressions
+over the columns (``pred != target``, ``score_3 > 0.5 AND name ILIKE '%cat%'``), parsed
+as one expression through the relational API, never spliced into a statement.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import secrets
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from ..data_types import _media
+from ..data_types._render import STYLE, cell_html, thumbnail_uri
+from ..data_types.image import Image
+
+PAGE_SIZE = 25
+THUMB = 64
+_ROW = "__nbt_row"
+_TEXT_KINDS = ("str", "list", "dict", "html", "mixed")
+_JS = ("static/table_view.js", "../js/table_view.js")
+
+
+def _esm() -> str:
+    here = Path(__file__).resolve().parent.parent
+    for rel in _JS:
+        path = here / rel
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+    msg = "nbtracker's table view script is missing; reinstall nbtracker"
+    raise RuntimeError(msg)
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _ql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class TableView(anywidget.AnyWidget):
+    """A paged, sortable, filterable view of a table with image thumbnails.
+
+    Build it with :meth:`for_run` (a table logged in a run; every logged version can be
+    picked by step) or :meth:`for_table` (a :class:`nbtracker.Table` in memory).
+
+    Traits
+    ------
+    title : str
+    columns : list of {"name", "type"}
+    nrows : int
+        Rows in the table (before filtering).
+    steps : list of int
+        Steps at which the table was logged; ``step`` is the one shown.
+    query : dict
+        ``{"sort": column or None, "desc": bool, "filter": str, "search": str, "page": int}``
+        (set by the view, or from Python).
+    page : dict
+        ``{"rows": [{"row": n, "cells": [...]}], "offset", "total", "error"}``.
+    """
+
+    _esm = _esm()
+
+    title = t.Unicode("").tag(sync=True)
+    columns = t.List(t.Dict()).tag(sync=True)
+    nrows = t.Int(0).tag(sync=True)
+    steps = t.List(t.Int()).tag(sync=True)
+    step = t.Int(-1).tag(sync=True)
+    query = t.Dict().tag(sync=True)
+    page = t.Dict().tag(sync=True)
+    page_size = t.Int(PAGE_SIZE).tag(sync=True)
+    _uid = t.Unicode("").tag(sync=True)
+
+    _con: Any = None
+
+    def __init__(self, *, title: str = "", page_size: int = PAGE_SIZE) -> None:
+        super().__init__(
+            _uid=secrets.token_hex(8),
+            title=title,
+            page_size=max(1, min(int(page_size), 500)),
+            query={"sort": None, "desc": False, "filter": "", "search": "", "page": 0},
+        )
+        self._run_dir: Path | None = None
+        self._key: str | None = None
+        self._table: Any = None
+        self._thumbs: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self.on_msg(self._on_custom)
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def for_table(cls, table: Any, *, title: str = "", page_size: int = PAGE_SIZE) -> TableView:
+        """A view of a :class:`nbtracker.Table` in memory (a snapshot of it now)."""
+        from ..data_types._arrow import to_arrow
+
+        import pyarrow as pa
+
+        self = cls(title=title, page_size=page_size)
+        self._table = table
+        self._kinds = list(table._types)
+        arrow = to_arrow(table, "index", None, {})
+        arrow = arrow.append_column(_ROW, pa.array(range(len(table.data)), pa.int64()))
+        self._load_arrow(arrow, table.columns, table._types)
+        self._refresh()
+        return self
+
+    @classmethod
+    def for_run(
+        cls, run: Any, key: str, step: int | None = None, *, page_size: int = PAGE_SIZE
+    ) -> TableView:
+        """A view of the table logged under ``key`` in a run (a ``Run`` or its folder)."""
+        from .. import media
+
+        run_dir = Path(getattr(run, "dir", run))
+        versions = media.table_versions(run_dir, key)
+        path = media.table_path(run_dir, key, step)  # raises TableNotFound with a hint
+        self = cls(title=key, page_size=page_size)
+        self._run_dir, self._key = run_dir, key
+        self.steps = [s for s, _ in versions]
+        self._load_file(path)
+        self.step = int(path.stem)
+        self.observe(self._on_step, "step")
+        self._refresh()
+        return self
+
+    def _connect(self) -> Any:
+        import duckdb
+
+        return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+
+    def _lock(self, con: Any) -> None:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+
+    def _load_file(self, path: Path) -> None:
+        from ..data_types._arrow import read_meta
+
+        meta = read_meta(path)
+        con = self._connect()
+        con.execute(
+            f"CREATE TABLE t AS SELECT * EXCLUDE (file_row_number), file_row_number AS {_ROW} "
+            "FROM read_parquet(?, file_row_number = true)",
+            [str(path)],
+        )
+        self._lock(con)
+        names = [c["name"] for c in meta["columns"]]
+        self._set_source(con, names, [c["type"] for c in meta["columns"]])
+
+    def _load_arrow(self, arrow: Any, names: list[str], kinds: list[str | None]) -> None:
+        con = self._connect()
+        con.register("src", arrow)
+        con.execute("CREATE TABLE t AS SELECT * FROM src")
+        con.unregister("src")
+        self._lock(con)
+        self._set_source(con, names, kinds)
+
+    def _set_source(self, con: Any, names: list[str], kinds: list[str | None]) -> None:
+        if self._con is not None:
+            self._con.close()
+        self._con = con
+        self._names, self._kinds = names, kinds
+        self._thumbs.clear()
+        self.nrows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+        self.columns = [{"name": n, "type": k or "none"} for n, k in zip(names, kinds, strict=True)]
+
+    # -- queries ---------------------------------------------------------------------------
+    @t.observe("query", "page_size")
+    def _on_query(self, change: dict[str, Any]) -> None:
+        if self._con is not None:
+            self._refresh()
+
+    def _on_step(self, change: dict[str, Any]) -> None:
+        from .. import media
+
+        if self._run_dir is None or change["new"] == change["old"]:
+            return
+        try:
+            self._load_file(media.table_path(self._run_dir, self._key, int(change["new"])))
+        except Exception as exc:  # noqa: BLE001 - shown in the view
+            self.page = {**self.page, "error": f"step {change['new']}: {exc}"}
+            return
+        self._refresh()
+
+    def _relation(self, q: dict[str, Any]) -> Any:
+        rel = self._con.table("t")
+        expr = str(q.get("filter") or "").strip()
+        if expr:
+            rel = rel.filter(expr)
+        text = str(q.get("search") or "").strip()
+        if text:
+            pat = _ql("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            parts = [
+                f"CAST({_qi(n)} AS VARCHAR) ILIKE {pat} ESCAPE '\\'"
+                for n, k in zip(self._names, self._kinds, strict=True)
+                if k in _TEXT_KINDS
+            ] + [
+                f"{_qi(n)}.caption ILIKE {pat} ESCAPE '\\'"
+                for n, k in zip(self._names, self._kinds, strict=True)
+                if k == "image"
+            ]
+            rel = rel.filter(" OR ".join(parts) if parts else "false")
+        return rel
+
+    def _refresh(self) -> None:
+        import duckdb
+
+        q = dict(self.query)
+        ps = self.page_size
+        try:
+            rel = self._relation(q)
+            total = rel.aggregate("count(*)").fetchall()[0][0]
+            last = max(0, (total - 1) // ps)
+            page = min(max(0, int(q.get("page") or 0)), last)
+            sort = q.get("sort")
+            order = f"{_ROW}"
+            if sort in self._names and self._kinds[self._names.index(sort)] != "image":
+                way = "DESC" if q.get("desc") else "ASC"
+                order = f"{_qi(sort)} {way} NULLS LAST, {_ROW}"
+            cols = ", ".join([_ROW, *(_qi(n) for n in self._names)])
+            rows = rel.order(order).limit(ps, page * ps).project(cols).fetchall()
+        except (duckdb.Error, ValueError, TypeError) as exc:
+            msg = str(exc).split("\n")[0]
+            self.page = {"rows": [], "offset": 0, "total": 0, "error": f"filter: {msg}"}
+            return
+        self.page = {
+            "rows": [{"row": r[0], "cells": self._cells(r[0], r[1:])} for r in rows],
+            "offset": page * ps,
+            "total": total,
+            "error": None,
+        }
+
+    def _cells(self, row: int, values: tuple[Any, ...]) -> list[Any]:
+        out: list[Any] = []
+        for j, (v, kind) in enumerate(zip(values, self._kinds, strict=True)):
+            if v is None:
+                out.append(None)
+            elif kind == "image":
+                out.append(self._thumb(row, j, v))
+            elif isinstance(v, float) and not math.isfinite(v):
+                out.append(str(v))
+            elif isinstance(v, (bool, int, float, str)):
+                out.append(v)
+            else:
+                out.append(str(v))
+        return out
+
+    # -- images ----------------------------------------------------------------------------
+    def _image(self, row: int, col: int, cell: dict[str, Any]) -> Image:
+        if self._table is not None:
+            return self._table.data[int(cell["idx"])][col]
+        assert self._run_dir is not None
+        return Image._from_file(_media.resolve_in_run(self._run_dir, cell["path"]), cell)
+
+    def _thumb(self, row: int, col: int, cell: dict[str, Any]) -> dict[str, Any]:
+        key = cell.get("path") or (row, col)
+        hit = self._thumbs.get(key)
+        if hit is None:
+            try:
+                img = self._image(row, col, cell)
+                src = thumbnail_uri(img, THUMB)
+            except (OSError, ValueError) as exc:
+                return {"src": "", "w": 0, "h": 0, "caption": f"(missing image: {exc})"}
+            w, h = int(cell["width"]), int(cell["height"])
+            zoom = min(THUMB / max(w, h), 4.0)
+            hit = {"src": src, "w": max(1, round(w * zoom)), "h": max(1, round(h * zoom))}
+            self._thumbs[key] = hit
+            if len(self._thumbs) > 4096:
+                self._thumbs.popitem(last=False)
+        return {**hit, "caption": cell.get("caption")}
+
+    def _on_custom(self, widget: Any, content: Any, buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") != "image":
+            return
+        col_name = content.get("col")
+        reply: dict[str, Any] = {"type": "image", "id": content.get("id")}
+        try:
+            col = self._names.index(col_name)
+            row = int(content.get("row"))
+            cell = self._con.execute(
+                f"SELECT {_qi(col_name)} FROM t WHERE {_ROW} = ?", [row]
+            ).fetchall()[0][0]
+            img = self._image(row, col, cell)
+            reply["src"] = "data:image/png;base64," + base64.b64encode(img.png_bytes()).decode()
+            reply["caption"] = img.caption
+        except Exception as exc:  # noqa: BLE001 - the view shows the thumbnail instead
+            reply["error"] = str(exc)
+        self.send(reply)
+
+    # -- display ---------------------------------------------------------------------------
+    def _fallback_html(self, n: int = 10) -> str:
+        rows = self._con.execute(
+            f"SELECT {_ROW}, {', '.join(_qi(c) for c in self._names)} FROM t ORDER BY {_ROW} LIMIT {n}"
+        ).fetchall()
+        body = []
+        for r in rows:
+            tds = []
+            for j, (v, kind) in enumerate(zip(r[1:], self._kinds, strict=True)):
+                if kind == "image" and v is not None:
+                    try:
+                        v = self._image(r[0], j, v)
+                    except (OSError, ValueError):
+                        v = None
+                elif kind == "html" and v is not None:
+                    kind = "str"
+                tds.append(f"<td>{cell_html(v, kind)}</td>")
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        from html import escape
+
+        head = "".join(f"<th>{escape(c)}</th>" for c in self._names)
+        return (
+            f'{STYLE}<div class="nbt-more">{escape(self.title)}: {self.nrows} rows</div>'
+            f'<table class="nbt-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            "</tbody></table>"
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            try:
+                data["text/html"] = self._fallback_html()
+            except Exception:  # noqa: BLE001 - the fallback must never break display
+                pass
+            data["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        cols = len(self._names) if getattr(self, "_names", None) else 0
+        return f"TableView({self.title!r}: {self.nrows} rows x {cols} columns)"
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        super().close()
