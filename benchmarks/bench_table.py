@@ -95,7 +95,8 @@ def worker(tool: str, n: int, tmp: Path) -> dict[str, object]:
         t2 = time.perf_counter()
         run.finish()
         t3 = time.perf_counter()
-        files, size = dir_stats(tmp / "wandb")
+        stats = [dir_stats(tmp / d) for d in ("wandb", "wandb-data", "wandb-cache")]
+        files, size = sum(s[0] for s in stats), sum(s[1] for s in stats)
     elif tool == "trackio":
         import trackio as tr
 

@@ -35,18 +35,22 @@ from .image import Image, store_images
 META_KEY = b"nbtracker"
 
 
-def _image_type(binary: bool):  # type: ignore[no-untyped-def]
+def _image_type(images: str):  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
+    first = {"png": ("png", pa.binary()), "index": ("idx", pa.int64())}.get(
+        images, ("path", pa.string())
+    )
     return pa.struct(
-        [("png", pa.binary()) if binary else ("path", pa.string()), ("sha256", pa.string()),
+        [first, ("sha256", pa.string()),
          ("width", pa.int32()), ("height", pa.int32()), ("mode", pa.string()),
          ("caption", pa.string())]
     )  # fmt: skip
 
 
 def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Build the Arrow table; ``images`` is "run" (write PNGs under ``base``), "path" or "png"."""
+    """Build the Arrow table; ``images`` is "run" (write PNGs under ``base``), "path", "png"
+    or "index" (the row number, for views of a table in memory)."""
     import pyarrow as pa
 
     arrays = []
@@ -72,8 +76,12 @@ def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]): 
             if images == "run":
                 assert base is not None
                 stored = store_images([v for v in vals if v is not None], base)
-            cells = [None if v is None else _image_cell(v, images, base, stored) for v in vals]
-            arr = pa.array(cells, _image_type(images == "png"))
+            if images == "index":  # in memory (TableView): the cell points into table.data
+                cells = [None if v is None else {"idx": i, "width": v.width, "height": v.height,
+                         "mode": v.mode, "caption": v.caption} for i, v in enumerate(vals)]  # fmt: skip
+            else:
+                cells = [None if v is None else _image_cell(v, images, base, stored) for v in vals]
+            arr = pa.array(cells, _image_type(images))
         else:
             arr = pa.nulls(len(vals))
         arrays.append(arr)

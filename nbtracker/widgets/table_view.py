@@ -103,9 +103,9 @@ class TableView(anywidget.AnyWidget):
     @classmethod
     def for_table(cls, table: Any, *, title: str = "", page_size: int = PAGE_SIZE) -> TableView:
         """A view of a :class:`nbtracker.Table` in memory (a snapshot of it now)."""
-        from ..data_types._arrow import to_arrow
-
         import pyarrow as pa
+
+        from ..data_types._arrow import to_arrow
 
         self = cls(title=title, page_size=page_size)
         self._table = table
@@ -200,7 +200,9 @@ class TableView(anywidget.AnyWidget):
             rel = rel.filter(expr)
         text = str(q.get("search") or "").strip()
         if text:
-            pat = _ql("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            pat = _ql(
+                "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
             parts = [
                 f"CAST({_qi(n)} AS VARCHAR) ILIKE {pat} ESCAPE '\\'"
                 for n, k in zip(self._names, self._kinds, strict=True)

@@ -1,0 +1,179 @@
+// TableView's `_esm`: a paged view of a logged table. Self-contained (no imports, ~7 KB):
+// no chart library is needed, so there is nothing to share through the page-wide loader.
+//
+// The kernel runs every query (DuckDB over the table's Parquet) and syncs one page in the
+// `page` trait: rows of plain values, images as small data: URI thumbnails. The view only
+// sets the `query` trait (sort, filter, search, page) and asks for a full-size image with
+// a custom message when a thumbnail is clicked. Every user string is put in the page with
+// textContent / attribute properties, never as HTML, so cells and captions cannot run code.
+
+const CSS = `
+.nbt-tv{font:12px/1.4 system-ui,-apple-system,sans-serif;color:var(--jp-ui-font-color1,#222)}
+.nbt-tv-bar{display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:0 0 6px}
+.nbt-tv-bar input{font:inherit;padding:2px 6px;border:1px solid #bbb;border-radius:3px;background:transparent;color:inherit}
+.nbt-tv-bar .nbt-tv-filter{min-width:16em}
+.nbt-tv-bar button,.nbt-tv-pager button{font:inherit;padding:1px 8px;cursor:pointer}
+.nbt-tv-err{color:#c00;white-space:pre-wrap}
+.nbt-tv-wrap{overflow:auto;max-height:560px}
+.nbt-tv table{border-collapse:collapse}
+.nbt-tv th,.nbt-tv td{border:1px solid rgba(128,128,128,.35);padding:2px 6px;vertical-align:top;text-align:left}
+.nbt-tv th{position:sticky;top:0;background:var(--jp-layout-color2,#f3f3f3);cursor:pointer;user-select:none;white-space:nowrap}
+.nbt-tv th.nbt-tv-nosort{cursor:default}
+.nbt-tv td.nbt-tv-num{text-align:right;font-variant-numeric:tabular-nums}
+.nbt-tv td .nbt-tv-txt{max-width:28em;max-height:6em;overflow:auto;white-space:pre-wrap;word-break:break-word}
+.nbt-tv img{image-rendering:pixelated;display:block;cursor:zoom-in}
+.nbt-tv .nbt-tv-cap{opacity:.7;font-size:11px;max-width:10em}
+.nbt-tv-pager{display:flex;gap:8px;align-items:center;margin-top:6px}
+.nbt-tv-zoom{position:fixed;inset:0;background:rgba(0,0,0,.75);display:flex;flex-direction:column;align-items:center;justify-content:center;z-index:10000;cursor:zoom-out}
+.nbt-tv-zoom img{max-width:90vw;max-height:80vh;min-width:min(280px,90vw);object-fit:contain;image-rendering:pixelated;background:#fff;cursor:zoom-out}
+.nbt-tv-zoom div{color:#fff;margin-top:8px;font:13px system-ui,sans-serif;max-width:80vw}
+`;
+
+function h(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c != null) e.append(c); // strings become text nodes
+  return e;
+}
+
+function fmtNumber(v) {
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a >= 1e6 || a < 1e-3) ? v.toExponential(3) : String(+v.toPrecision(5));
+}
+
+function render({ model, el }) {
+  const style = h("style", { textContent: CSS });
+  const root = h("div", { class: "nbt-tv" });
+  el.append(style, root);
+  const search = h("input", { type: "search", placeholder: "search text…", className: "nbt-tv-search" });
+  const filter = h("input", { type: "text", placeholder: "filter, e.g. pred != target", className: "nbt-tv-filter" });
+  const apply = h("button", { textContent: "apply", title: "run the filter and search" });
+  const stepSel = h("select", { title: "version of the table (step it was logged at)" });
+  const title = h("b");
+  const bar = h("div", { class: "nbt-tv-bar" }, title, search, filter, apply, stepSel);
+  const err = h("div", { class: "nbt-tv-err" });
+  const table = h("table");
+  const wrap = h("div", { class: "nbt-tv-wrap" }, table);
+  const info = h("span");
+  const prev = h("button", { textContent: "‹ prev" });
+  const next = h("button", { textContent: "next ›" });
+  const pager = h("div", { class: "nbt-tv-pager" }, prev, next, info);
+  root.append(bar, err, wrap, pager);
+
+  let pending = new Map(); // id -> overlay waiting for its full-size image
+  let nextId = 1;
+
+  const query = () => ({ ...(model.get("query") || {}) });
+  const setQuery = (patch) => {
+    model.set("query", { ...query(), ...patch });
+    model.save_changes();
+    root.style.opacity = "0.6";
+  };
+  const submit = () => setQuery({ filter: filter.value, search: search.value, page: 0 });
+  apply.addEventListener("click", submit);
+  for (const inp of [search, filter]) {
+    inp.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") submit();
+    });
+  }
+  prev.addEventListener("click", () => setQuery({ page: Math.max(0, (query().page || 0) - 1) }));
+  next.addEventListener("click", () => setQuery({ page: (query().page || 0) + 1 }));
+  stepSel.addEventListener("change", () => {
+    model.set("step", Number(stepSel.value));
+    model.save_changes();
+    root.style.opacity = "0.6";
+  });
+
+  function zoom(row, col, thumb) {
+    const id = nextId++;
+    const img = h("img", { src: thumb.src, alt: thumb.alt });
+    const cap = h("div", { textContent: thumb.alt || "" });
+    const overlay = h("div", { class: "nbt-tv-zoom", onclick: () => { overlay.remove(); pending.delete(id); } }, img, cap);
+    document.body.append(overlay);
+    pending.set(id, img);
+    model.send({ type: "image", id, row, col });
+  }
+
+  function onMsg(msg) {
+    if (!msg || msg.type !== "image") return;
+    const img = pending.get(msg.id);
+    if (img && msg.src) img.src = msg.src;
+  }
+  model.on("msg:custom", onMsg);
+
+  function cell(v, type, row, col) {
+    const td = h("td");
+    if (v == null) return td;
+    if (type === "image") {
+      const img = h("img", { src: v.src, alt: v.caption || "", title: v.caption || "", width: v.w, height: v.h });
+      img.addEventListener("click", () => zoom(row, col, img));
+      td.append(img);
+      if (v.caption) td.append(h("div", { class: "nbt-tv-cap", textContent: v.caption }));
+    } else if (type === "number") {
+      td.className = "nbt-tv-num";
+      td.textContent = fmtNumber(v);
+    } else if (type === "bool") {
+      td.textContent = v ? "true" : "false";
+    } else {
+      td.append(h("div", { class: "nbt-tv-txt", textContent: typeof v === "string" ? v : JSON.stringify(v) }));
+    }
+    return td;
+  }
+
+  function draw() {
+    root.style.opacity = "";
+    const cols = model.get("columns") || [];
+    const page = model.get("page") || {};
+    const q = query();
+    title.textContent = model.get("title") || "";
+    if (document.activeElement !== search) search.value = q.search || "";
+    if (document.activeElement !== filter) filter.value = q.filter || "";
+    const steps = model.get("steps") || [];
+    stepSel.style.display = steps.length > 1 ? "" : "none";
+    stepSel.replaceChildren(...steps.map((s) => h("option", { value: String(s), textContent: `step ${s}` })));
+    stepSel.value = String(model.get("step"));
+    err.textContent = page.error || "";
+    const head = h("tr");
+    for (const c of cols) {
+      const sortable = c.type !== "image";
+      const arrow = q.sort === c.name ? (q.desc ? " ▼" : " ▲") : "";
+      const th = h("th", { class: sortable ? "" : "nbt-tv-nosort", title: sortable ? "sort" : "" }, c.name + arrow);
+      if (sortable) {
+        th.addEventListener("click", () => {
+          const desc = q.sort === c.name ? !q.desc : false;
+          setQuery({ sort: c.name, desc, page: 0 });
+        });
+      }
+      head.append(th);
+    }
+    const body = h("tbody");
+    for (const r of page.rows || []) {
+      const tr = h("tr");
+      cols.forEach((c, j) => tr.append(cell(r.cells[j], c.type, r.row, c.name)));
+      body.append(tr);
+    }
+    table.replaceChildren(h("thead", {}, head), body);
+    const total = page.total ?? 0;
+    const first = total ? page.offset + 1 : 0;
+    const last = page.offset + (page.rows || []).length;
+    info.textContent = `rows ${first}–${last} of ${total}` + (total !== model.get("nrows") ? ` (filtered from ${model.get("nrows")})` : "");
+    prev.disabled = page.offset <= 0;
+    next.disabled = last >= total;
+  }
+
+  for (const name of ["page", "columns", "title", "steps", "step"]) model.on(`change:${name}`, draw);
+  draw();
+  return () => {
+    model.off("msg:custom", onMsg);
+    for (const name of ["page", "columns", "title", "steps", "step"]) model.off(`change:${name}`, draw);
+    pending = new Map();
+  };
+}
+
+export default { render };
