@@ -91,7 +91,7 @@ def test_html_has_chart_image(exported: dict[str, object]) -> None:
     im = Image.open(io.BytesIO(base64.b64decode(re.sub(r"\s", "", imgs[0]))))
     im.load()
     assert im.width >= 100 and im.height >= 50, im.size
-    colors = im.convert("RGB").getcolors(maxcolors=1_000_000) or []
+    colors = im.convert("RGBA").getcolors(maxcolors=1_000_000) or []
     assert len(colors) > 8, f"fallback chart image looks blank ({len(colors)} colours)"
 
 

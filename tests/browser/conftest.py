@@ -81,6 +81,7 @@ def page(lab: Lab, recorded: Recorded, request: pytest.FixtureRequest) -> Any:
     pg = context.new_page()
     pg.set_default_timeout(15_000)
     recorded.attach(pg)
+    pg._nbt_recorded = recorded  # lets helpers put page errors into failure messages
     yield pg
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed:

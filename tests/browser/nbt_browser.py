@@ -277,6 +277,13 @@ class Notebook:
     def output_area(self, i: int) -> Any:
         return self.cell(i).locator(".jp-OutputArea")
 
+    def diagnostics(self) -> str:
+        """Page and console errors so far (for failure messages)."""
+        rec = getattr(self.page, "_nbt_recorded", None)
+        if rec is None:
+            return ""
+        return f"\npage errors: {rec.page_errors}\nconsole errors: {rec.console_errors[-10:]}"
+
     def output_text(self, i: int) -> str:
         try:
             return self.output_area(i).inner_text(timeout=2000)
@@ -311,7 +318,7 @@ class Notebook:
             expect(self.prompt(i)).to_have_text(PROMPT_DONE, timeout=timeout * 1000)
         except AssertionError as e:
             msg = f"cell {i} did not finish in {timeout} s; its output:\n{self.output_text(i)}"
-            raise AssertionError(msg) from e
+            raise AssertionError(msg + self.diagnostics()) from e
 
     def is_running(self, i: int) -> bool:
         return self.prompt_text(i) == "[*]:"
@@ -390,10 +397,32 @@ class Lab:
         nb = Notebook(self, page, name)
         if n_cells is not None:
             expect(nb.cells).to_have_count(n_cells, timeout=KERNEL_START_S * 1000)
+        self.wait_kernel_ready(page, f"{name}.ipynb")
+        return nb
+
+    def wait_kernel_ready(self, page: Any, path: str) -> None:
+        """Wait until the notebook's kernel is up on the server AND the page shows it idle.
+
+        The page's execution indicator reads ``idle`` for a moment *before* the kernel has
+        even started (seen: idle -> initializing -> connecting -> unknown -> idle), and a
+        keypress in that window is dropped; so ask the server first, then the page.
+        """
+        deadline = time.monotonic() + KERNEL_START_S
+        while True:
+            sessions = self.server.api("GET", "/api/sessions")[1] or []
+            if any(
+                s.get("path") == path and s["kernel"]["execution_state"] == "idle"
+                for s in sessions
+            ):
+                break
+            if time.monotonic() > deadline:
+                msg = f"no idle kernel for {path} after {KERNEL_START_S} s: {sessions}"
+                raise AssertionError(msg)
+            time.sleep(0.1)
         expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
             timeout=KERNEL_START_S * 1000
         )
-        return nb
+        expect(page.locator(".jp-Spinner")).to_have_count(0, timeout=KERNEL_START_S * 1000)
 
     def screenshot(self, target: Any, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,9 @@ def wait_panel(nb: Notebook, cell: int) -> Any:
     except AssertionError as e:
         msg = (
             f"no visible [data-testid=nbt-run-panel] in cell {cell}'s output; "
-            f"output text:\n{nb.output_text(cell)}"
+            f"output text:\n{nb.output_text(cell)}{nb.diagnostics()}"
         )
-        raise AssertionError(msg) from e
+        raise AssertionError(msg) from None
     return p
 
 
