@@ -358,3 +358,20 @@ def test_sql_magic_runs_sql(init: Any, root: Path, monkeypatch: pytest.MonkeyPat
         assert len(runs) == 1
     finally:
         nbtracker.unload_ipython_extension(shell)
+
+
+def test_zoom_range_is_sent_at_full_resolution(init: Any) -> None:
+    run = init()
+    panel = RunPanel.for_run(run, max_buckets=16)
+    sent = capture(panel)
+    for step in range(2000):
+        run.log({"loss": float(step % 7), "epoch": step // 100})
+    run.finish()
+    wait_for_background()
+    assert len(panel._series["series"]["loss"]["s"]) <= 33
+    panel._handle_custom_msg({"type": "range", "req": 3, "key": "loss", "s0": 500, "s1": 520}, [])
+    reply = sent.of("range")[-1]
+    assert reply["req"] == 3 and reply["key"] == "loss"
+    assert reply["s"] == list(range(500, 521))
+    assert reply["v"] == [float(s % 7) for s in range(500, 521)]
+    assert reply["x"]["epoch"][0] == 5

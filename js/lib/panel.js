@@ -87,6 +87,13 @@ class Chart {
         return;
       }
       this.view = res.view;
+      this.detail = null;
+      this.want = null;
+      try {
+        this.view.addSignalListener("zoom", (_name, value) => this.onZoom(value));
+      } catch {
+        // a spec without the zoom selection: no range fetches
+      }
       this.js = [];
       this.pending = 0;
       this.flush(true);
@@ -100,14 +107,85 @@ class Chart {
     }
   }
 
+  /** The store's series of this key, with full-resolution points of a zoomed range. */
+  source() {
+    const ser = this.panel.store.series.get(this.key);
+    const d = this.detail;
+    if (!ser || !d) return ser;
+    const a = lowerBound(ser.s, d.s0);
+    let b = lowerBound(ser.s, d.s1 + 1);
+    if (b < a) b = a;
+    const x = {};
+    for (const name of new Set([...Object.keys(ser.x), ...Object.keys(d.x || {})])) {
+      const sx = ser.x[name] || new Array(ser.s.length).fill(null);
+      const dx = (d.x || {})[name] || new Array(d.s.length).fill(null);
+      x[name] = [...sx.slice(0, a), ...dx, ...sx.slice(b)];
+    }
+    return {
+      s: [...ser.s.slice(0, a), ...d.s, ...ser.s.slice(b)],
+      t: [...ser.t.slice(0, a), ...d.t, ...ser.t.slice(b)],
+      v: [...ser.v.slice(0, a), ...d.v, ...ser.v.slice(b)],
+      x,
+    };
+  }
+
+  xsOf(ser) {
+    const xaxis = this.panel.model.get("x_axis") || "step";
+    return xaxis === "step" ? ser.s : xaxis === "time" ? ser.t : ser.x[xaxis];
+  }
+
+  /** Zoom (x interval bound to the scales): fetch the visible range at full resolution. */
+  onZoom(value) {
+    clearTimeout(this.zoomTimer);
+    this.zoomTimer = setTimeout(() => {
+      const range = value && Array.isArray(value.x) ? value.x : null;
+      if (!range) {
+        if (this.detail || this.want) {
+          this.detail = null;
+          this.want = null;
+          this.mark(0);
+          this.panel.schedule();
+        }
+        return;
+      }
+      const ser = this.panel.store.series.get(this.key);
+      if (!ser || !ser.s.length) return;
+      const xs = this.xsOf(ser);
+      if (!xs) return;
+      const [x0, x1] = [Math.min(...range), Math.max(...range)];
+      let first = -1;
+      let last = -1;
+      for (let j = 0; j < xs.length; j++) {
+        if (xs[j] === null) continue;
+        if (xs[j] >= x0 && first < 0) first = j;
+        if (xs[j] <= x1) last = j;
+      }
+      if (first < 0 || last < 0) return;
+      const i0 = Math.max(first - 1, 0);
+      const i1 = Math.min(last + 1, ser.s.length - 1);
+      const s0 = ser.s[i0];
+      const s1 = ser.s[i1];
+      if (i1 - i0 >= s1 - s0) return; // every step in range is already drawn
+      this.want = (this.panel.reqs = (this.panel.reqs || 0) + 1);
+      this.panel.model.send({ type: "range", req: this.want, key: this.key, s0, s1 });
+    }, 250);
+  }
+
+  onRange(msg) {
+    if (msg.req !== this.want) return;
+    this.detail = msg;
+    this.mark(0);
+    this.panel.schedule();
+  }
+
   mark(from) {
     this.pending = this.pending === null ? from : Math.min(this.pending, from);
   }
 
   flush(force = false) {
     if (!this.view || (this.pending === null && !force)) return;
-    const ser = this.panel.store.series.get(this.key);
-    const from = this.pending ?? 0;
+    const ser = this.source();
+    const from = this.detail ? 0 : (this.pending ?? 0);
     this.pending = null;
     const cs = vega.changeset();
     const cut = lowerBound(this.js, from);
@@ -118,8 +196,7 @@ class Chart {
     const rows = [];
     if (ser) {
       const w = Math.min(Math.max(Number(this.panel.model.get("smoothing")) || 0, 0), 0.999);
-      const xaxis = this.panel.model.get("x_axis") || "step";
-      const xs = xaxis === "step" ? ser.s : xaxis === "time" ? ser.t : ser.x[xaxis];
+      const xs = this.xsOf(ser);
       const logy = this.panel.model.get("log_y");
       this.sv.length = Math.min(this.sv.length, from);
       let last = from > 0 ? this.sv[from - 1] : null;
@@ -164,10 +241,9 @@ class Chart {
   showHover(x) {
     if (this.view) this.view.signal("hx", x === null ? null : x).runAsync();
     if (x === null) return setText(this.hoverVal, "");
-    const ser = this.panel.store.series.get(this.key);
+    const ser = this.source();
     if (!ser || !ser.s.length) return setText(this.hoverVal, "");
-    const xaxis = this.panel.model.get("x_axis") || "step";
-    const xs = xaxis === "step" ? ser.s : xaxis === "time" ? ser.t : ser.x[xaxis];
+    const xs = this.xsOf(ser);
     if (!xs) return setText(this.hoverVal, "");
     let best = -1;
     let bestD = Number.POSITIVE_INFINITY;
@@ -187,6 +263,7 @@ class Chart {
   }
 
   destroy() {
+    clearTimeout(this.zoomTimer);
     if (this.view) this.view.finalize();
     this.view = null;
   }
@@ -305,6 +382,9 @@ class Panel {
       this.reembed();
     });
     on("renderer", () => this.reembed());
+    const onRange = (msg) => this.charts.get(msg.key)?.onRange(msg);
+    this.store.rangeListeners.add(onRange);
+    this.offs.push(() => this.store.rangeListeners.delete(onRange));
     this.offs.push(
       this.store.subscribe((key, from) => {
         if (key === null) for (const c of this.charts.values()) c.mark(0);

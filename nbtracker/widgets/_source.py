@@ -192,3 +192,45 @@ def read_series(
     env = reader.feed.env.get(key)
     names = [n for n in (x_metrics or []) if n in reader.feed.x_names]
     return columns(env.points() if env else [], names)
+
+
+def read_range(
+    rdir: Path, key: str, s0: int, s1: int, x_names: list[str], max_buckets: int = DEFAULT_BUCKETS
+) -> dict[str, Any]:
+    """Points of ``key`` with ``s0 <= step <= s1`` at full resolution (down-sampled only
+    past ``2 * max_buckets`` points), with the step metrics in force at each point."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from .._util import read_json
+    from ._series import columns
+
+    record = read_json(Path(rdir) / "run.json")
+    t0 = float(record.get("created_at") or 0.0)
+    files = segments.list_files(Path(rdir) / "history")[0]
+    wanted = [key, *[n for n in x_names if n != key]]
+    parts = [
+        pq.read_table(f, columns=["step", "ts", "key", "value"],
+                      filters=[("key", "in", wanted), ("step", "<=", int(s1))])
+        for f in files
+    ]  # fmt: skip
+    env = Envelope(max_buckets)
+    if not parts:
+        return columns([], x_names)
+    import pyarrow as pa
+
+    table = pa.concat_tables(parts)
+    keys_arr = np.asarray(table.column("key").to_pylist(), dtype=object)
+    steps = table.column("step").to_numpy()
+    order = np.lexsort((keys_arr == key, steps))  # by step; step metrics before the key
+    keys = keys_arr[order].tolist()
+    steps = steps[order]
+    ts = table.column("ts").to_numpy()[order] - t0
+    vals = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)[order]
+    xcur: dict[str, Any] | None = None
+    for k, s, t, v in zip(keys, steps.tolist(), ts.tolist(), vals.tolist()):
+        if k in x_names:
+            xcur = {**(xcur or {}), k: None if v != v else v}
+        if k == key and s >= s0:
+            env.add(s, t, v, xcur)
+    return columns(env.points(), x_names)

@@ -29,7 +29,7 @@ import traitlets as t
 from .. import charts
 from . import _fallback, _lib
 from ._series import DEFAULT_BUCKETS, Envelope, columns
-from ._source import FolderReader, Feed, hidden_keys, x_candidates
+from ._source import Feed, FolderReader, hidden_keys, read_range, x_candidates
 
 PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
 META_INTERVAL_S = 1.0
@@ -333,12 +333,27 @@ class RunPanel(anywidget.AnyWidget):
             kind = content.get("type") if isinstance(content, dict) else None
             if kind == "need_lib":
                 _lib.push(self, force=True)
+            elif kind == "range":
+                self._send_range(content)
             elif kind == "resync":
                 with self._lock:
                     snap = self._snapshot_value()
                 self.send({"type": "snap", **snap})
         except Exception as exc:  # noqa: BLE001 - never raise into the comm
             self.send({"type": "error", "error": repr(exc)})
+
+    def _send_range(self, content: dict[str, Any]) -> None:
+        """Zoom: the points of one metric in a step range, at full resolution."""
+        key = str(content["key"])
+        s0, s1 = int(content["s0"]), int(content["s1"])
+        if self._run is not None:
+            if self._run.state == "running":
+                self._run.flush()
+            rdir = self._run.dir
+        else:
+            rdir = self._reader.rdir  # type: ignore[union-attr]
+        cols = read_range(rdir, key, s0, s1, list(self._feed.x_names), self._max_buckets)
+        self.send({"type": "range", "req": content.get("req"), "key": key, "s0": s0, "s1": s1, **cols})
 
     # -- user API ----------------------------------------------------------------------------
     def chart(self, key: str) -> Any:
