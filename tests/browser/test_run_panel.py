@@ -67,6 +67,14 @@ def assert_final(p, steps: int = STEPS, keys=KEYS) -> None:  # noqa: ANN001
         expect(summary).to_contain_text(key)
 
 
+def assert_fallback_hidden(nb, cell: int) -> None:  # noqa: ANN001
+    """The static snapshot under a rendered live panel exists but is hidden (no duplicate)."""
+    fb = nb.output(cell).locator("[data-nbt-fallback]")
+    expect(fb.first).to_be_attached(timeout=10_000)
+    for i in range(fb.count()):
+        expect(fb.nth(i)).to_be_hidden()
+
+
 def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: ANN001
     nb = lab.open(page, "live_ext", [live_cell("live-ext", ext=True, finish=False), "run.finish()"])
     nb.run(0, wait=False)
@@ -86,6 +94,7 @@ def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: 
     nb.run(1)
     nb.assert_no_error_output(1)
     assert_final(p)
+    assert_fallback_hidden(nb, 0)
     lab.screenshot(p, "run-panel-lab-light")
     light = p.evaluate("el => getComputedStyle(el).color")
     try:
@@ -95,6 +104,17 @@ def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: 
     finally:
         nb.set_theme("JupyterLab Light")
     assert light != dark, f"panel text colour is {light} in both themes: not following the theme"
+
+    # Save and reload the page: the kernel is still alive, so Lab restores the widget; the
+    # new view must fetch the library (no cell is running now) and redraw from the
+    # widget's synced snapshot: finished, all points.
+    nb.eval_app("await app.commands.execute('docmanager:save');")
+    page.reload()
+    expect(nb.cells).to_have_count(2, timeout=60_000)
+    lab.wait_kernel_ready(page, "live_ext.ipynb")
+    p = wait_panel(nb, 0)
+    assert_final(p)
+    assert_fallback_hidden(nb, 0)
     recorded.check()
 
 
