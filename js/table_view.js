@@ -50,22 +50,29 @@ function fmtNumber(v) {
 function render({ model, el }) {
   const style = h("style", { textContent: CSS });
   const root = h("div", { class: "nbt-tv" });
+  root.dataset.testid = "nbt-tv";
   el.append(style, root);
   const search = h("input", { type: "search", placeholder: "search text…", className: "nbt-tv-search" });
+  search.dataset.testid = "nbt-tv-search";
   const filter = h("input", { type: "text", placeholder: "filter, e.g. pred != target", className: "nbt-tv-filter" });
+  filter.dataset.testid = "nbt-tv-filter";
   const apply = h("button", { textContent: "apply", title: "run the filter and search" });
   const stepSel = h("select", { title: "version of the table (step it was logged at)" });
   const title = h("b");
   const bar = h("div", { class: "nbt-tv-bar" }, title, search, filter, apply, stepSel);
   const err = h("div", { class: "nbt-tv-err" });
+  err.dataset.testid = "nbt-tv-error";
   const table = h("table");
   const wrap = h("div", { class: "nbt-tv-wrap" }, table);
   const info = h("span");
+  info.dataset.testid = "nbt-tv-info";
   const prev = h("button", { textContent: "‹ prev" });
   const next = h("button", { textContent: "next ›" });
+  next.dataset.testid = "nbt-tv-next";
   const pager = h("div", { class: "nbt-tv-pager" }, prev, next, info);
   root.append(bar, err, wrap, pager);
 
+  let shownSeq = null;
   let pending = new Map(); // id -> overlay waiting for its full-size image
   let nextId = 1;
 
@@ -95,6 +102,7 @@ function render({ model, el }) {
     const img = h("img", { src: thumb.src, alt: thumb.alt });
     const cap = h("div", { textContent: thumb.alt || "" });
     const overlay = h("div", { class: "nbt-tv-zoom", onclick: () => { overlay.remove(); pending.delete(id); } }, img, cap);
+    overlay.dataset.testid = "nbt-tv-zoom";
     document.body.append(overlay);
     pending.set(id, img);
     model.send({ type: "image", id, row, col });
@@ -111,7 +119,7 @@ function render({ model, el }) {
     const td = h("td");
     if (v == null) return td;
     if (type === "image") {
-      const img = h("img", { src: v.src, alt: v.caption || "", title: v.caption || "", width: v.w, height: v.h });
+      const img = h("img", { src: v.src, alt: v.caption || "", title: v.caption || "", width: v.w, height: v.h, className: "nbt-tv-thumb" });
       img.addEventListener("click", () => zoom(row, col, img));
       td.append(img);
       if (v.caption) td.append(h("div", { class: "nbt-tv-cap", textContent: v.caption }));
@@ -127,9 +135,10 @@ function render({ model, el }) {
   }
 
   function draw() {
-    root.style.opacity = "";
-    const cols = model.get("columns") || [];
     const page = model.get("page") || {};
+    if (page.seq !== shownSeq) root.style.opacity = ""; // the kernel answered
+    shownSeq = page.seq;
+    const cols = model.get("columns") || [];
     const q = query();
     title.textContent = model.get("title") || "";
     if (document.activeElement !== search) search.value = q.search || "";
@@ -144,6 +153,7 @@ function render({ model, el }) {
       const sortable = c.type !== "image";
       const arrow = q.sort === c.name ? (q.desc ? " ▼" : " ▲") : "";
       const th = h("th", { class: sortable ? "" : "nbt-tv-nosort", title: sortable ? "sort" : "" }, c.name + arrow);
+      th.dataset.col = c.name;
       if (sortable) {
         th.addEventListener("click", () => {
           const desc = q.sort === c.name ? !q.desc : false;
@@ -167,11 +177,12 @@ function render({ model, el }) {
     next.disabled = last >= total;
   }
 
-  for (const name of ["page", "columns", "title", "steps", "step"]) model.on(`change:${name}`, draw);
+  const TRAITS = ["page", "query", "columns", "title", "steps", "step"];
+  for (const name of TRAITS) model.on(`change:${name}`, draw);
   draw();
   return () => {
     model.off("msg:custom", onMsg);
-    for (const name of ["page", "columns", "title", "steps", "step"]) model.off(`change:${name}`, draw);
+    for (const name of TRAITS) model.off(`change:${name}`, draw);
     pending = new Map();
   };
 }

@@ -97,6 +97,7 @@ class TableView(anywidget.AnyWidget):
         self._key: str | None = None
         self._table: Any = None
         self._thumbs: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self._seq = 0
         self.on_msg(self._on_custom)
 
     # -- construction ----------------------------------------------------------------------
@@ -218,6 +219,7 @@ class TableView(anywidget.AnyWidget):
     def _refresh(self) -> None:
         import duckdb
 
+        self._seq += 1
         q = dict(self.query)
         ps = self.page_size
         try:
@@ -234,13 +236,15 @@ class TableView(anywidget.AnyWidget):
             rows = rel.order(order).limit(ps, page * ps).project(cols).fetchall()
         except (duckdb.Error, ValueError, TypeError) as exc:
             msg = str(exc).split("\n")[0]
-            self.page = {"rows": [], "offset": 0, "total": 0, "error": f"filter: {msg}"}
+            self.page = {"rows": [], "offset": 0, "total": 0, "error": f"filter: {msg}",
+                         "seq": self._seq}  # fmt: skip
             return
         self.page = {
             "rows": [{"row": r[0], "cells": self._cells(r[0], r[1:])} for r in rows],
             "offset": page * ps,
             "total": total,
             "error": None,
+            "seq": self._seq,  # every answer differs, so the view always hears back
         }
 
     def _cells(self, row: int, values: tuple[Any, ...]) -> list[Any]:

@@ -1,0 +1,91 @@
+"""TableView in real JupyterLab: thumbnails, sort, filter, search, paging, enlarge, XSS probe."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from nbt_browser import expect
+
+pytestmark = pytest.mark.browser
+
+XSS = "<img src=x onerror=alert(1)>"
+
+SETUP = f"""
+import numpy as np
+import nbtracker as nbt
+from nbtracker.widgets.table_view import TableView
+XSS = {XSS!r}
+run = nbt.init(project="tv", dir="runs")
+rng = np.random.default_rng(0)
+t = nbt.Table(columns=["image", "pred", "target", "name", "score", XSS])
+for i in range(60):
+    img = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    t.add_data(nbt.Image(img, caption=XSS), i % 10, (i * 3) % 10,
+               XSS if i == 0 else f"row {{i}}", round(i / 60, 4), i)
+run.log({{"preds": t}})
+run.finish()
+view = TableView.for_run(run, "preds")
+view
+"""
+
+
+def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    nb = lab.open(page, "table_view", [SETUP, "print('sort', view.query.get('sort'))"])
+    nb.run(0)
+    nb.assert_no_error_output(0)
+    tv = nb.output(0).get_by_test_id("nbt-tv")
+    expect(tv).to_be_visible(timeout=20_000)
+    thumbs = tv.locator("img.nbt-tv-thumb")
+    expect(thumbs).to_have_count(25)
+    page.wait_for_function(
+        "els => els.every(e => e.complete && e.naturalWidth === 28)",
+        arg=thumbs.element_handles(),
+    )
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 60")
+    # XSS probe: the string is text in a cell, a header and every caption; nothing ran.
+    expect(tv.locator("td", has_text=XSS).first).to_be_visible()
+    expect(tv.locator(f'th[data-col="{XSS}"]')).to_have_count(1)
+    assert page.locator('img[src="x"]').count() == 0
+    lab.screenshot(tv, "table-view-first-page")
+
+    # sort by score, descending (two clicks on its header)
+    tv.locator('th[data-col="score"]').click()
+    expect(tv.locator('th[data-col="score"]')).to_have_text("score ▲")
+    tv.locator('th[data-col="score"]').click()
+    expect(tv.locator('th[data-col="score"]')).to_have_text("score ▼")
+    expect(tv.locator("tbody tr").first.locator("td").nth(4)).to_have_text("0.9833")
+
+    # filter with a DuckDB expression
+    tv.get_by_test_id("nbt-tv-filter").fill("pred != target")
+    tv.get_by_test_id("nbt-tv-filter").press("Enter")
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text(re.compile(r"\(filtered from 60\)"))
+    expect(tv.get_by_test_id("nbt-tv-error")).to_have_text("")
+    tv.get_by_test_id("nbt-tv-filter").fill("nope >")
+    tv.get_by_test_id("nbt-tv-filter").press("Enter")
+    expect(tv.get_by_test_id("nbt-tv-error")).to_have_text(re.compile("^filter:"))
+    tv.get_by_test_id("nbt-tv-filter").fill("")
+    tv.get_by_test_id("nbt-tv-search").fill("row 4")
+    tv.get_by_test_id("nbt-tv-search").press("Enter")
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–11 of 11 (filtered from 60)")
+    tv.get_by_test_id("nbt-tv-search").fill("")
+    tv.get_by_test_id("nbt-tv-search").press("Enter")
+    tv.get_by_test_id("nbt-tv-next").click()
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 26–50 of 60")
+
+    # click a thumbnail: the full image opens in an overlay; a click closes it
+    thumbs.first.click()
+    zoom = page.get_by_test_id("nbt-tv-zoom")
+    expect(zoom).to_be_visible()
+    expect(zoom.locator("div")).to_have_text(XSS)
+    lab.screenshot(page, "table-view-enlarged")
+    zoom.click()
+    expect(zoom).to_have_count(0)
+
+    nb.run(1)
+    expect(nb.output(1)).to_have_text("sort score")  # the view's query reached the kernel
+    assert dialogs == [], f"a script ran: {dialogs}"
+    assert page.locator('img[src="x"]').count() == 0
+    recorded.check()
