@@ -4,13 +4,21 @@ Executes a notebook with nbclient (no browser, no network), saves it, exports it
 ``jupyter nbconvert --to html`` and checks that the HTML carries the fallback: the final
 chart as ``<img src="data:image/png;base64,...">`` and the summary table with the metric
 names. Prints the saved notebook's size (run pytest with ``-s`` to see it).
+
+The last test opens that HTML in Debian's Chromium with every non-local request aborted:
+the default nbconvert template loads require.js, the widget html-manager and MathJax from
+public CDNs, so offline the widget output stays blank and what a reader sees is the
+fallback, which must be visible (not hidden by the live view's style rule) and must not
+need any network of its own. (No Jupyter server needed: the page is a file.)
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +116,57 @@ def test_saved_notebook_small_and_without_paths(exported: dict[str, object]) -> 
     data = str(exported["data"])
     assert data not in text, "the saved notebook contains the local storage path"
     assert "<nbtracker" not in text and " object at 0x" not in text, "unreadable text/plain"
+
+
+# What nbconvert's own template asks for (not nbtracker's doing); those requests are aborted.
+TEMPLATE_CDNS = ("cdnjs.cloudflare.com", "cdn.jsdelivr.net", "unpkg.com")
+CHROMIUM = os.environ.get("NBTRACKER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(__file__).resolve().parents[1] / "test-artifacts")
+
+
+@pytest.mark.browser
+def test_html_fallback_renders_offline_in_chromium(exported: dict[str, object]) -> None:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (never skipped)")
+    from playwright.sync_api import expect, sync_playwright
+
+    html_path = Path(str(exported["ipynb"])).with_suffix(".html")
+    outside: list[str] = []
+    page_errors: list[str] = []
+
+    def route(r) -> None:  # noqa: ANN001
+        url = r.request.url
+        if url.split(":", 1)[0] in ("file", "data", "blob", "about"):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda e: page_errors.append(f"{e.name}: {e.message}"))
+            page.route("**/*", route)
+            page.goto(html_path.as_uri())
+            img = page.locator('img[src^="data:image/png;base64,"]').first
+            expect(img).to_be_visible(timeout=10_000)
+            page.wait_for_function(
+                "el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=10_000
+            )
+            table = page.locator("table", has_text=KEYS[0]).filter(has_text=KEYS[1]).first
+            expect(table).to_be_visible()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "export-html-offline.png"), full_page=True)
+        finally:
+            browser.close()
+    print(f"\nrequests aborted (no network): {sorted(set(outside))}")
+    ours = [u for u in outside if not any(h in u for h in TEMPLATE_CDNS)]
+    assert not ours, f"the exported fallback itself asks the network for: {ours}"
+    # Offline, the template's require.js never loads: errors naming it are expected.
+    bad = [e for e in page_errors if "require" not in e.lower() and "define" not in e.lower()]
+    assert not bad, f"page errors in the exported HTML: {bad}"

@@ -38,8 +38,7 @@ def points(loc) -> int:  # noqa: ANN001
     return int(v) if v is not None else -1
 
 
-@pytest.mark.parametrize("ui", ["lab", "notebook"])
-def test_probe_grows_while_cell_runs(lab, page, recorded, ui) -> None:  # noqa: ANN001
+def test_probe_grows_while_cell_runs(lab, page, recorded, ui="lab") -> None:  # noqa: ANN001
     if ui == "notebook":
         recorded.allowed_page_errors = NOTEBOOK7_NOISE
     nb = lab.open(page, f"harness_probe_{ui}", [PROBE, "print('after', p.points)"], ui=ui)
