@@ -176,19 +176,24 @@ class RunPanel(anywidget.AnyWidget):
                     warnings.warn(f"nbtracker panel: {exc!r}", RuntimeWarning, stacklevel=1)
 
     def _live_tick(self) -> None:
-        inbox = self._inbox
-        feed = self._feed
-        key_types = self._run._key_types
-        t0 = self._t0
-        while inbox:
-            step, ts, row = inbox.popleft()
-            feed.add_row(step, ts - t0, row, key_types)
+        self._drain()
         self._push()
         now = time.monotonic()
         if now - self._last_meta >= META_INTERVAL_S:
             self._meta()
         if now - self._last_snap >= SNAPSHOT_INTERVAL_S:
             self._snapshot()
+
+    def _drain(self) -> None:
+        # Take only what is there now: a loop that logs faster than this drains must not
+        # keep the pump here forever.
+        inbox, t0 = self._inbox, self._t0
+        n = len(inbox)
+        pop = inbox.popleft
+        rows = [pop() for _ in range(n)]
+        if t0:
+            rows = [(s, ts - t0, r) for s, ts, r in rows]
+        self._feed.add_rows(rows)
 
     def _follow_tick(self) -> None:
         reader = self._reader
@@ -315,10 +320,7 @@ class RunPanel(anywidget.AnyWidget):
         self._stop.set()
         with self._lock:
             if self._run is not None and getattr(self, "_inbox", None) is not None:
-                inbox, feed, t0 = self._inbox, self._feed, self._t0
-                while inbox:
-                    step, ts, row = inbox.popleft()
-                    feed.add_row(step, ts - t0, row, self._run._key_types)
+                self._drain()
             self._push()
             self._meta(force=True)
             self._snapshot()
