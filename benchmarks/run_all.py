@@ -66,6 +66,7 @@ def main() -> int:
             parts.append(BENCHES[name].main(passthrough))
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
             parts.append(f"## {name}\n\nERROR: {exc!r}\n")
+        C.say(parts[-1])  # show each section as soon as it is done
         C.say(f"== {name} done in {time.perf_counter() - t:.0f} s ==")
     parts.append(f"_total time {time.perf_counter() - t0:.0f} s; load average at end: {_loadavg()}_\n")
     verdicts = [line for part in parts for line in part.splitlines() if line.startswith(("[PASS]", "[FAIL]", "[n/a"))]
