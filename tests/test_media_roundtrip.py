@@ -159,27 +159,19 @@ def test_wandb_quickstart_prediction_table_runs_unchanged(root: Path) -> None:
     assert Table(dataframe=df) == table
 
 
-def test_example_notebook_runs(tmp_path: Path) -> None:
+def test_example_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    import os
     import shutil
 
     src = Path(__file__).resolve().parent.parent / "examples" / "02_tables_and_images.ipynb"
     shutil.copy(src, tmp_path / src.name)
     nb = nbformat.read(tmp_path / src.name, as_version=4)
-    old = os.environ.get("NBTRACKER_DIR")
-    os.environ["NBTRACKER_DIR"] = str(tmp_path / "nbruns")  # the kernel inherits it
-    try:
-        client = nbclient.NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        )
-        client.execute()
-    finally:
-        if old is None:
-            os.environ.pop("NBTRACKER_DIR", None)
-        else:
-            os.environ["NBTRACKER_DIR"] = old
+    monkeypatch.setenv("NBTRACKER_DIR", str(tmp_path / "nbruns"))  # the kernel inherits it
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []
     assert (tmp_path / "predictions.parquet").exists()
