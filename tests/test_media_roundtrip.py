@@ -175,3 +175,16 @@ def test_example_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []
     assert (tmp_path / "predictions.parquet").exists()
+
+
+def test_api_run_table(init, api) -> None:  # type: ignore[no-untyped-def]
+    run = init()
+    t = _rich_table()
+    run.log({"predictions_table": t})
+    t.add_data(*([None] * len(t.columns)))
+    run.log({"predictions_table": t})
+    run.finish()
+    api_run = api.run(f"{run.project}/{run.id}")
+    assert len(api_run.table("predictions_table")) == 13
+    assert Table(dataframe=api_run.table("predictions_table", step=0)) == _rich_table()
+    assert api_run.table("predictions_table", images="array")["image"][0].dtype == np.uint8
