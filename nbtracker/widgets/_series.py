@@ -108,8 +108,9 @@ class Envelope:
 def reduce_indices(steps: Any, values: Any, w: int) -> Any:
     """Indices of the min, max and last point of every ``w``-step bucket (numpy, sorted).
 
-    Feeding only these points to :meth:`Envelope.add` gives the same envelope as feeding
-    them all, so bulk loads (a finished 1M-step run) stay fast.
+    ``steps`` must be sorted. Feeding only these points to :meth:`Envelope.add` gives the
+    same envelope as feeding them all, so bulk loads (a finished 1M-step run) stay fast:
+    O(n), no sorting.
     """
     import numpy as np
 
@@ -119,13 +120,18 @@ def reduce_indices(steps: Any, values: Any, w: int) -> Any:
     b = np.asarray(steps, dtype=np.int64) // max(int(w), 1)
     v = np.asarray(values, dtype=np.float64)
     starts = np.r_[0, np.flatnonzero(np.diff(b)) + 1]
-    ends = np.r_[starts[1:] - 1, n - 1]
-    vmin = np.where(np.isfinite(v), v, np.inf)
-    vmax = np.where(np.isfinite(v), v, -np.inf)
-    order_min = np.lexsort((vmin, b))
-    order_max = np.lexsort((-vmax, b))
-    idx = np.concatenate([order_min[starts], order_max[starts], ends])
-    return np.unique(idx)
+    counts = np.diff(np.r_[starts, n])
+    group = np.repeat(np.arange(len(starts)), counts)
+    finite = np.isfinite(v)
+    picks = [starts + counts - 1]  # the last point of each bucket
+    for vv, reduce in ((np.where(finite, v, np.inf), np.minimum),
+                       (np.where(finite, v, -np.inf), np.maximum)):  # fmt: skip
+        ext = reduce.reduceat(vv, starts)
+        hit = np.flatnonzero(vv == ext[group])
+        g = group[hit]
+        first = np.r_[True, g[1:] != g[:-1]]
+        picks.append(hit[first])
+    return np.unique(np.concatenate(picks))
 
 
 def bucket_width(first: int, last: int, max_buckets: int) -> int:

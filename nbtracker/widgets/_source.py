@@ -210,13 +210,18 @@ class FolderReader:
         table = table.filter(pc.is_in(table.column("key"), pa.array(numeric, pa.string())))
         if not table.num_rows:
             return
-        table = table.sort_by([("key", "ascending"), ("step", "ascending")])
-        keys = table.column("key").to_numpy(zero_copy_only=False)
+        enc = table.column("key").combine_chunks().dictionary_encode()
+        codes = enc.indices.to_numpy()
+        names = enc.dictionary.to_pylist()
         steps = table.column("step").to_numpy()
         ts = table.column("ts").to_numpy() - self.t0
         vals = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        bounds = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1, len(keys)]
-        groups = {str(keys[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:])}
+        dc, ds = np.diff(codes), np.diff(steps)
+        if not np.all((dc > 0) | ((dc == 0) & (ds >= 0))):  # not grouped by key, step
+            order = np.lexsort((steps, codes))
+            codes, steps, ts, vals = codes[order], steps[order], ts[order], vals[order]
+        bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
+        groups = {str(names[codes[a]]): (a, b) for a, b in zip(bounds[:-1], bounds[1:])}
         # x metric lookup: value in force at each step (carried over from earlier files)
         xs: dict[str, tuple[Any, Any]] = {}
         for nm in self.feed.x_names:
