@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -128,43 +129,57 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(__file__).resolve().parents[1] / "test-artifacts")
 
 
+# Run in a subprocess: Playwright's sync API allows one instance per thread, and the browser
+# tier (tests/browser) keeps its own open for the whole session.
+_CHECK = r"""
+import json, sys
+from pathlib import Path
+from playwright.sync_api import expect, sync_playwright
+chromium, flags, html, shot, k0, k1 = json.loads(sys.argv[1])
+outside, errors = [], []
+def route(r):
+    url = r.request.url
+    if url.split(":", 1)[0] in ("file", "data", "blob", "about"):
+        r.continue_()
+    else:
+        outside.append(url)
+        r.abort()
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=chromium, args=flags)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda e: errors.append(f"{e.name}: {e.message}"))
+        page.route("**/*", route)
+        page.goto(Path(html).as_uri())
+        img = page.locator('img[src^="data:image/png;base64,"]').first
+        expect(img).to_be_visible(timeout=10_000)
+        page.wait_for_function(
+            "el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=10_000
+        )
+        expect(page.locator("table", has_text=k0).filter(has_text=k1).first).to_be_visible()
+        Path(shot).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=shot, full_page=True)
+    finally:
+        browser.close()
+print(json.dumps({"outside": sorted(set(outside)), "errors": errors}))
+"""
+
+
 @pytest.mark.browser
 def test_html_fallback_renders_offline_in_chromium(exported: dict[str, object]) -> None:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (never skipped)")
-    from playwright.sync_api import expect, sync_playwright
-
     html_path = Path(str(exported["ipynb"])).with_suffix(".html")
-    outside: list[str] = []
-    page_errors: list[str] = []
-
-    def route(r) -> None:  # noqa: ANN001
-        url = r.request.url
-        if url.split(":", 1)[0] in ("file", "data", "blob", "about"):
-            r.continue_()
-        else:
-            outside.append(url)
-            r.abort()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda e: page_errors.append(f"{e.name}: {e.message}"))
-            page.route("**/*", route)
-            page.goto(html_path.as_uri())
-            img = page.locator('img[src^="data:image/png;base64,"]').first
-            expect(img).to_be_visible(timeout=10_000)
-            page.wait_for_function(
-                "el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=10_000
-            )
-            table = page.locator("table", has_text=KEYS[0]).filter(has_text=KEYS[1]).first
-            expect(table).to_be_visible()
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "export-html-offline.png"), full_page=True)
-        finally:
-            browser.close()
-    print(f"\nrequests aborted (no network): {sorted(set(outside))}")
+    shot = ARTIFACTS / "export-html-offline.png"
+    args = [CHROMIUM, CHROMIUM_FLAGS, str(html_path), str(shot), *KEYS]
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK, json.dumps(args)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"Chromium check failed:\n{proc.stdout[-3000:]}{proc.stderr[-5000:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    outside, page_errors = result["outside"], result["errors"]
+    print(f"\nrequests aborted (no network): {outside}")
     ours = [u for u in outside if not any(h in u for h in TEMPLATE_CDNS)]
     assert not ours, f"the exported fallback itself asks the network for: {ours}"
     # Offline, the template's require.js never loads: errors naming it are expected.
