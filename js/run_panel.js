@@ -79,7 +79,11 @@ export default {
       // The kernel pushes the library on the first display; a page opened later (reload,
       // second tab) asks for it. That request waits while a cell runs, so ask only if the
       // pushed copy has not arrived soon.
-      asked = setTimeout(() => model.send({ type: "need_lib", hash: HASH }), 1500);
+      asked = setTimeout(() => {
+        model.send({ type: "need_lib", hash: HASH });
+        el.textContent =
+          "nbtracker: waiting for the kernel to send the chart library (after the running cell; with no kernel, see the snapshot below).";
+      }, 1500);
     }
     const lib = await s.promise;
     clearTimeout(asked);
