@@ -175,7 +175,9 @@ def _shrink_png(png: bytes) -> bytes:
     try:
         im = Image.open(io.BytesIO(png)).convert("RGBA")
         out = io.BytesIO()
-        im.quantize(colors=32, method=Image.Quantize.FASTOCTREE).save(out, format="PNG", optimize=True)
+        im.quantize(colors=32, method=Image.Quantize.FASTOCTREE).save(
+            out, format="PNG", optimize=True
+        )
     except Exception:  # noqa: BLE001 - the unshrunk image is fine too
         return png
     return out.getvalue() if out.tell() < len(png) else png

@@ -85,7 +85,9 @@ def _resolve(target: Any, store: Any) -> list[Any]:
 
     if target is None:
         if _state.current is None:
-            msg = "show() needs a run: call nbtracker.init() first or pass a run / 'project/run_id'."
+            msg = (
+                "show() needs a run: call nbtracker.init() first or pass a run / 'project/run_id'."
+            )
             raise RunNotFound(msg)
         target = _state.current
     if isinstance(target, Run):

@@ -40,7 +40,9 @@ class JsStore:
             self.seed(snapshot)
 
     def seed(self, snap: dict[str, Any]) -> None:
-        self.series = {k: {c: list(v[c]) for c in ("s", "t", "v")} for k, v in snap["series"].items()}
+        self.series = {
+            k: {c: list(v[c]) for c in ("s", "t", "v")} for k, v in snap["series"].items()
+        }
         self.seq = snap["seq"]
 
     def apply(self, msg: dict[str, Any]) -> None:
@@ -106,7 +108,7 @@ def test_bulk_reduction_matches_point_by_point() -> None:
     idx = reduce_indices(steps, vals, w)
     assert len(idx) <= 3 * 256
     a, b = Envelope(256), Envelope(256)
-    for s, v in zip(steps.tolist(), vals.tolist()):
+    for s, v in zip(steps.tolist(), vals.tolist(), strict=True):
         a.add(s, 0.0, v)
     for i in idx.tolist():
         b.add(int(steps[i]), 0.0, float(vals[i]))
@@ -233,7 +235,7 @@ def test_loader_is_tiny_and_bound_to_the_library() -> None:
 
 def test_bundle_has_no_cdn_imports() -> None:
     code = _lib.library()[0]
-    assert 'from"http' not in code.replace(" ", "") and "import(\"http" not in code
+    assert 'from"http' not in code.replace(" ", "") and 'import("http' not in code
 
 
 # -- runs of another process: folder panels --------------------------------------------------------
@@ -273,7 +275,9 @@ def test_folder_panel_follows_until_the_run_ends(init: Any) -> None:
     assert js.series["loss"]["s"] == list(range(30))
 
 
-def test_show_resolves_runs_and_projects(init: Any, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_resolves_runs_and_projects(
+    init: Any, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import IPython.display
 
     from nbtracker import display as nbt_display

@@ -69,7 +69,7 @@ def render(state: dict[str, Any], png_b64: str | None) -> str:
     return (
         f'<div class="nbt-fallback" data-nbt-fallback="{uid}" '
         'style="font-family:sans-serif;font-size:12px;padding:4px 0">'
-        f"{head}{img}<div style=\"display:flex;gap:24px;flex-wrap:wrap\">{tables}</div></div>"
+        f'{head}{img}<div style="display:flex;gap:24px;flex-wrap:wrap">{tables}</div></div>'
     )
 
 

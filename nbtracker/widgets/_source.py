@@ -44,7 +44,9 @@ class Feed:
         self.max_buckets = max_buckets
         self.env: dict[str, Envelope] = {}
         self.x_names: list[str] = []
-        self.xcur: dict[str, Any] | None = None  # current x-metric values (shared, replaced on change)
+        self.xcur: dict[str, Any] | None = (
+            None  # current x-metric values (shared, replaced on change)
+        )
         self.last_step = -1
         self.rows = 0
 
@@ -140,8 +142,8 @@ class Feed:
                 idx = np.arange(len(s))
             src = np.flatnonzero(mask)[idx]
             add = e.add
-            for i, j, st, tt, vv in zip(idx.tolist(), src.tolist(), s[idx].tolist(),
-                                       t[idx].tolist(), v[idx].tolist()):  # fmt: skip
+            for j, st, tt, vv in zip(src.tolist(), s[idx].tolist(), t[idx].tolist(),
+                                     v[idx].tolist(), strict=True):  # fmt: skip
                 xv = {nm: _py(xcols[nm][j]) for nm in names} if names else None
                 add(st, tt, vv, xv)
 
@@ -221,7 +223,9 @@ class FolderReader:
             order = np.lexsort((steps, codes))
             codes, steps, ts, vals = codes[order], steps[order], ts[order], vals[order]
         bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
-        groups = {str(names[codes[a]]): (a, b) for a, b in zip(bounds[:-1], bounds[1:])}
+        groups = {
+            str(names[codes[a]]): (a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        }
         # x metric lookup: value in force at each step (carried over from earlier files)
         xs: dict[str, tuple[Any, Any]] = {}
         for nm in self.feed.x_names:
@@ -301,7 +305,7 @@ def read_range(
     ts = table.column("ts").to_numpy()[order] - t0
     vals = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)[order]
     xcur: dict[str, Any] | None = None
-    for k, s, t, v in zip(keys, steps.tolist(), ts.tolist(), vals.tolist()):
+    for k, s, t, v in zip(keys, steps.tolist(), ts.tolist(), vals.tolist(), strict=True):
         if k in x_names:
             xcur = {**(xcur or {}), k: None if v != v else v}
         if k == key and s >= s0:

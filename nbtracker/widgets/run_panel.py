@@ -355,7 +355,9 @@ class RunPanel(anywidget.AnyWidget):
         else:
             rdir = self._reader.rdir  # type: ignore[union-attr]
         cols = read_range(rdir, key, s0, s1, list(self._feed.x_names), self._max_buckets)
-        self.send({"type": "range", "req": content.get("req"), "key": key, "s0": s0, "s1": s1, **cols})
+        self.send(
+            {"type": "range", "req": content.get("req"), "key": key, "s0": s0, "s1": s1, **cols}
+        )
 
     # -- user API ----------------------------------------------------------------------------
     def chart(self, key: str) -> Any:
