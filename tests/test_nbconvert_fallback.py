@@ -53,7 +53,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     work = tmp_path_factory.mktemp("nbconvert")
     data = work / "nbruns"
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(SOURCE)]
     mp = pytest.MonkeyPatch()
     mp.setenv("NBTRACKER_DIR", str(data))  # the kernel inherits it
@@ -94,7 +98,7 @@ def test_cell_ran_without_error(exported: dict[str, object]) -> None:
 def test_html_has_chart_image(exported: dict[str, object]) -> None:
     html = str(exported["html"])
     imgs = _IMG.findall(html)
-    assert imgs, "no <img src=\"data:image/png;base64,...\"> in the nbconvert HTML"
+    assert imgs, 'no <img src="data:image/png;base64,..."> in the nbconvert HTML'
     from PIL import Image
 
     im = Image.open(io.BytesIO(base64.b64decode(re.sub(r"\s", "", imgs[0]))))
@@ -126,7 +130,9 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(__file__).resolve().parents[1] / "test-artifacts")
+ARTIFACTS = Path(
+    os.environ.get("SCREENSHOT_DIR") or Path(__file__).resolve().parents[1] / "test-artifacts"
+)
 
 
 # Run in a subprocess: Playwright's sync API allows one instance per thread, and the browser
@@ -176,7 +182,9 @@ def test_html_fallback_renders_offline_in_chromium(exported: dict[str, object]) 
         [sys.executable, "-c", _CHECK, json.dumps(args)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, f"Chromium check failed:\n{proc.stdout[-3000:]}{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, (
+        f"Chromium check failed:\n{proc.stdout[-3000:]}{proc.stderr[-5000:]}"
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     outside, page_errors = result["outside"], result["errors"]
     print(f"\nrequests aborted (no network): {outside}")

@@ -11,8 +11,15 @@ import warnings
 from typing import Any
 
 import pytest
-from nbt_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, JupyterServer, Lab, Recorded, _fail_missing
-
+from nbt_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    JupyterServer,
+    Lab,
+    Recorded,
+    _fail_missing,
+)
 
 # ---------------------------------------------------------------------------------------
 # Fixtures

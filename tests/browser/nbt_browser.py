@@ -123,7 +123,13 @@ class JupyterServer:
         )
         # Kernels and the scripts they start use the same interpreter as the tests.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        for k in ("WANDB_DIR", "NBTRACKER_PROJECT", "WANDB_PROJECT", "WANDB_MODE", "NBTRACKER_MODE"):
+        for k in (
+            "WANDB_DIR",
+            "NBTRACKER_PROJECT",
+            "WANDB_PROJECT",
+            "WANDB_MODE",
+            "NBTRACKER_MODE",
+        ):
             env.pop(k, None)
         return env
 
@@ -388,7 +394,9 @@ class Lab:
             return f"{self.server.base}/notebooks/{name}.ipynb?token={tok}"
         raise ValueError(ui)
 
-    def open(self, page: Any, name: str, cells: list[str] | None = None, ui: str = "lab") -> Notebook:
+    def open(
+        self, page: Any, name: str, cells: list[str] | None = None, ui: str = "lab"
+    ) -> Notebook:
         """(Write and) open a notebook, wait for its cells and an idle kernel."""
         if cells is not None:
             self.write_notebook(name, cells)
@@ -411,17 +419,16 @@ class Lab:
         while True:
             sessions = self.server.api("GET", "/api/sessions")[1] or []
             if any(
-                s.get("path") == path and s["kernel"]["execution_state"] == "idle"
-                for s in sessions
+                s.get("path") == path and s["kernel"]["execution_state"] == "idle" for s in sessions
             ):
                 break
             if time.monotonic() > deadline:
                 msg = f"no idle kernel for {path} after {KERNEL_START_S} s: {sessions}"
                 raise AssertionError(msg)
             time.sleep(0.1)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-            timeout=KERNEL_START_S * 1000
-        )
+        expect(
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first
+        ).to_be_attached(timeout=KERNEL_START_S * 1000)
         expect(page.locator(".jp-Spinner")).to_have_count(0, timeout=KERNEL_START_S * 1000)
 
     def screenshot(self, target: Any, name: str) -> Path:
@@ -429,5 +436,3 @@ class Lab:
         path = ARTIFACTS / f"{name}.png"
         target.screenshot(path=str(path))
         return path
-
-

@@ -33,7 +33,7 @@ def wait_panel(nb: Notebook, cell: int) -> Any:
     p = panel(nb, cell)
     try:
         expect(p).to_be_visible(timeout=PANEL_TIMEOUT_MS)
-    except AssertionError as e:
+    except AssertionError:
         msg = (
             f"no visible [data-testid=nbt-run-panel] in cell {cell}'s output; "
             f"output text:\n{nb.output_text(cell)}{nb.diagnostics()}"

@@ -6,8 +6,7 @@ If this fails, the harness or the machine is broken, not the run panel.
 from __future__ import annotations
 
 import pytest
-
-from nbt_browser import NOTEBOOK7_NOISE, expect, is_local_url
+from nbt_browser import expect, is_local_url
 
 pytestmark = pytest.mark.browser
 
@@ -38,10 +37,8 @@ def points(loc) -> int:  # noqa: ANN001
     return int(v) if v is not None else -1
 
 
-def test_probe_grows_while_cell_runs(lab, page, recorded, ui="lab") -> None:  # noqa: ANN001
-    if ui == "notebook":
-        recorded.allowed_page_errors = NOTEBOOK7_NOISE
-    nb = lab.open(page, f"harness_probe_{ui}", [PROBE, "print('after', p.points)"], ui=ui)
+def test_probe_grows_while_cell_runs(lab, page, recorded) -> None:  # noqa: ANN001
+    nb = lab.open(page, "harness_probe", [PROBE, "print('after', p.points)"])
     nb.run(0, wait=False)
     probe = nb.output(0).get_by_test_id("probe")
     expect(probe).to_be_attached(timeout=20_000)
@@ -61,7 +58,7 @@ def test_probe_grows_while_cell_runs(lab, page, recorded, ui="lab") -> None:  # 
     expect(probe).to_have_attribute("data-points", "30")
     nb.run(1)
     expect(nb.output(1)).to_have_text("after 30")
-    lab.screenshot(nb.output(0), f"harness-probe-{ui}")
+    lab.screenshot(nb.output(0), "harness-probe")
     recorded.check()
 
 

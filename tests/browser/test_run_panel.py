@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from nbt_browser import NOTEBOOK7_NOISE, expect
-from panel import chart, expect_state, points, state_text, step_number, wait_panel, wait_points
+from panel import chart, expect_state, state_text, step_number, wait_panel, wait_points
 
 pytestmark = pytest.mark.browser
 
@@ -151,7 +151,9 @@ def exercise_controls(page, p) -> None:  # noqa: ANN001
     wait_points(loss, lambda n: n == STEPS, timeout=5, what=f"== {STEPS} in log scale")
     p.get_by_test_id("nbt-log-y").uncheck()
     for key in KEYS:
-        wait_points(chart(p, key), lambda n: n == STEPS, timeout=5, what=f"== {STEPS} after controls")
+        wait_points(
+            chart(p, key), lambda n: n == STEPS, timeout=5, what=f"== {STEPS} after controls"
+        )
 
 
 OTHER_PROCESS = '''import pathlib, subprocess, sys, time
