@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,14 +44,3 @@ def init(root: Path) -> Callable[..., nbtracker.Run]:
 @pytest.fixture
 def api(root: Path) -> nbtracker.Api:
     return nbtracker.Api(root)
-
-
-def wait_until(pred: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)

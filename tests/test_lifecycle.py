@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 
-from conftest import wait_until
+from nbt_testutil import wait_until
 
 
 def _script(root, body: str) -> list[str]:
