@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from nbt_testutil import wait_until
 
 import nbtracker
 from nbtracker import _state
