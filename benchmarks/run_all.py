@@ -30,6 +30,22 @@ import _common as C  # noqa: E402
 BENCHES = {"log": bench_log, "lifecycle": bench_lifecycle, "read": bench_read}
 
 
+def _git_state() -> str:
+    """Commit of the checkout, and whether nbtracker/ has uncommitted changes (the bench venv
+    installs nbtracker editable, so workers run whatever is in the tree)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "nbtracker"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"git {head}" + (" + uncommitted changes in nbtracker/" if dirty else " (clean)")
+
+
 def _loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -54,6 +70,7 @@ def main() -> int:
         f"- python: {platform.python_version()} ({sys.executable})",
         f"- command: `{Path(sys.executable).name} benchmarks/run_all.py {' '.join(sys.argv[1:])}`".rstrip(),
         f"- versions: {C.versions(['nbtracker', 'trackio', 'wandb', 'mlflow', 'duckdb', 'pyarrow', 'pandas'])}",
+        f"- nbtracker code: {_git_state()}",
         f"- load average at start: {_loadavg()} (other work on the machine skews absolute figures; "
         "ratios are taken side by side, interleaved)",
         "",
@@ -70,7 +87,7 @@ def main() -> int:
         C.say(f"== {name} done in {time.perf_counter() - t:.0f} s ==")
     parts.append(f"_total time {time.perf_counter() - t0:.0f} s; load average at end: {_loadavg()}_\n")
     verdicts = [line for part in parts for line in part.splitlines() if line.startswith(("[PASS]", "[FAIL]", "[n/a"))]
-    parts.insert(8, "## Summary of targets\n\n" + "\n".join(f"    {v}" for v in verdicts) + "\n")
+    parts.insert(9, "## Summary of targets\n\n" + "\n".join(f"    {v}" for v in verdicts) + "\n")
     text = "\n".join(parts)
     print(text)
     if args.out:
