@@ -115,11 +115,32 @@ def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: 
     p = wait_panel(nb, 0)
     assert_final(p)
     assert_fallback_hidden(nb, 0)
+
+    # Kernel gone (restart, or the notebook reopened another day): Lab says "model not
+    # found" for the widget, and the static snapshot under it must show the final result.
+    lab.server.shutdown_kernels()
+    page.reload()
+    expect(nb.cells).to_have_count(2, timeout=60_000)
+    lab.wait_kernel_ready(page, "live_ext.ipynb")
+    fb = nb.output(0).locator("[data-nbt-fallback]").first
+    expect(fb).to_be_visible(timeout=10_000)
+    img = fb.locator('img[src^="data:image/png;base64,"]').first
+    expect(img).to_be_visible()
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=img.element_handle())
+    for key in KEYS:
+        expect(fb.locator("table").first).to_contain_text(key)
+    expect(fb).to_contain_text("finished")
+    lab.screenshot(nb.cell(0), "run-panel-reopened-no-kernel")
     recorded.check()
 
 
 def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noqa: ANN001
-    nb = lab.open(page, "live_noext", [live_cell("live-noext", ext=False, finish=True)])
+    second = (
+        'run2 = nbtracker.init(project="browser", name="second-run")\n'
+        'for i in range(30):\n    run2.log({"train/loss": 2 / (i + 1)})\n'
+        "run2.finish()"
+    )
+    nb = lab.open(page, "live_noext", [live_cell("live-noext", ext=False, finish=True), second])
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
     assert_grows_while_running(nb, 0, chart(p, "train/loss"))
@@ -128,6 +149,16 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
     assert_final(p)
     exercise_controls(page, p)
     lab.screenshot(p, "run-panel-controls")
+    # A second run in the next cell: its own panel (library already on the page).
+    nb.run(1)
+    nb.assert_no_error_output(1)
+    p2 = wait_panel(nb, 1)
+    expect(p2.get_by_test_id("nbt-run-name")).to_have_text("second-run")
+    expect_state(p2, "finished")
+    assert wait_points(chart(p2, "train/loss"), lambda n: n == 30, timeout=10, what="== 30") == 30
+    expect(p2.get_by_test_id("nbt-chart")).to_have_count(1)
+    assert wait_points(chart(p, "train/loss"), lambda n: n == STEPS, timeout=5) == STEPS
+    expect(nb.output(0).get_by_test_id("nbt-run-panel")).to_have_count(1)
     recorded.check()
 
 
