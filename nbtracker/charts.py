@@ -8,6 +8,7 @@ named data source (``"points"``) that the widget fills and streams into.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ def metric_chart(
         .mark_line(strokeWidth=1.5, clip=True, opacity=alt.ExprRef("smooth > 0 ? 0.25 : 1"))
         .encode(x=xenc, y=alt.Y("v:Q", title=None, scale=yscale, axis=alt.Axis(tickCount=4)))
         .add_params(zoom)
+        .properties(name="nbt_raw")
     )
     smoothed = (
         alt.Chart(source)
@@ -92,7 +94,12 @@ def metric_chart(
 
 
 def live_spec(width: int = WIDTH, height: int = HEIGHT) -> dict[str, Any]:
-    """The panel's chart template (a Vega-Lite dict); the panel fills in title and data."""
+    """The panel's chart template (a Vega-Lite dict); the panel fills in title and data.
+
+    Panels load the copy saved in ``nbtracker/static/live_spec.json`` (written by
+    ``python -m nbtracker.charts``; a test keeps it equal to this), so showing a panel
+    never waits for ``import altair`` (2-3 s).
+    """
     spec = metric_chart("", width=width, height=height).to_dict()
     spec.pop("title", None)  # the panel shows the key above the chart (as text, escaped)
     spec.pop("$schema", None)
@@ -121,6 +128,42 @@ def series_frame(points: Mapping[str, Sequence[Any]], x: str = "step") -> pd.Dat
     xs = points["s"] if x == "step" else points["t"] if x == "time" else points["x"][x]
     df = pd.DataFrame({"x": list(xs), "v": list(points["v"])})
     return df.dropna()
+
+
+def panel_spec(
+    series: Mapping[str, Mapping[str, Sequence[Any]]],
+    *,
+    columns: int = 3,
+    width: int = 220,
+    height: int = 110,
+) -> dict[str, Any]:
+    """Vega-Lite dict of :func:`panel_chart` (no Altair import: used at ``finish()``)."""
+    charts = []
+    for key, pts in series.items():
+        rows = [
+            {"x": x, "v": v}
+            for x, v in zip(pts["s"], pts["v"], strict=True)
+            if v is not None and x is not None
+        ]
+        if not rows:
+            continue
+        charts.append({
+            "data": {"values": rows},
+            "title": {"text": key, "fontSize": 11, "anchor": "start"},
+            "mark": {"type": "line", "strokeWidth": 1.2},
+            "encoding": {
+                "x": {"field": "x", "type": "quantitative", "title": "step",
+                      "axis": {"tickCount": 4}},
+                "y": {"field": "v", "type": "quantitative", "title": None,
+                      "scale": {"zero": False}, "axis": {"tickCount": 4}},
+            },
+            "width": width,
+            "height": height,
+        })  # fmt: skip
+    if not charts:
+        return {"data": {"values": [{}]}, "mark": {"type": "text", "text": "no metrics logged"}}
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+            "concat": charts, "columns": columns}  # fmt: skip
 
 
 def panel_chart(
@@ -157,10 +200,13 @@ def panel_chart(
 
 
 def to_png_base64(chart: Any, scale: float = 1.0) -> str:
-    """Render a chart to PNG offline (vl-convert) and return it base64-encoded."""
+    """Render a chart (Altair, or a Vega-Lite dict) to PNG offline (vl-convert), base64."""
+    import json
+
     import vl_convert as vlc
 
-    png = vlc.vegalite_to_png(chart.to_json(), scale=scale)
+    spec = json.dumps(chart) if isinstance(chart, dict) else chart.to_json()
+    png = vlc.vegalite_to_png(spec, scale=scale)
     return base64.b64encode(_shrink_png(png)).decode("ascii")
 
 
@@ -208,4 +254,39 @@ def run_chart(
     return metric_chart(key, series_frame(pts, x), x=x, smoothing=smoothing, log_y=log_y)
 
 
-__all__ = ["ema", "live_spec", "metric_chart", "panel_chart", "run_chart", "to_png_base64"]
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+def warm_png_renderer() -> None:
+    """Start vl-convert's engine in a background thread (its first render takes ~1 s), so
+    the static snapshot at ``finish()`` costs ~0.2 s."""
+    global _warmed
+    with _warm_lock:
+        if _warmed:
+            return
+        _warmed = True
+
+    def warm() -> None:
+        try:
+            to_png_base64({"data": {"values": [{"x": 1}]}, "mark": "point",
+                           "encoding": {"x": {"field": "x", "type": "quantitative"}}})  # fmt: skip
+        except Exception:  # noqa: BLE001, S110 - only a warm-up
+            pass
+
+    threading.Thread(target=warm, name="nbtracker-vl-warm", daemon=True).start()
+
+
+if __name__ == "__main__":  # python -m nbtracker.charts: refresh the panel's saved template
+    import json
+    from pathlib import Path
+
+    out = Path(__file__).parent / "static" / "live_spec.json"
+    out.write_text(json.dumps(live_spec(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+__all__ = [
+    "ema", "live_spec", "metric_chart", "panel_chart", "panel_spec", "run_chart",
+    "to_png_base64", "warm_png_renderer",
+]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pandas as pd
@@ -75,3 +76,17 @@ def test_panel_chart_png_is_not_blank() -> None:
               "b/c": {"s": [0, 1], "t": [0, 1], "v": [0.5, 0.1]}}  # fmt: skip
     png = base64.b64decode(charts.to_png_base64(charts.panel_chart(series)))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2_000
+
+
+def test_saved_live_spec_matches_the_altair_builder() -> None:
+    """Panels load static/live_spec.json; refresh it with `python -m nbtracker.charts`."""
+    from nbtracker.widgets import _lib
+
+    assert _lib.live_spec() == json.loads(json.dumps(charts.live_spec()))
+
+
+def test_panel_spec_renders_without_altair() -> None:
+    spec = charts.panel_spec({"loss": {"s": [0, 1, 2], "t": [0, 0, 0], "v": [3.0, None, 1.0]}})
+    assert [r["v"] for r in spec["concat"][0]["data"]["values"]] == [3.0, 1.0]
+    png = base64.b64decode(charts.to_png_base64(spec))
+    assert png[:4] == b"\x89PNG"

@@ -214,6 +214,10 @@ class Chart {
     if (rows.length) cs.insert(rows);
     this.view.change("points", cs).runAsync();
     this.el.dataset.points = String(this.js.length);
+    if (ser && ser.s.length) {
+      this.el.dataset.lastStep = String(ser.s[ser.s.length - 1]);
+      this.el.dataset.lastValue = String(ser.v[ser.v.length - 1]);
+    }
   }
 
   restyle() {

@@ -17,6 +17,7 @@ from typing import Any
 STATIC = Path(__file__).resolve().parent.parent / "static"
 LOADER = STATIC / "run_panel.js"
 LIBRARY = STATIC / "nbtracker_lib.js"
+LIVE_SPEC = STATIC / "live_spec.json"
 _HASH_PLACEHOLDER = "__NBT_LIB_HASH__"
 
 _lock = threading.Lock()
@@ -41,6 +42,19 @@ def library() -> tuple[str, str]:
 def loader_esm() -> str:
     """The widget's ``_esm``: the loader, bound to this library version."""
     return LOADER.read_text(encoding="utf-8").replace(_HASH_PLACEHOLDER, library()[1])
+
+
+@functools.cache
+def _live_spec_text() -> str:
+    return LIVE_SPEC.read_text(encoding="utf-8")
+
+
+def live_spec() -> dict[str, Any]:
+    """The panel's chart template, as built by ``charts.live_spec()`` (saved copy: no
+    ``import altair`` on the way to the first chart)."""
+    import json
+
+    return json.loads(_live_spec_text())  # a fresh copy per panel
 
 
 def push(widget: Any, *, force: bool = False) -> bool:

@@ -89,7 +89,7 @@ class RunPanel(anywidget.AnyWidget):
     _uid = t.Unicode("").tag(sync=True)
 
     def __init__(self, *, renderer: str = "canvas", max_buckets: int = DEFAULT_BUCKETS) -> None:
-        super().__init__(_uid=secrets.token_hex(8), _spec=charts.live_spec(), renderer=renderer)
+        super().__init__(_uid=secrets.token_hex(8), _spec=_lib.live_spec(), renderer=renderer)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -375,8 +375,9 @@ class RunPanel(anywidget.AnyWidget):
             x=self.x_axis, smoothing=self.smoothing, log_y=self.log_y,
         )  # fmt: skip
 
-    def static_chart(self) -> Any:
-        """Small multiples of every metric (the chart of the static snapshot)."""
+    def static_chart(self) -> dict[str, Any]:
+        """Small multiples of every metric: the static snapshot's Vega-Lite spec (a dict;
+        ``alt.Chart.from_dict`` it to edit)."""
         with self._lock:
             series = {}
             for k, env in self._feed.env.items():
@@ -386,7 +387,7 @@ class RunPanel(anywidget.AnyWidget):
                 for p in env.points():
                     small.add(*p)
                 series[k] = columns(small.points(), [])
-        return charts.panel_chart(series)
+        return charts.panel_spec(series)
 
     def fallback_state(self) -> dict[str, Any]:
         return {
@@ -426,6 +427,7 @@ class RunPanel(anywidget.AnyWidget):
         if self._shown_in is not None and self._shown_in == count:
             return  # show() already displayed it in this cell: skip the echo of its result
         self._shown_in = count
+        charts.warm_png_renderer()  # the snapshot at finish() then takes ~0.2 s, not ~1 s
         data, meta = self._repr_mimebundle_()
         display(data, metadata=meta, raw=True)
         final = self.state != "running"
