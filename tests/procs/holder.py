@@ -1,27 +1,37 @@
-"""Holds the catalog open read-write, as the ``duckdb`` CLI does, for a while.
+"""Holds the catalog for a while, the way another program would.
 
-    python holder.py CATALOG SECONDS READY
+    python holder.py duckdb CATALOG SECONDS READY
+    python holder.py flock LOCKFILE SECONDS READY
 
-Opens CATALOG with a plain ``duckdb.connect`` (read-write, no nbtracker involved), runs
-a query, creates READY, keeps the connection for SECONDS, then closes it.
+``duckdb``: opens CATALOG with a plain ``duckdb.connect`` (read-write, as the ``duckdb``
+CLI does, no nbtracker involved), runs a query and keeps the connection open.
+``flock``: takes the exclusive lock nbtracker's catalog writers take (as another
+nbtracker process does while it rewrites the catalog, e.g. ``nbtracker repair``).
+Either way it creates READY once it holds, waits SECONDS, and lets go.
 """
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import time
 
-import duckdb
-
 
 def main() -> int:
-    path, seconds, ready = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-    con = duckdb.connect(path)
-    n = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+    mode, path, seconds, ready = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    if mode == "duckdb":
+        import duckdb
+
+        held = duckdb.connect(path)
+        note = str(held.execute("SELECT count(*) FROM runs").fetchone()[0])
+    else:
+        held = open(path, "a+")  # noqa: SIM115
+        fcntl.flock(held, fcntl.LOCK_EX)
+        note = "locked"
     with open(ready, "w") as fh:
-        fh.write(str(n))
+        fh.write(note)
     time.sleep(seconds)
-    con.close()
+    held.close()
     return 0
 
 

@@ -2,9 +2,10 @@
 
     python names.py ROOT NAMES_JSON
 
-For each name ``s`` in the JSON list: ``init(project=s, name=s, tags=[s, "plain"],
-config={s: i})``, three steps of ``{s: step, "x": 2 * step}``, a ``Table`` under key
-``s``, ``finish()``.
+NAMES_JSON: ``{"names": [...], "ids": {name: run id}}``. For each name ``s``:
+``init(project=s, name=s, id=ids.get(s), tags=[s, "plain"], config={s: i})``, three
+steps of ``{s: step, "x": 2 * step}``, a ``Table`` under key ``s + "-table"``,
+``finish()``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ def main() -> int:
     import nbtracker
 
     with open(names_file, encoding="utf-8") as fh:
-        names = json.load(fh)
-    for i, s in enumerate(names):
-        run = nbtracker.init(project=s, name=s, tags=[s, "plain"], config={s: i}, dir=root)
+        spec = json.load(fh)
+    for i, s in enumerate(spec["names"]):
+        run = nbtracker.init(project=s, name=s, id=spec["ids"].get(s), tags=[s, "plain"],
+                             config={s: i}, dir=root)
         for step in range(3):
             run.log({s: float(step), "x": 2.0 * step})
         run.log({s + "-table": nbtracker.Table(columns=["c"], data=[[s]])})
