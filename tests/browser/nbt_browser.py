@@ -246,12 +246,16 @@ class Recorded:
         return sorted({u for u in self.urls if not is_local_url(u)})
 
     def check(self) -> None:
-        """Raise AssertionError on any unexpected page error or non-local request."""
+        """Raise AssertionError on an unexpected page error, a request leaving the machine, or
+        a console error naming nbtracker (other console errors are JupyterLab's own noise,
+        e.g. "widget model not found" after a kernel restart: they only go in the message)."""
         problems = []
         if bad := self.unexpected_page_errors():
             problems.append(f"page errors: {bad}")
         if out := self.outside_urls():
             problems.append(f"requests leaving localhost: {out}")
+        if ours := [c for c in self.console_errors if "nbtracker" in c.lower()]:
+            problems.append(f"nbtracker console errors: {ours}")
         assert not problems, "; ".join(problems) + (
             f"\n(console errors: {self.console_errors})" if self.console_errors else ""
         )
