@@ -35,10 +35,15 @@ MAX_LOSS_S = 1.0
 
 
 # -- helpers -------------------------------------------------------------------------------
-def spawn(args: list[str], cwd: Path, log: Path, *, pyflags: tuple[str, ...] = ()) -> subprocess.Popen:
+def spawn(
+    args: list[str], cwd: Path, log: Path, *, pyflags: tuple[str, ...] = ()
+) -> subprocess.Popen:
     err = open(log, "wb")  # noqa: SIM115 - closed by the caller through proc.stderr_file
     proc = subprocess.Popen(
-        [sys.executable, *pyflags, *args], cwd=cwd, stdout=err, stderr=subprocess.STDOUT,
+        [sys.executable, *pyflags, *args],
+        cwd=cwd,
+        stdout=err,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     proc.stderr_file = err  # type: ignore[attr-defined]
@@ -73,7 +78,9 @@ def read_progress(path: Path, with_times: bool = True) -> Progress:
     if len(data) < HEADER:
         return Progress()
     phase, last = struct.unpack_from("<qq", data, 0)
-    times = list(struct.unpack_from(f"<{last + 1}d", data, HEADER)) if with_times and last >= 0 else []
+    times = (
+        list(struct.unpack_from(f"<{last + 1}d", data, HEADER)) if with_times and last >= 0 else []
+    )
     return Progress(phase, last, times)
 
 
@@ -81,11 +88,9 @@ def wait_phase(path: Path, proc: subprocess.Popen, phase: int, timeout: float = 
     deadline = time.monotonic() + timeout
     while read_progress(path, with_times=False).phase < phase:
         if proc.poll() is not None:
-            msg = (
-                f"child exited ({proc.returncode}) before phase {phase}: "
-                                 f"{path.with_suffix('.log').read_text(errors='replace')}"
-            )
-            raise AssertionError(msg)  # fmt: skip
+            log = path.with_suffix(".log").read_text(errors="replace")
+            msg = f"child exited ({proc.returncode}) before phase {phase}: {log}"
+            raise AssertionError(msg)
         if time.monotonic() > deadline:
             msg = f"child did not reach phase {phase} in {timeout} s"
             raise AssertionError(msg)
@@ -184,11 +189,25 @@ def kill_plans(rng: random.Random) -> list[KillPlan]:
     for i in range(10):  # around the first flush (0.5 s after init + pyarrow warming up)
         plans.append(KillPlan(f"first{i}", "ready", rng.uniform(0.3, 1.6)))
     for i in range(20):  # mid-run, some with frequent mid-run segment merges
-        plans.append(KillPlan(f"mid{i}", "ready", rng.uniform(1.0, 3.5), merge_after=rng.choice([0, 3]),
-                              touch_config=rng.choice([0.0, 1.0])))
+        plans.append(
+            KillPlan(
+                f"mid{i}",
+                "ready",
+                rng.uniform(1.0, 3.5),
+                merge_after=rng.choice([0, 3]),
+                touch_config=rng.choice([0.0, 1.0]),
+            )
+        )
     for i in range(6):  # long runs: many segments, merged every few flushes
-        plans.append(KillPlan(f"long{i}", "ready", rng.uniform(5.0, 8.0), merge_after=rng.choice([0, 4, 5]),
-                              touch_config=rng.choice([0.0, 2.0])))
+        plans.append(
+            KillPlan(
+                f"long{i}",
+                "ready",
+                rng.uniform(5.0, 8.0),
+                merge_after=rng.choice([0, 4, 5]),
+                touch_config=rng.choice([0.0, 2.0]),
+            )
+        )
     return plans
 
 
@@ -213,7 +232,12 @@ def run_and_kill(root: Path, progress_dir: Path, plan: KillPlan) -> KillResult:
         if proc.poll() is None:
             proc.kill()
             reap(proc)
-    return KillResult(plan, t_kill, read_progress(prog_path), prog_path.with_suffix(".log").read_text(errors="replace"))
+    return KillResult(
+        plan,
+        t_kill,
+        read_progress(prog_path),
+        prog_path.with_suffix(".log").read_text(errors="replace"),
+    )
 
 
 @pytest.mark.slow
@@ -316,7 +340,10 @@ def test_sigkill_during_finish(tmp_path: Path) -> None:
         # a run reported finished has all of its rows; a crashed one lost at most the end
         check_history(run, prog, t_kill, complete=run.state == "finished")
     print("states after a kill during finish():", {rid: r.state for rid, r in runs.items()})
-    assert catalog_runs(root, "k") == {"seed": "finished", **{rid: r.state for rid, r in runs.items()}}
+    assert catalog_runs(root, "k") == {
+        "seed": "finished",
+        **{rid: r.state for rid, r in runs.items()},
+    }
 
 
 # -- 2. four writers and a reader ----------------------------------------------------------
@@ -329,8 +356,19 @@ def test_four_writers_and_a_reader(tmp_path: Path) -> None:
     stop = work / "stop"
     # the first init creates the catalog; start everyone at once to fight over it
     writers = [
-        spawn_logger(root, "p", f"w{i}", work / f"w{i}.bin", "--steps", str(steps), "--sleep",
-                     "0.001", "--merge-after", "4", "--finish")  # fmt: skip
+        spawn_logger(
+            root,
+            "p",
+            f"w{i}",
+            work / f"w{i}.bin",
+            "--steps",
+            str(steps),
+            "--sleep",
+            "0.001",
+            "--merge-after",
+            "4",
+            "--finish",
+        )  # fmt: skip
         for i in range(4)
     ]
     reader = spawn([str(PROCS / "reader.py"), str(root), "p", str(stop), str(work / "reader.json")],
@@ -488,7 +526,7 @@ AWKWARD = [
     "a/b",
     "..",
     "../../etc",
-    "quote's \"double\"",
+    'quote\'s "double"',
     "with spaces  and\ttab",
     "ünïcødé 🚀",
     "'; DROP TABLE runs; --",
@@ -517,7 +555,9 @@ def test_awkward_names_are_kept_and_stay_inside_root(tmp_path: Path) -> None:
     parent_before = set(os.listdir(tmp_path.parent))
     tmp_before = _walk(tmp_path)
 
-    proc = spawn([str(PROCS / "names.py"), str(root), str(names_file)], cwd=cwd, log=tmp_path / "names.log")
+    proc = spawn(
+        [str(PROCS / "names.py"), str(root), str(names_file)], cwd=cwd, log=tmp_path / "names.log"
+    )
     assert reap(proc, timeout=120) == 0, (tmp_path / "names.log").read_text()
     assert (tmp_path / "names.log").read_text() == ""
 
@@ -550,7 +590,9 @@ def test_awkward_names_are_kept_and_stay_inside_root(tmp_path: Path) -> None:
         keys = nbtracker.sql("SELECT DISTINCT key FROM history WHERE project = ? ORDER BY key",
                              [s], root=str(root))  # fmt: skip
         assert keys["key"].tolist() == sorted([s, "x", s + "-table"])
-        tags = nbtracker.sql("SELECT tag FROM tags WHERE project = ? ORDER BY tag", [s], root=str(root))
+        tags = nbtracker.sql(
+            "SELECT tag FROM tags WHERE project = ? ORDER BY tag", [s], root=str(root)
+        )
         assert tags["tag"].tolist() == sorted([s, "plain"])
 
     # the catalog file itself holds the exact strings, and its runs table survived

@@ -21,8 +21,9 @@ def main() -> int:
     with open(names_file, encoding="utf-8") as fh:
         spec = json.load(fh)
     for i, s in enumerate(spec["names"]):
-        run = nbtracker.init(project=s, name=s, id=spec["ids"].get(s), tags=[s, "plain"],
-                             config={s: i}, dir=root)
+        run = nbtracker.init(
+            project=s, name=s, id=spec["ids"].get(s), tags=[s, "plain"], config={s: i}, dir=root
+        )
         for step in range(3):
             run.log({s: float(step), "x": 2.0 * step})
         run.log({s + "-table": nbtracker.Table(columns=["c"], data=[[s]])})

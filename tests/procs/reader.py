@@ -46,15 +46,17 @@ def main() -> int:
             r.history(samples=100, keys=["a", "e"])
         nbtracker.sql(
             "SELECT run_id, count(*) FROM history WHERE project = ? GROUP BY run_id",
-            [project], root=root,
+            [project],
+            root=root,
         )
         iterations += 1
         if last_pass:
             break
         time.sleep(0.05)
     with open(out, "w") as fh:
-        json.dump({"iterations": iterations, "rows": seen, "problems": problems,
-                   "states": states}, fh)
+        json.dump(
+            {"iterations": iterations, "rows": seen, "problems": problems, "states": states}, fh
+        )
     return 0
 
 
