@@ -379,3 +379,23 @@ def test_zoom_range_is_sent_at_full_resolution(init: Any) -> None:
     assert reply["s"] == list(range(500, 521))
     assert reply["v"] == [float(s % 7) for s in range(500, 521)]
     assert reply["x"]["epoch"][0] == 5
+
+
+def test_big_runs_are_reduced_by_duckdb_with_the_same_result(
+    init: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtracker.widgets import _source
+
+    run = init()
+    for step in range(6000):
+        row = {"loss": math.sin(step / 50.0) + (9 if step == 4321 else 0)}
+        if step % 100 == 0:
+            row["epoch"] = step // 100
+        run.log(row)
+    run.finish()
+    wait_for_background()
+    numpy_path = RunPanel.for_folder(run.dir, max_buckets=64)._series["series"]
+    monkeypatch.setattr(_source, "BULK_ROWS", 1000)
+    duck_path = RunPanel.for_folder(run.dir, max_buckets=64)._series["series"]
+    assert duck_path == numpy_path
+    assert max(duck_path["loss"]["v"]) == pytest.approx(9 + math.sin(4321 / 50.0))

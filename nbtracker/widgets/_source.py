@@ -200,16 +200,42 @@ class FolderReader:
             self.read_files += new
         return rebuilt
 
+    def _reduced(self, files: list[Path], numeric: list[str], rows: int) -> Any:
+        """Each bucket's min, max and last point of every metric, reduced by DuckDB
+        (parallel, ~10x faster than reading every row into numpy). Step metrics (x axes)
+        are read whole: their value at any step is needed."""
+        import duckdb
+
+        from .. import query
+
+        con = query.duck()
+        try:
+            span = con.execute(
+                "SELECT min(step), max(step) FROM read_parquet(?)", [[str(f) for f in files]]
+            ).fetchall()[0]
+            w = bucket_width(int(span[0] or 0), int(span[1] or 0), self.max_buckets)
+            xn = [n for n in self.feed.x_names if n in numeric]
+            params = [[str(f) for f in files], numeric, w, xn, xn]
+            return query.arrow(con, _REDUCE_SQL, params)
+        except duckdb.IOException as exc:  # a compaction removed a file: read again later
+            raise FileNotFoundError(str(exc)) from None
+        finally:
+            con.close()
+
     def _read(self, files: list[Path], key_types: dict[str, str]) -> None:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        tables = [pq.read_table(f, columns=["step", "ts", "key", "value"]) for f in files]
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         numeric = [k for k, kind in key_types.items() if kind in NUMERIC]
-        table = table.filter(pc.is_in(table.column("key"), pa.array(numeric, pa.string())))
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        if rows > BULK_ROWS:
+            table = self._reduced(files, numeric, rows)
+        else:
+            tables = [pq.read_table(f, columns=["step", "ts", "key", "value"]) for f in files]
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            table = table.filter(pc.is_in(table.column("key"), pa.array(numeric, pa.string())))
         if not table.num_rows:
             return
         enc = table.column("key").combine_chunks().dictionary_encode()
@@ -247,6 +273,26 @@ class FolderReader:
                 col = np.where(pos >= 0, v_m[np.clip(pos, 0, None)] if len(v_m) else np.nan, np.nan)
                 xcols[nm] = col
             self.feed.add_columns(key, s, ts[a:b], vals[a:b], xcols)
+
+
+BULK_ROWS = 300_000  # above this, DuckDB pre-reduces the files (a finished 1M-step run)
+
+_REDUCE_SQL = """
+WITH h AS (
+    SELECT key, step, ts, value FROM read_parquet(?)
+    WHERE list_contains(?, key) AND value IS NOT NULL AND isfinite(value)
+), g AS (
+    SELECT key, step // ? AS b,
+           arg_min(step, value) AS s1, min(value) AS v1, arg_min(ts, value) AS t1,
+           arg_max(step, value) AS s2, max(value) AS v2, arg_max(ts, value) AS t2,
+           max(step) AS s3, arg_max(value, step) AS v3, arg_max(ts, step) AS t3
+    FROM h WHERE NOT list_contains(?, key) GROUP BY key, b
+)
+SELECT key, s1 AS step, t1 AS ts, v1 AS value FROM g
+UNION SELECT key, s2, t2, v2 FROM g
+UNION SELECT key, s3, t3, v3 FROM g
+UNION ALL SELECT key, step, ts, value FROM h WHERE list_contains(?, key)
+"""
 
 
 def read_series(
