@@ -6,6 +6,8 @@ fixture fails the test on any unexpected page error or any request leaving local
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from nbt_browser import NOTEBOOK7_NOISE, expect
 from panel import chart, expect_state, state_text, step_number, wait_panel, wait_points
@@ -36,19 +38,31 @@ def live_cell(name: str, ext: bool, finish: bool) -> str:
 def assert_grows_while_running(nb, cell: int, c) -> tuple[int, int]:  # noqa: ANN001
     """Read the chart's point count twice while cell ``cell``'s prompt still shows [*]."""
     n1 = wait_points(c, lambda n: n >= 1, timeout=30, what=">= 1 point")
-    running1 = nb.is_running(cell)  # read AFTER n1
+    shot1 = c.screenshot()
+    running1 = nb.is_running(cell)  # read AFTER n1 and its picture
     assert running1, (
         f"the chart showed its first points ({n1}) only after the cell had finished "
         f"(prompt {nb.prompt_text(cell)!r}): points are not delivered while the cell runs"
     )
     n2 = wait_points(c, lambda n: n > n1, timeout=10, what=f"> {n1} (growth)")
-    running2 = nb.is_running(cell)  # read AFTER n2
+    c.page.wait_for_timeout(300)  # one animation frame or so: the view draws asynchronously
+    shot2 = c.screenshot()
+    running2 = nb.is_running(cell)  # read AFTER n2 and its picture
     assert running2, (
         f"chart went {n1} -> {n2} points but the cell had already finished "
         f"(prompt {nb.prompt_text(cell)!r}): growth not seen while running"
     )
     assert n2 > n1
+    assert shot1 != shot2, f"data-points went {n1} -> {n2} but the chart's pixels did not change"
+    assert colours(shot2) > 8, "the live chart looks blank"
     return n1, n2
+
+
+def colours(png: bytes) -> int:
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(png)).convert("RGBA")
+    return len(im.getcolors(maxcolors=1_000_000) or [])
 
 
 def assert_final(p, steps: int = STEPS, keys=KEYS) -> None:  # noqa: ANN001
