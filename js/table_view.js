@@ -73,6 +73,10 @@ function render({ model, el }) {
   root.append(bar, err, wrap, pager);
 
   let shownSeq = null;
+  const busy = (on) => {
+    root.style.opacity = on ? "0.6" : "";
+    root.dataset.busy = on ? "1" : "0";
+  };
   let pending = new Map(); // id -> overlay waiting for its full-size image
   let nextId = 1;
 
@@ -80,7 +84,7 @@ function render({ model, el }) {
   const setQuery = (patch) => {
     model.set("query", { ...query(), ...patch });
     model.save_changes();
-    root.style.opacity = "0.6";
+    busy(true);
   };
   const submit = () => setQuery({ filter: filter.value, search: search.value, page: 0 });
   apply.addEventListener("click", submit);
@@ -94,7 +98,7 @@ function render({ model, el }) {
   stepSel.addEventListener("change", () => {
     model.set("step", Number(stepSel.value));
     model.save_changes();
-    root.style.opacity = "0.6";
+    busy(true);
   });
 
   function zoom(row, col, thumb) {
@@ -136,7 +140,7 @@ function render({ model, el }) {
 
   function draw() {
     const page = model.get("page") || {};
-    if (page.seq !== shownSeq) root.style.opacity = ""; // the kernel answered
+    if (page.seq !== shownSeq) busy(false); // the kernel answered
     shownSeq = page.seq;
     const cols = model.get("columns") || [];
     const q = query();

@@ -1,8 +1,8 @@
 """TableView: a logged (or in-memory) Table in the cell output, queried in DuckDB.
 
-The table lives in a private in-memory DuckDB (loaded from the version's Parquet file, or
-from Arrow for a table in memory), locked with ``enable_external_access=false`` once
-loaded. The view sets the ``query`` trait (sort, filter, search, page); the kernel runs
+The table lives in a private in-memory DuckDB (a view over the version's Parquet file,
+copied into memory in the background; or Arrow for a table in memory), locked with
+``enable_external_access=false`` (only that one file stays readable). The view sets the ``query`` trait (sort, filter, search, page); the kernel runs
 it and syncs only the visible page in ``page``: plain values plus image thumbnails as
 ``data:`` URIs (JSON, so it also works in Colab, which drops binary buffers). A click on
 a thumbnail asks for the full image with a custom message. Filters are DuckDB expressions
@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import math
 import secrets
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class TableView(anywidget.AnyWidget):
     _uid = t.Unicode("").tag(sync=True)
 
     _con: Any = None
+    _src = "t"  # the view over the file, then "t_mem" once copied into memory
 
     def __init__(self, *, title: str = "", page_size: int = PAGE_SIZE) -> None:
         super().__init__(
@@ -141,23 +143,37 @@ class TableView(anywidget.AnyWidget):
 
         return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
 
-    def _lock(self, con: Any) -> None:
+    def _lock(self, con: Any, allowed: list[str] | None = None) -> None:
+        if allowed:
+            con.execute("SET allowed_paths = ?", [allowed])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
 
     def _load_file(self, path: Path) -> None:
+        """Serve the first pages from a view over the Parquet file at once; copy the table
+        into memory in the background, after which sorts run on the copy (2-5x faster)."""
         from ..data_types._arrow import read_meta
 
         meta = read_meta(path)
         con = self._connect()
         con.execute(
-            f"CREATE TABLE t AS SELECT * EXCLUDE (file_row_number), file_row_number AS {_ROW} "
-            "FROM read_parquet(?, file_row_number = true)",
-            [str(path)],
+            f"CREATE VIEW t AS SELECT * EXCLUDE (file_row_number), file_row_number AS {_ROW} "
+            f"FROM read_parquet({_ql(str(path))}, file_row_number = true)"
         )
-        self._lock(con)
+        self._lock(con, [str(path)])
         names = [c["name"] for c in meta["columns"]]
         self._set_source(con, names, [c["type"] for c in meta["columns"]])
+        threading.Thread(target=self._materialize, args=(con,), daemon=True).start()
+
+    def _materialize(self, con: Any) -> None:
+        try:
+            cur = con.cursor()
+            cur.execute("CREATE TABLE t_mem AS SELECT * FROM t")
+            cur.close()
+        except Exception:  # noqa: BLE001 - closed or replaced meanwhile: keep the view
+            return
+        if self._con is con:
+            self._src = "t_mem"
 
     def _load_arrow(self, arrow: Any, names: list[str], kinds: list[str | None]) -> None:
         con = self._connect()
@@ -171,6 +187,7 @@ class TableView(anywidget.AnyWidget):
         if self._con is not None:
             self._con.close()
         self._con = con
+        self._src = "t"
         self._names, self._kinds = names, kinds
         self._thumbs.clear()
         self.nrows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
@@ -195,7 +212,7 @@ class TableView(anywidget.AnyWidget):
         self._refresh()
 
     def _relation(self, q: dict[str, Any]) -> Any:
-        rel = self._con.table("t")
+        rel = self._con.table(self._src)
         expr = str(q.get("filter") or "").strip()
         if expr:
             rel = rel.filter(expr)
@@ -295,7 +312,7 @@ class TableView(anywidget.AnyWidget):
             col = self._names.index(col_name)
             row = int(content.get("row"))
             cell = self._con.execute(
-                f"SELECT {_qi(col_name)} FROM t WHERE {_ROW} = ?", [row]
+                f"SELECT {_qi(col_name)} FROM {self._src} WHERE {_ROW} = ?", [row]
             ).fetchall()[0][0]
             img = self._image(row, col, cell)
             reply["src"] = "data:image/png;base64," + base64.b64encode(img.png_bytes()).decode()
@@ -307,7 +324,8 @@ class TableView(anywidget.AnyWidget):
     # -- display ---------------------------------------------------------------------------
     def _fallback_html(self, n: int = 10) -> str:
         rows = self._con.execute(
-            f"SELECT {_ROW}, {', '.join(_qi(c) for c in self._names)} FROM t ORDER BY {_ROW} LIMIT {n}"
+            f"SELECT {_ROW}, {', '.join(_qi(c) for c in self._names)} FROM {self._src} "
+            f"ORDER BY {_ROW} LIMIT {n}"
         ).fetchall()
         body = []
         for r in rows:

@@ -41,8 +41,9 @@ def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
     thumbs = tv.locator("img.nbt-tv-thumb")
     expect(thumbs).to_have_count(25)
     page.wait_for_function(
-        "els => els.every(e => e.complete && e.naturalWidth === 28)",
-        arg=thumbs.element_handles(),
+        "root => [...root.querySelectorAll('img.nbt-tv-thumb')].every("
+        "e => e.complete && e.naturalWidth === 28)",
+        arg=tv.element_handle(),
     )
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 60")
     # XSS probe: the string is text in a cell, a header and every caption; nothing ran.
@@ -88,4 +89,82 @@ def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
     expect(nb.output(1)).to_have_text("sort score")  # the view's query reached the kernel
     assert dialogs == [], f"a script ran: {dialogs}"
     assert page.locator('img[src="x"]').count() == 0
+    recorded.check()
+
+
+BIG = """
+import numpy as np, time
+import nbtracker as nbt
+rng = np.random.default_rng(0)
+run = nbt.init(project="tv-big", dir="runs")
+imgs = [nbt.Image(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(1000)]
+t = nbt.Table(columns=["image", "pred", "target"] + [f"score_{i}" for i in range(10)])
+scores = rng.random((100_000, 10)).round(6)
+for i in range(100_000):
+    t.add_data(imgs[i % 1000], i % 10, (i * 7) % 10, *scores[i])
+run.log({"big": t})
+run.finish()
+best = float(scores[:, 3].max())
+print("built")
+"""
+
+SHOW = """
+from nbtracker.widgets.table_view import TableView
+view = TableView.for_run(run, "big")
+view
+"""
+
+
+def test_table_view_100k_rows_timing(lab, page, recorded) -> None:  # noqa: ANN001
+    """First page and sort of a 100k-row table, as a person sees them (kernel + browser)."""
+    import json
+    import time
+
+    from nbt_browser import ARTIFACTS
+
+    nb = lab.open(page, "table_view_big", [BIG, SHOW, "print(f'{best:.6g}')"])
+    nb.run(0, timeout=240)
+    nb.assert_no_error_output(0)
+    t0 = time.perf_counter()
+    nb.run(1, wait=False)
+    tv = nb.output(1).get_by_test_id("nbt-tv")
+    thumbs = tv.locator("img.nbt-tv-thumb")
+    expect(thumbs).to_have_count(25, timeout=30_000)
+    page.wait_for_function(  # query the DOM each time: a redraw replaces the elements
+        "root => [...root.querySelectorAll('img.nbt-tv-thumb')].every("
+        "e => e.complete && e.naturalWidth === 28)",
+        arg=tv.element_handle(),
+        polling="raf",
+        timeout=30_000,
+    )
+    first_page = time.perf_counter() - t0
+    nb.wait_done(1)
+    nb.run(2)
+    best = nb.output(2).inner_text().strip()
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 100000")
+    header = tv.locator('th[data-col="score_3"]')
+    header.click()  # ascending
+    expect(header).to_have_text("score_3 ▲")
+    expect(tv).to_have_attribute("data-busy", "0", timeout=30_000)  # the kernel answered
+    first_cell = tv.locator("tbody tr").first.locator("td").nth(6)
+    before = first_cell.inner_text()
+    t0 = time.perf_counter()
+    header.click()  # descending: the best score comes first
+    page.wait_for_function(
+        "([root, old]) => root.dataset.busy === '0' && "
+        "root.querySelector('tbody tr td:nth-child(7)').textContent !== old",
+        arg=[tv.element_handle(), before],
+        polling="raf",
+        timeout=30_000,
+    )
+    sort = time.perf_counter() - t0
+    assert abs(float(first_cell.inner_text()) - float(best)) < 1e-4
+    figures = {"rows": 100_000, "first_page_s": round(first_page, 3), "sort_s": round(sort, 3)}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "table_view_timings.json").write_text(json.dumps(figures))
+    print("TABLE VIEW TIMINGS", figures)
+    lab.screenshot(tv, "table-view-100k-sorted")
+    # Targets (issue 5): first page <= 0.5 s, sort <= 0.3 s. This machine is shared and
+    # noisy, so the test only guards against a regression by an order of magnitude.
+    assert first_page < 5 and sort < 3, figures
     recorded.check()
