@@ -155,9 +155,13 @@ def check_history(run: nbtracker.api.ApiRun, prog: Progress, t_kill: float | Non
     assert t_kill is not None
     must = sum(1 for t in prog.times if t <= t_kill - MAX_LOSS_S)
     lost_s = t_kill - prog.times[n] if n <= prog.last else 0.0
+    # how fast the child logged in its last second: far below ~900 steps/s means the
+    # machine starved it (then its flusher was starved too)
+    rate = sum(1 for t in prog.times if t > t_kill - 1.0)
     assert n >= must, (
         f"{run.id}: only steps 0..{n - 1} survived, but steps up to {must - 1} were logged "
-        f"more than {MAX_LOSS_S} s before the SIGKILL (lost {lost_s:.2f} s of logging)"
+        f"more than {MAX_LOSS_S} s before the SIGKILL (lost {lost_s:.2f} s of logging; "
+        f"{rate} steps logged in its last second)"
     )
     return lost_s
 
