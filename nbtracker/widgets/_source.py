@@ -200,57 +200,24 @@ class FolderReader:
             self.read_files += new
         return rebuilt
 
-    def _reduced(self, files: list[Path], numeric: list[str], rows: int) -> Any:
-        """Each bucket's min, max and last point of every metric, reduced by DuckDB
-        (parallel, ~10x faster than reading every row into numpy). Step metrics (x axes)
-        are read whole: their value at any step is needed."""
-        import duckdb
-
-        from .. import query
-
-        con = query.duck()
-        try:
-            span = con.execute(
-                "SELECT min(step), max(step) FROM read_parquet(?)", [[str(f) for f in files]]
-            ).fetchall()[0]
-            w = bucket_width(int(span[0] or 0), int(span[1] or 0), self.max_buckets)
-            xn = [n for n in self.feed.x_names if n in numeric]
-            params = [[str(f) for f in files], numeric, w, xn, xn]
-            return query.arrow(con, _REDUCE_SQL, params)
-        except duckdb.IOException as exc:  # a compaction removed a file: read again later
-            raise FileNotFoundError(str(exc)) from None
-        finally:
-            con.close()
-
     def _read(self, files: list[Path], key_types: dict[str, str]) -> None:
         import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         numeric = [k for k, kind in key_types.items() if kind in NUMERIC]
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        if rows > BULK_ROWS:
-            table = self._reduced(files, numeric, rows)
-        else:
-            tables = [pq.read_table(f, columns=["step", "ts", "key", "value"]) for f in files]
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            table = table.filter(pc.is_in(table.column("key"), pa.array(numeric, pa.string())))
-        if not table.num_rows:
+        if not numeric:
             return
-        enc = table.column("key").combine_chunks().dictionary_encode()
-        codes = enc.indices.to_numpy()
-        names = enc.dictionary.to_pylist()
-        steps = table.column("step").to_numpy()
-        ts = table.column("ts").to_numpy() - self.t0
-        vals = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        r = _query(files, numeric, self.feed.x_names, self.max_buckets)
+        codes, steps, vals = r["code"], r["step"], r["value"]
+        ts = r["ts"] - self.t0
+        if not len(codes):
+            return
         dc, ds = np.diff(codes), np.diff(steps)
         if not np.all((dc > 0) | ((dc == 0) & (ds >= 0))):  # not grouped by key, step
             order = np.lexsort((steps, codes))
             codes, steps, ts, vals = codes[order], steps[order], ts[order], vals[order]
         bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
         groups = {
-            str(names[codes[a]]): (a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            numeric[int(codes[a])]: (a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         }
         # x metric lookup: value in force at each step (carried over from earlier files)
         xs: dict[str, tuple[Any, Any]] = {}
@@ -277,22 +244,55 @@ class FolderReader:
 
 BULK_ROWS = 300_000  # above this, DuckDB pre-reduces the files (a finished 1M-step run)
 
+_PLAIN_SQL = """
+SELECT list_position(?, key) - 1 AS code, step, ts, coalesce(value, 'NaN'::DOUBLE) AS value
+FROM read_parquet(?) WHERE list_contains(?, key)
+"""
 _REDUCE_SQL = """
 WITH h AS (
-    SELECT key, step, ts, value FROM read_parquet(?)
+    SELECT list_position(?, key) - 1 AS code, key, step, ts, value FROM read_parquet(?)
     WHERE list_contains(?, key) AND value IS NOT NULL AND isfinite(value)
 ), g AS (
-    SELECT key, step // ? AS b,
+    SELECT code, step // ? AS b,
            arg_min(step, value) AS s1, min(value) AS v1, arg_min(ts, value) AS t1,
            arg_max(step, value) AS s2, max(value) AS v2, arg_max(ts, value) AS t2,
            max(step) AS s3, arg_max(value, step) AS v3, arg_max(ts, step) AS t3
-    FROM h WHERE NOT list_contains(?, key) GROUP BY key, b
+    FROM h WHERE NOT list_contains(?, key) GROUP BY code, b
 )
-SELECT key, s1 AS step, t1 AS ts, v1 AS value FROM g
-UNION SELECT key, s2, t2, v2 FROM g
-UNION SELECT key, s3, t3, v3 FROM g
-UNION ALL SELECT key, step, ts, value FROM h WHERE list_contains(?, key)
+SELECT code, s1 AS step, t1 AS ts, v1 AS value FROM g
+UNION SELECT code, s2, t2, v2 FROM g
+UNION SELECT code, s3, t3, v3 FROM g
+UNION ALL SELECT code, step, ts, value FROM h WHERE list_contains(?, key)
 """
+
+
+def _query(files: list[Path], numeric: list[str], x_names: list[str], max_buckets: int) -> Any:
+    """``{code, step, ts, value}`` numpy columns (``code`` indexes ``numeric``) of the
+    numeric keys in ``files``. Big histories (a finished 1M-step run) are reduced by
+    DuckDB to each bucket's min, max and last point (parallel, and the same points as the
+    numpy path); step metrics (x axes) are read whole, since their value at any step is
+    needed. DuckDB's ``fetchnumpy`` also keeps pandas (1-2 s to import) out of the way.
+    """
+    import duckdb
+
+    from .. import query
+
+    fl = [str(f) for f in files]
+    con = query.duck()
+    try:
+        rows = con.execute(
+            "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [fl]
+        ).fetchall()[0][0]
+        if rows <= BULK_ROWS:
+            return con.execute(_PLAIN_SQL, [numeric, fl, numeric]).fetchnumpy()
+        span = con.execute("SELECT min(step), max(step) FROM read_parquet(?)", [fl]).fetchall()[0]
+        w = bucket_width(int(span[0] or 0), int(span[1] or 0), max_buckets)
+        xn = [n for n in x_names if n in numeric]
+        return con.execute(_REDUCE_SQL, [numeric, fl, numeric, w, xn, xn]).fetchnumpy()
+    except duckdb.IOException as exc:  # a compaction removed a file: read again later
+        raise FileNotFoundError(str(exc)) from None
+    finally:
+        con.close()
 
 
 def read_series(
@@ -322,38 +322,42 @@ def read_range(
 ) -> dict[str, Any]:
     """Points of ``key`` with ``s0 <= step <= s1`` at full resolution (down-sampled only
     past ``2 * max_buckets`` points), with the step metrics in force at each point."""
+    import duckdb
     import numpy as np
-    import pyarrow.parquet as pq
 
+    from .. import query
     from .._util import read_json
     from ._series import columns
 
     record = read_json(Path(rdir) / "run.json")
     t0 = float(record.get("created_at") or 0.0)
-    files = segments.list_files(Path(rdir) / "history")[0]
-    wanted = [key, *[n for n in x_names if n != key]]
-    parts = [
-        pq.read_table(f, columns=["step", "ts", "key", "value"],
-                      filters=[("key", "in", wanted), ("step", "<=", int(s1))])
-        for f in files
-    ]  # fmt: skip
+    files = [str(f) for f in segments.list_files(Path(rdir) / "history")[0]]
     env = Envelope(max_buckets)
-    if not parts:
+    if not files:
         return columns([], x_names)
-    import pyarrow as pa
-
-    table = pa.concat_tables(parts)
-    keys_arr = np.asarray(table.column("key").to_pylist(), dtype=object)
-    steps = table.column("step").to_numpy()
-    order = np.lexsort((keys_arr == key, steps))  # by step; step metrics before the key
-    keys = keys_arr[order].tolist()
-    steps = steps[order]
-    ts = table.column("ts").to_numpy()[order] - t0
-    vals = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)[order]
+    wanted = [key, *[n for n in x_names if n != key]]
+    con = query.duck()
+    try:
+        r = con.execute(
+            "SELECT list_position(?, key) - 1 AS code, step, ts, "
+            "coalesce(value, 'NaN'::DOUBLE) AS value FROM read_parquet(?) "
+            "WHERE list_contains(?, key) AND step <= ?",
+            [wanted, files, wanted, int(s1)],
+        ).fetchnumpy()
+    except duckdb.IOException as exc:
+        raise FileNotFoundError(str(exc)) from None
+    finally:
+        con.close()
+    order = np.lexsort((r["code"] == 0, r["step"]))  # by step; step metrics before the key
+    codes = r["code"][order].tolist()
+    steps = r["step"][order].tolist()
+    ts = (r["ts"][order] - t0).tolist()
+    vals = r["value"][order].tolist()
     xcur: dict[str, Any] | None = None
-    for k, s, t, v in zip(keys, steps.tolist(), ts.tolist(), vals.tolist(), strict=True):
-        if k in x_names:
-            xcur = {**(xcur or {}), k: None if v != v else v}
-        if k == key and s >= s0:
+    for c, s, t, v in zip(codes, steps, ts, vals, strict=True):
+        name = wanted[c]
+        if name in x_names:
+            xcur = {**(xcur or {}), name: None if v != v else v}
+        if c == 0 and s >= s0:
             env.add(s, t, v, xcur)
     return columns(env.points(), x_names)
