@@ -163,17 +163,43 @@ class TableView(anywidget.AnyWidget):
         self._lock(con, [str(path)])
         names = [c["name"] for c in meta["columns"]]
         self._set_source(con, names, [c["type"] for c in meta["columns"]])
-        threading.Thread(target=self._materialize, args=(con,), daemon=True).start()
+        cur = con.cursor()
+        # Not a daemon: a thread killed inside DuckDB at interpreter exit aborts the process.
+        self._copier = threading.Thread(
+            target=self._materialize, args=(con, cur), name="nbtracker-table-copy"
+        )
+        self._copier_cursor = cur
+        self._copier.start()
 
-    def _materialize(self, con: Any) -> None:
+    def _materialize(self, con: Any, cur: Any) -> None:
         try:
-            cur = con.cursor()
             cur.execute("CREATE TABLE t_mem AS SELECT * FROM t")
-            cur.close()
-        except Exception:  # noqa: BLE001 - closed or replaced meanwhile: keep the view
+        except Exception:  # noqa: BLE001 - interrupted or replaced meanwhile: keep the view
             return
+        finally:
+            try:
+                cur.close()
+            except Exception:  # noqa: BLE001,S110
+                pass
         if self._con is con:
             self._src = "t_mem"
+
+    def _drop_connection(self) -> None:
+        """Stop a running copy, then close the connection (DuckDB refuses to close a busy one)."""
+        copier = getattr(self, "_copier", None)
+        if copier is not None and copier.is_alive():
+            try:
+                self._copier_cursor.interrupt()
+            except Exception:  # noqa: BLE001,S110
+                pass
+            copier.join(timeout=10)
+        self._copier = None
+        if self._con is not None:
+            try:
+                self._con.close()
+            except Exception:  # noqa: BLE001,S110 - still busy: dropped with the object
+                pass
+            self._con = None
 
     def _load_arrow(self, arrow: Any, names: list[str], kinds: list[str | None]) -> None:
         con = self._connect()
@@ -184,8 +210,7 @@ class TableView(anywidget.AnyWidget):
         self._set_source(con, names, kinds)
 
     def _set_source(self, con: Any, names: list[str], kinds: list[str | None]) -> None:
-        if self._con is not None:
-            self._con.close()
+        self._drop_connection()
         self._con = con
         self._src = "t"
         self._names, self._kinds = names, kinds
@@ -365,7 +390,5 @@ class TableView(anywidget.AnyWidget):
         return f"TableView({self.title!r}: {self.nrows} rows x {cols} columns)"
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        self._drop_connection()
         super().close()
