@@ -149,9 +149,16 @@ def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: 
 
 
 def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noqa: ANN001
+    # The second run's names and config are hostile: they must show as text, never as HTML,
+    # and a secret-looking config value must be masked.
     second = (
-        'run2 = nbtracker.init(project="browser", name="second-run")\n'
-        'for i in range(30):\n    run2.log({"train/loss": 2 / (i + 1)})\n'
+        "import math\n"
+        'run2 = nbtracker.init(project="browser", name="<b id=pwn1>second</b>", config={\n'
+        '    "<img src=x onerror=window.pwn2=1>": "<script>window.pwn3=1</script>",\n'
+        '    "api_key": "sk-SECRET123"})\n'
+        "for i in range(30):\n"
+        '    run2.log({"train/loss": 2 / (i + 1), "<img src=y onerror=window.pwn4=1>": i,\n'
+        '              "odd/nan": math.nan if i % 3 == 0 else i})\n'
         "run2.finish()"
     )
     nb = lab.open(page, "live_noext", [live_cell("live-noext", ext=False, finish=True), second])
@@ -167,10 +174,20 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
     nb.run(1)
     nb.assert_no_error_output(1)
     p2 = wait_panel(nb, 1)
-    expect(p2.get_by_test_id("nbt-run-name")).to_have_text("second-run")
+    expect(p2.get_by_test_id("nbt-run-name")).to_have_text("<b id=pwn1>second</b>")
     expect_state(p2, "finished")
     assert wait_points(chart(p2, "train/loss"), lambda n: n == 30, timeout=10, what="== 30") == 30
-    expect(p2.get_by_test_id("nbt-chart")).to_have_count(1)
+    xss_key = "<img src=y onerror=window.pwn4=1>"
+    assert wait_points(chart(p2, xss_key), lambda n: n == 30, timeout=10, what="== 30") == 30
+    assert wait_points(chart(p2, "odd/nan"), lambda n: n == 20, timeout=10, what="== 20") == 20
+    expect(p2.get_by_test_id("nbt-chart")).to_have_count(3)
+    expect(p2.get_by_test_id("nbt-config")).to_contain_text("<script>window.pwn3=1</script>")
+    injected = page.evaluate(
+        "() => [window.pwn2, window.pwn3, window.pwn4, !!document.getElementById('pwn1')]"
+    )
+    assert injected == [None, None, None, False], f"user text ran as HTML: {injected}"
+    assert "sk-SECRET123" not in nb.output_text(1), "secret config value shown in the panel"
+    assert_fallback_hidden(nb, 1)
     assert wait_points(chart(p, "train/loss"), lambda n: n == STEPS, timeout=5) == STEPS
     expect(nb.output(0).get_by_test_id("nbt-run-panel")).to_have_count(1)
     recorded.check()
