@@ -372,7 +372,7 @@ def _warm_arrow() -> None:
         except Exception:  # noqa: BLE001 - only a warm-up; log() reports real problems
             pass
 
-    threading.Thread(target=warm, name="nbtracker-warm", daemon=True).start()
+    threading.Thread(target=warm, name="nbtracker-warm").start()  # not a daemon: see TableView
 
 
 def _is_dataframe(x: Any) -> bool:
