@@ -399,3 +399,16 @@ def test_big_runs_are_reduced_by_duckdb_with_the_same_result(
     duck_path = RunPanel.for_folder(run.dir, max_buckets=64)._series["series"]
     assert duck_path == numpy_path
     assert max(duck_path["loss"]["v"]) == pytest.approx(9 + math.sin(4321 / 50.0))
+
+
+def test_folder_panel_of_a_dead_process_shows_crashed(init: Any) -> None:
+    run = init(name="ghost")
+    run.log({"loss": 1.0})
+    run.finish()
+    wait_for_background()
+    rec = json.loads((run.dir / "run.json").read_text())
+    rec.update(state="running", pid=2**22 + 12345)  # as left by a killed process
+    (run.dir / "run.json").write_text(json.dumps(rec))
+    panel = RunPanel.for_folder(run.dir)
+    assert panel.state == "crashed"
+    assert panel._thread is None  # nothing to follow

@@ -147,7 +147,7 @@ class RunPanel(anywidget.AnyWidget):
         with self._lock:
             self._follow_tick()
             self._snapshot()
-            if follow and self._rec.get("state") == "running":
+            if follow and self.state == "running":
                 self._start()
             else:
                 self._finished_at = time.time()
@@ -223,7 +223,7 @@ class RunPanel(anywidget.AnyWidget):
                 env.reset = True
         self._push()
         self._meta(force=True)
-        if rec.get("state") != "running" and self._thread is not None:
+        if self.state != "running" and self._thread is not None:  # ended, or crashed
             self._stop.set()
             self._finished_at = time.time()
             self._snapshot()
