@@ -355,3 +355,14 @@ def test_html_logged(init, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
 def test_public_names() -> None:
     assert nbtracker.Table is Table and nbtracker.Image is Image
     assert nbtracker.Histogram is Histogram and nbtracker.Html is Html
+
+
+def test_stored_large_image_keeps_only_png(init) -> None:  # type: ignore[no-untyped-def]
+    run = init()
+    a = np.random.randint(0, 256, (200, 300, 3), dtype=np.uint8)
+    img = Image(a, caption="big")
+    run.log({"big": img})
+    assert img._pixels is None and img._png is not None
+    assert (img.width, img.height, img.mode) == (300, 200, "RGB")
+    assert (img.to_numpy() == a).all()
+    run.finish()

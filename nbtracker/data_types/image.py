@@ -16,6 +16,7 @@ from ._png import MODES, box_reduce, decode_png, encode_png
 
 _warned: set[str] = set()
 MAX_SIDE = 4096
+KEEP_PIXELS_BYTES = 64 * 1024
 MAX_PIXELS = 16_000_000
 _MODE_CHANNELS = {v: k for k, v in MODES.items()}
 
@@ -104,7 +105,7 @@ class Image:
     # -- pixels and bytes ------------------------------------------------------------------
     def _pixels_now(self) -> Any:
         if self._pixels is None:
-            assert self._file is not None
+            assert self._file is not None or self._png is not None
             self._pixels = _from_bytes(self.png_bytes())
         return self._pixels
 
@@ -167,11 +168,17 @@ class Image:
         """Write the PNG into the run's media folder (once) and return its reference."""
         rel = f"{_media.IMAGES}/{self.sha256}.png"
         _media.write_once(run_dir, rel, self.png_bytes())
-        return {
+        ref = {
             "_type": "image-file", "path": rel, "sha256": self.sha256, "format": "png",
             "width": self.width, "height": self.height, "mode": self.mode,
             "caption": self.caption,
         }  # fmt: skip
+        if self._pixels is not None and self._pixels.nbytes > KEEP_PIXELS_BYTES:
+            # Once stored, keep only the (smaller) PNG, as wandb frees its pixels; they are
+            # decoded again if asked for.
+            self._meta = {"width": ref["width"], "height": ref["height"], "mode": ref["mode"]}
+            self._pixels = None
+        return ref
 
     def _to_history(self, run: Any, key: str, step: int) -> tuple[str, str]:
         return "image", json.dumps(self._store(run.dir), ensure_ascii=False)
