@@ -434,8 +434,7 @@ def test_catalog_held_open_by_another_process(tmp_path: Path) -> None:
     assert reap(first) == 0
     assert catalog_runs(root, "h") == {"before": "finished"}
 
-    holder = hold_catalog("duckdb", root / CATALOG, 6, work)
-    t_held = time.monotonic()
+    holder = hold_catalog("duckdb", root / CATALOG, 120, work)  # until released below
 
     # training while the catalog is held; every warning is an error (python -W error)
     trainer = spawn_logger(root, "h", "held", work / "held.bin", "--steps", "1500",
@@ -444,8 +443,7 @@ def test_catalog_held_open_by_another_process(tmp_path: Path) -> None:
     live = {r.id: r.state for r in nbtracker.Api(root).runs("h")}  # a reader meanwhile
     assert live.get("held") == "running", live
     assert reap(trainer, timeout=60) == 0, (work / "held.log").read_text()
-    assert holder.poll() is None, "the holder let go before training ended: test too slow"
-    assert time.monotonic() - t_held < 6
+    assert holder.poll() is None, (work / "holder-duckdb.log").read_text()
     text = (work / "held.log").read_text(errors="replace")
     assert text == "", f"the trainer printed: {text}"
 
@@ -455,6 +453,7 @@ def test_catalog_held_open_by_another_process(tmp_path: Path) -> None:
     assert run.state == "finished"
     check_history(run, prog, None, complete=True)
 
+    (work / "ready-duckdb.release").touch()
     assert reap(holder, timeout=30) == 0, (work / "holder-duckdb.log").read_text()
     runs = {r.id: r.state for r in nbtracker.Api(root).runs("h")}
     assert runs == {"before": "finished", "held": "finished"}
@@ -489,7 +488,7 @@ def test_busy_catalog_lock_does_not_hold_up_history(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     seed_catalog(root, work, "b")
-    holder = hold_catalog("flock", root / ("." + CATALOG + ".lock"), 10, work)
+    holder = hold_catalog("flock", root / ("." + CATALOG + ".lock"), 120, work)
     try:
         _train_while_busy(root, work, holder)
     finally:
@@ -508,7 +507,7 @@ def _train_while_busy(root: Path, work: Path, holder: subprocess.Popen) -> None:
         assert trainer.poll() is None, prog_path.with_suffix(".log").read_text()
     finally:
         t_kill = kill(trainer) if trainer.poll() is None else 0.0
-    assert holder.poll() is None, "the holder let go too early: test too slow"
+    assert holder.poll() is None, (work / "holder-flock.log").read_text()
     assert prog_path.with_suffix(".log").read_text() == ""
     prog = read_progress(prog_path)
 

@@ -7,12 +7,14 @@
 CLI does, no nbtracker involved), runs a query and keeps the connection open.
 ``flock``: takes the exclusive lock nbtracker's catalog writers take (as another
 nbtracker process does while it rewrites the catalog, e.g. ``nbtracker repair``).
-Either way it creates READY once it holds, waits SECONDS, and lets go.
+Either way it creates READY once it holds, then lets go after SECONDS or as soon as a
+file named READY + ".release" appears, whichever comes first.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import sys
 import time
 
@@ -30,7 +32,10 @@ def main() -> int:
         note = "locked"
     with open(ready, "w") as fh:
         fh.write(note)
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    release = ready + ".release"
+    while time.monotonic() < deadline and not os.path.exists(release):
+        time.sleep(0.01)
     held.close()
     return 0
 
