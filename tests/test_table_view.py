@@ -125,3 +125,33 @@ def test_large_table_pages_quickly(init) -> None:  # type: ignore[no-untyped-def
     sort = time.perf_counter() - t0
     assert v.page["rows"][0]["cells"][2] == pytest.approx(scores.max())
     assert first < 5 and sort < 2  # generous: this machine is shared (bench for figures)
+
+
+def test_compare_across_runs(init) -> None:  # type: ignore[no-untyped-def]
+    runs = []
+    for k in range(2):
+        run = init(name=f"r{k}")
+        t = Table(columns=["image", "pred", "score"])
+        for i in range(5):
+            t.add_data(Image(np.full((4, 4), 40 * i + k, np.uint8)), i, float(k * 10 + i))
+        run.log({"preds": t})
+        run.finish()
+        runs.append(run)
+    v = TableView.compare(runs, "preds")
+    assert [c["name"] for c in v.columns] == ["run", "image", "pred", "score"]
+    assert v.page["total"] == 10
+    page = _query(v, sort="score", desc=True)
+    assert [r["cells"][0] for r in page["rows"][:2]] == ["r1", "r1"]
+    assert _query(v, sort=None, filter="run = 'r0' AND pred >= 3")["total"] == 2
+    sent: list[dict[str, Any]] = []
+    v.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    row = page["rows"][0]["row"]
+    v._on_custom(v, {"type": "image", "id": 1, "row": row, "col": "image"}, [])
+    import base64
+    import io
+
+    from PIL import Image as PILImage
+
+    png = base64.b64decode(sent[-1]["src"].split(",")[1])
+    assert int(np.asarray(PILImage.open(io.BytesIO(png)))[0, 0]) == 40 * 4 + 1  # run r1's file
+    v.close()

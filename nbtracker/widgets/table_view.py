@@ -30,6 +30,7 @@ from ..data_types.image import Image
 PAGE_SIZE = 25
 THUMB = 64
 _ROW = "__nbt_row"
+_FILE_STRIDE = 10**12
 _TEXT_KINDS = ("str", "list", "dict", "html", "mixed")
 _JS = ("static/table_view.js", "../js/table_view.js")
 
@@ -96,6 +97,7 @@ class TableView(anywidget.AnyWidget):
             query={"sort": None, "desc": False, "filter": "", "search": "", "page": 0},
         )
         self._run_dir: Path | None = None
+        self._run_dirs: list[Path] = []
         self._key: str | None = None
         self._table: Any = None
         self._thumbs: OrderedDict[Any, dict[str, Any]] = OrderedDict()
@@ -138,6 +140,33 @@ class TableView(anywidget.AnyWidget):
         self._refresh()
         return self
 
+    @classmethod
+    def compare(
+        cls, runs: list[Any], key: str, step: int | None = None, *, page_size: int = PAGE_SIZE
+    ) -> TableView:
+        """One view of the table ``key`` from several runs, with a ``run`` column first.
+
+        Each run contributes its latest version (or the one at ``step``). Sort by a score
+        and filter (``run = 'swift-river-3' AND pred != target``) across all of them.
+        """
+        from .. import media
+
+        dirs = [Path(getattr(r, "dir", r)) for r in runs]
+        if not dirs:
+            msg = "compare() needs at least one run"
+            raise ValueError(msg)
+        labels = []
+        for r, d in zip(runs, dirs, strict=True):
+            name = getattr(r, "name", None) or d.name
+            labels.append(name if name not in labels else f"{name} ({d.name})")
+        paths = [media.table_path(d, key, step) for d in dirs]
+        self = cls(title=f"{key} ({len(dirs)} runs)", page_size=page_size)
+        self._run_dirs, self._key = dirs, key
+        self._load_files(paths, labels)
+        self._start_copy()
+        self._refresh()
+        return self
+
     def _connect(self) -> Any:
         import duckdb
 
@@ -152,17 +181,57 @@ class TableView(anywidget.AnyWidget):
     def _load_file(self, path: Path) -> None:
         """Serve the first pages from a view over the Parquet file at once; copy the table
         into memory in the background, after which sorts run on the copy (2-5x faster)."""
+        self._load_files([path], None)
+        self._start_copy()
+
+    def _load_files(self, paths: list[Path], labels: list[str] | None) -> None:
+        """One file, or several (one per run, with a ``run`` column telling them apart).
+
+        Row ids are ``file index * 10**12 + row in file``: stable and unique, and the file
+        index says which run folder an image path is relative to.
+        """
         from ..data_types._arrow import read_meta
 
-        meta = read_meta(path)
+        names: list[str] = []
+        kinds: list[str | None] = []
+        for p in paths:
+            for c in read_meta(p)["columns"]:
+                if c["name"] not in names:
+                    names.append(c["name"])
+                    kinds.append(c["type"])
+                elif kinds[names.index(c["name"])] is None:
+                    kinds[names.index(c["name"])] = c["type"]
+        files = "[" + ", ".join(_ql(str(p)) for p in paths) + "]"
+        src = (
+            "CASE filename "
+            + " ".join(f"WHEN {_ql(str(p))} THEN {i}" for i, p in enumerate(paths))
+            + " END"
+        )
+        extra = ""
+        if labels is not None:
+            label = (
+                "CASE filename "
+                + " ".join(
+                    f"WHEN {_ql(str(p))} THEN {_ql(lab)}"
+                    for p, lab in zip(paths, labels, strict=True)
+                )
+                + " END"
+            )
+            run_col = "run" if "run" not in names else "__run"
+            extra = f", {label} AS {_qi(run_col)}"
+            names, kinds = [run_col, *names], ["str", *kinds]
         con = self._connect()
         con.execute(
-            f"CREATE VIEW t AS SELECT * EXCLUDE (file_row_number), file_row_number AS {_ROW} "
-            f"FROM read_parquet({_ql(str(path))}, file_row_number = true)"
+            f"CREATE VIEW t AS SELECT * EXCLUDE (filename, file_row_number){extra}, "
+            f"CAST({src} AS BIGINT) * {_FILE_STRIDE} + file_row_number AS {_ROW} "
+            f"FROM read_parquet({files}, filename = true, file_row_number = true, "
+            "union_by_name = true)"
         )
-        self._lock(con, [str(path)])
-        names = [c["name"] for c in meta["columns"]]
-        self._set_source(con, names, [c["type"] for c in meta["columns"]])
+        self._lock(con, [str(p) for p in paths])
+        self._set_source(con, names, kinds)
+
+    def _start_copy(self) -> None:
+        con = self._con
         cur = con.cursor()
         # Not a daemon: a thread killed inside DuckDB at interpreter exit aborts the process.
         self._copier = threading.Thread(
@@ -308,8 +377,9 @@ class TableView(anywidget.AnyWidget):
     def _image(self, row: int, col: int, cell: dict[str, Any]) -> Image:
         if self._table is not None:
             return self._table.data[int(cell["idx"])][col]
-        assert self._run_dir is not None
-        return Image._from_file(_media.resolve_in_run(self._run_dir, cell["path"]), cell)
+        run_dir = self._run_dirs[row // _FILE_STRIDE] if self._run_dirs else self._run_dir
+        assert run_dir is not None
+        return Image._from_file(_media.resolve_in_run(run_dir, cell["path"]), cell)
 
     def _thumb(self, row: int, col: int, cell: dict[str, Any]) -> dict[str, Any]:
         key = cell.get("path") or (row, col)
