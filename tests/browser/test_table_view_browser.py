@@ -109,9 +109,11 @@ print("built")
 """
 
 SHOW = """
+t0 = time.perf_counter()
 from nbtracker.widgets.table_view import TableView
 view = TableView.for_run(run, "big")
-view
+display(view)
+print(f"kernel {time.perf_counter() - t0:.3f}")
 """
 
 
@@ -139,6 +141,7 @@ def test_table_view_100k_rows_timing(lab, page, recorded) -> None:  # noqa: ANN0
     )
     first_page = time.perf_counter() - t0
     nb.wait_done(1)
+    kernel_s = float(re.search(r"kernel ([0-9.]+)", nb.output_text(1)).group(1))
     nb.run(2)
     best = nb.output(2).inner_text().strip()
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 100000")
@@ -159,7 +162,12 @@ def test_table_view_100k_rows_timing(lab, page, recorded) -> None:  # noqa: ANN0
     )
     sort = time.perf_counter() - t0
     assert abs(float(first_cell.inner_text()) - float(best)) < 1e-4
-    figures = {"rows": 100_000, "first_page_s": round(first_page, 3), "sort_s": round(sort, 3)}
+    figures = {
+        "rows": 100_000,
+        "first_page_s": round(first_page, 3),
+        "first_page_kernel_s": kernel_s,
+        "sort_s": round(sort, 3),
+    }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "table_view_timings.json").write_text(json.dumps(figures))
     print("TABLE VIEW TIMINGS", figures)
