@@ -176,3 +176,25 @@ def test_table_view_100k_rows_timing(lab, page, recorded) -> None:  # noqa: ANN0
     # noisy, so the test only guards against a regression by an order of magnitude.
     assert first_page < 5 and sort < 3, figures
     recorded.check()
+
+
+def test_static_html_runs_no_script(browser) -> None:  # noqa: ANN001
+    """The static fallback (Table._repr_html_, TableView's text/html) shown as a page."""
+    import numpy as np
+
+    from nbtracker.data_types import Html, Image, Table
+
+    t = Table(columns=[XSS, "image", "html", "list"])
+    t.add_data(XSS, Image(np.zeros((8, 8, 3), np.uint8), caption=XSS), Html(XSS), [XSS])
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.set_content(f"<html><body>{t._repr_html_()}{Html(XSS)._repr_html_()}</body></html>")
+    expect(page.locator("table.nbt-table img")).to_have_count(1)
+    page.wait_for_function("() => document.querySelector('table.nbt-table img').complete")
+    assert page.locator("table.nbt-table img").evaluate("e => e.naturalWidth") == 8
+    expect(page.locator("td", has_text=XSS).first).to_be_visible()
+    page.wait_for_timeout(300)  # give an injected handler every chance to fire
+    assert dialogs == []
+    assert page.locator('img[src="x"]').count() == 0
+    page.close()
