@@ -29,6 +29,7 @@ def show(
     store: Any = None,
     follow: bool = True,
     renderer: str = "canvas",
+    max_runs: int = 10,
 ) -> Any:
     """Show the live panel of one run, a list of runs or a project, in the cell output.
 
@@ -46,6 +47,8 @@ def show(
         Keep following running runs.
     renderer : {"canvas", "svg"}
         Vega renderer of the charts.
+    max_runs : int
+        For a project: show its newest ``max_runs`` runs (one panel each).
 
     Returns
     -------
@@ -58,7 +61,7 @@ def show(
     """
     from IPython.display import display
 
-    panels = [_panel(item, store, follow, renderer) for item in _resolve(target, store)]
+    panels = [_panel(item, store, follow, renderer) for item in _resolve(target, store, max_runs)]
     for p in panels:
         display(p)
     return panels[0] if len(panels) == 1 else Panels(panels)
@@ -78,7 +81,7 @@ def _is_live_run(x: Any) -> bool:
     return isinstance(x, Run) and not x._finished and x in _state.active
 
 
-def _resolve(target: Any, store: Any) -> list[Any]:
+def _resolve(target: Any, store: Any, max_runs: int = 10) -> list[Any]:
     from .errors import RunNotFound
     from .run import Run
     from .store import Store
@@ -103,9 +106,9 @@ def _resolve(target: Any, store: Any) -> list[Any]:
             rdir = st.run_dir(project, run_id)
             if (rdir / "run.json").is_file():
                 return [rdir]
-        dirs = sorted(st.iter_run_dirs(str(target)), key=lambda d: d[1])  # a project name
+        dirs = [d for d, _ in st.iter_run_dirs(str(target))]  # a project name
         if dirs:
-            return [d for d, _ in dirs]
+            return sorted(dirs, key=_created)[-max(1, int(max_runs)) :]
         msg = f"no run or project {str(target)!r} in {st.root.name!r}"
         raise RunNotFound(msg)
     rdir = getattr(target, "dir", None)
@@ -114,10 +117,19 @@ def _resolve(target: Any, store: Any) -> list[Any]:
     if isinstance(target, Iterable):
         out: list[Any] = []
         for x in target:
-            out += _resolve(x, store)
+            out += _resolve(x, store, max_runs)
         return out
     msg = f"show() cannot show a {type(target).__name__}"
     raise TypeError(msg)
+
+
+def _created(rdir: Path) -> float:
+    import json
+
+    try:
+        return float(json.loads((rdir / "run.json").read_text("utf-8")).get("created_at") or 0)
+    except (OSError, ValueError):
+        return 0.0
 
 
 # -- the automatic panel in notebooks --------------------------------------------------------

@@ -412,3 +412,20 @@ def test_folder_panel_of_a_dead_process_shows_crashed(init: Any) -> None:
     panel = RunPanel.for_folder(run.dir)
     assert panel.state == "crashed"
     assert panel._thread is None  # nothing to follow
+
+
+def test_show_a_project_shows_its_newest_runs(
+    init: Any, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import IPython.display
+
+    from nbtracker import display as nbt_display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: None)
+    for i in range(4):
+        run = init(name=f"r{i}", project="many")
+        run.log({"x": i})
+        run.finish()
+    wait_for_background()
+    panels = nbt_display.show("many", store=nbtracker.Store(root), max_runs=2)
+    assert [p.run_name for p in panels] == ["r2", "r3"]
