@@ -10,7 +10,7 @@ from pathlib import Path
 DEFAULT_DIRNAME = "nbruns"
 CATALOG_NAME = "nbtracker.duckdb"
 
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -33,15 +33,17 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 def slug(name: str) -> str:
     """Map any user-given name to one safe, deterministic folder name.
 
-    Safe names (letters, digits, ``._-``, not starting with a dot) are used as they are;
-    anything else becomes a cleaned prefix plus a short hash of the original, so ``a/b``,
-    ``..`` or ``ünï code`` can never escape the root or collide with each other.
+    Safe names (lowercase letters, digits, ``._-``, not starting with a dot) are used as
+    they are; anything else becomes a cleaned prefix, ``~`` and a short hash of the
+    original. A safe name never contains ``~``, so the two kinds never collide; ``a/b``,
+    ``..`` or ``ünï code`` never escape the root; and ``A`` and ``a`` stay apart on
+    case-insensitive file systems.
     """
-    if _SAFE.match(name) and name not in (".", ".."):
+    if _SAFE.match(name):
         return name
     cleaned = _UNSAFE_CHARS.sub("_", name).strip("._-")[:40] or "x"
-    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
-    return f"{cleaned}-{digest}"
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
+    return f"{cleaned}~{digest}"
 
 
 def project_dir(root: Path, project: str) -> Path:

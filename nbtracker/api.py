@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import query
+from . import _paths, query
 from ._util import to_jsonable
 from .errors import RunNotFound, UsageError
 from .filters import matches, sort_records
@@ -74,12 +74,25 @@ class Api:
         per_page, include_sweeps
             Accepted for wandb compatibility; ignored.
         """
-        project = _project_of(path) if path else self.default_project
+        project = self._project_of(path) if path else self.default_project
         records = query.load_runs(self.store, project)
         if filters:
             records = [r for r in records if matches(r, filters)]
         records = sort_records(records, order)
         return Runs(self.store, [ApiRun(self.store, r) for r in records])
+
+    def _project_of(self, path: str) -> str:
+        """``project`` or ``entity/project``; a project whose own name has a ``/`` is found
+        when no project matches the entity reading."""
+        parts = path.split("/")
+        if len(parts) == 1:
+            return path
+        rest = "/".join(parts[1:])
+        if (_paths.project_dir(self.store.root, rest)).is_dir() or not (
+            _paths.project_dir(self.store.root, path)
+        ).is_dir():
+            return rest
+        return path
 
     def run(self, path: str | None = None, *, project: str | None = None, run_id: str | None = None) -> ApiRun:
         """One run: ``"project/run_id"`` or ``"entity/project/run_id"``.
@@ -314,11 +327,6 @@ class History:
 
 def _isnull(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
-
-
-def _project_of(path: str) -> str:
-    parts = path.split("/")
-    return "/".join(parts[1:]) if len(parts) > 1 and parts[0] else path
 
 
 def _split_run_path(path: str) -> list[tuple[str, str]]:

@@ -133,6 +133,7 @@ class Catalog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+") as lock:
             self._lock(lock, timeout)
+            self._remove_stale_copies()
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{random.getrandbits(32):x}.tmp")
             try:
                 fresh = not self.path.exists()
@@ -161,6 +162,14 @@ class Catalog:
                 _unlink(tmp)
                 _unlink(tmp.with_name(tmp.name + ".wal"))
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _remove_stale_copies(self) -> None:
+        """Temp copies exist only while their writer holds the lock, which we now hold:
+        any left are from a writer that was killed."""
+        prefix = f".{self.path.name}."
+        for entry in os.scandir(self.path.parent):
+            if entry.name.startswith(prefix) and ".tmp" in entry.name:
+                _unlink(Path(entry.path))
 
     @staticmethod
     def _lock(lock: Any, timeout: float) -> None:

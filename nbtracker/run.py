@@ -332,8 +332,7 @@ class Run:
 
     def _mark_dirty(self) -> None:
         if self._writer is not None:
-            self._writer._last_record = 0.0
-            self._writer.catalog_dirty = True
+            self._writer.mark_dirty()
 
     def _config_changed(self) -> None:
         self._mark_dirty()
@@ -341,8 +340,7 @@ class Run:
     def flush(self) -> None:
         """Write buffered rows and the run record now (normally done every 0.5 s)."""
         if self._writer is not None and not self._finished:
-            self._writer.flush(record=False)
-            self._save_record(self._snapshot())
+            self._writer.flush()
 
     def _begin(self) -> None:
         assert self._store is not None and self._writer is not None
@@ -390,7 +388,7 @@ class Run:
                 writer._warn("finish", f"nbtracker could not write the history ({exc!r})")
             return self._snapshot()
 
-        self._store.finalize_background(self.dir, final, sync=_state.exiting)
+        self._store.finalize_background(self.dir, final, writer.merge, sync=_state.exiting)
         for hook in list(self._hooks):
             try:
                 hook(self, "finish", state)

@@ -181,7 +181,12 @@ class Store:
             return False
 
     def finalize_background(
-        self, rdir: Path, final: Callable[[], dict[str, Any]], *, sync: bool = False
+        self,
+        rdir: Path,
+        final: Callable[[], dict[str, Any]],
+        compact: Callable[[], None],
+        *,
+        sync: bool = False,
     ) -> None:
         """Finish a run off the caller's thread: ``final()`` flushes the last rows and
         returns the final record; then run.json, compaction and the catalog follow.
@@ -197,10 +202,7 @@ class Store:
                 self.write_record(rdir, rec)
             except OSError as exc:
                 warnings.warn(f"nbtracker could not write {rdir / RUN_FILE} ({exc})", StorageWarning, stacklevel=1)
-            try:
-                segments.compact(rdir / HISTORY_DIR)
-            except Exception as exc:  # noqa: BLE001
-                warnings.warn(f"nbtracker could not compact {rdir} ({exc!r})", StorageWarning, stacklevel=1)
+            compact()
             rec = dict(rec, dir=str(rdir.relative_to(self.root)))
             try:
                 rec["json_mtime"] = os.stat(rdir / RUN_FILE).st_mtime

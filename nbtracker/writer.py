@@ -55,63 +55,99 @@ class Writer:
         self._record_lock = threading.Lock()
         self._retry: list[tuple[int, float, dict[str, Any]]] = []
         self._warned: set[str] = set()
-        self._last_record = 0.0
-        self._last_catalog = time.monotonic()  # init already wrote the catalog entry
+        self._last_catalog = time.monotonic()
+        self._merged_at = 0
         self.catalog_dirty = False
         self.rows_written = 0
         self.flushes = 0
+        self._merge_lock = threading.Lock()
+        self._index_wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
+        self._indexer = threading.Thread(target=self._index_loop, name="nbtracker-index", daemon=True)
 
     def start(self) -> None:
         # pandas (pulled in by pyarrow) imports this; importing it first, here, keeps a
-        # late import in our thread from failing at interpreter shutdown
+        # late import in our threads from failing at interpreter shutdown
         import concurrent.futures.thread  # noqa: F401
 
         self._thread.start()
+        self._indexer.start()
 
     def _loop(self) -> None:
-        # warm the imports off the training thread (pyarrow pulls in pandas on first use)
-        import pyarrow.compute  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
-
+        """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
+        try:
+            _warm_imports()
+        except Exception:  # noqa: BLE001, S110 - the first flush will report a real problem
+            pass
+        next_at = time.monotonic()
         while not self._stop.is_set():
-            self.wake.wait(self.interval)
+            self.wake.wait(max(0.0, next_at - time.monotonic()))
             self.wake.clear()
             if self._stop.is_set():
                 break
+            next_at = time.monotonic() + self.interval
             try:
-                self.flush()
+                self.flush_rows()
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
 
+    def _index_loop(self) -> None:
+        """Heartbeat (run.json), periodic catalog updates and segment merges: slow work that
+        may wait on locks, kept off the flush rhythm."""
+        while not self._stop.is_set():
+            self._index_wake.wait(HEARTBEAT_INTERVAL_S)
+            self._index_wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.write_record()
+                if self.flushes - self._merged_at >= MERGE_AFTER_FILES:
+                    self._merged_at = self.flushes
+                    self.merge()
+            except Exception as exc:  # noqa: BLE001 - this thread must never die
+                self._warn("index", f"nbtracker's indexer hit {exc!r}; it keeps going.")
+
+    def mark_dirty(self) -> None:
+        """Metadata changed (config, tags, ...): refresh run.json and the catalog soon."""
+        self.catalog_dirty = True
+        self._index_wake.set()
+
     def stop(self) -> None:
-        """Ask the thread to stop; it exits on its own (the caller flushes the rest)."""
+        """Ask both threads to stop; they exit on their own (the caller flushes the rest)."""
         self._stop.set()
         self.wake.set()
+        self._index_wake.set()
 
     def flush_rows(self) -> int:
         """Write what is buffered now, without touching run.json or the catalog."""
         with self._lock:
             return self._flush_rows()
 
-    # -- the work --------------------------------------------------------------------------
-    def flush(self, *, record: bool = True) -> int:
-        """Write buffered rows as one segment; maybe refresh run.json and the catalog."""
-        with self._lock:
-            n = self._flush_rows()
-        now = time.monotonic()
+    def flush(self) -> int:
+        """Write buffered rows and the run record now."""
+        n = self.flush_rows()
+        self.write_record(force=True)
+        return n
+
+    def write_record(self, *, force: bool = False) -> None:
         with self._record_lock:
-            if record and not self._stop.is_set() and now - self._last_record >= HEARTBEAT_INTERVAL_S:
-                self._last_record = now
-                snap = self.snapshot()
-                try:
-                    self.save_record(snap)
-                except OSError as exc:
-                    self._warn("record", f"could not write run.json ({exc})")
-                if self.catalog_dirty or now - self._last_catalog >= CATALOG_INTERVAL_S:
-                    self._last_catalog = now
-                    self.catalog_dirty = not self.save_catalog(snap)
-            return n
+            now = time.monotonic()
+            snap = self.snapshot()
+            try:
+                self.save_record(snap)
+            except OSError as exc:
+                self._warn("record", f"could not write run.json ({exc})")
+            if not force and (self.catalog_dirty or now - self._last_catalog >= CATALOG_INTERVAL_S):
+                self._last_catalog = now
+                self.catalog_dirty = not self.save_catalog(snap)
+
+    def merge(self) -> None:
+        """Merge the history segments written so far into one file (one at a time)."""
+        with self._merge_lock:
+            try:
+                segments.compact(self.hdir)
+            except Exception as exc:  # noqa: BLE001
+                self._warn("merge", f"could not merge history segments ({exc!r})")
 
     def _flush_rows(self) -> int:
         buf = self.buffer
@@ -137,14 +173,18 @@ class Writer:
         self.seq += 1
         self.rows_written += len(rows)
         self.flushes += 1
-        if self.flushes % MERGE_AFTER_FILES == 0:
-            try:
-                segments.compact(self.hdir)
-            except Exception as exc:  # noqa: BLE001
-                self._warn("merge", f"could not merge history segments ({exc!r})")
         return len(rows)
 
     def _warn(self, what: str, msg: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
             warnings.warn(msg, StorageWarning, stacklevel=2)
+
+
+def _warm_imports() -> None:
+    """Import pyarrow, and pandas through it, before the first flush needs them."""
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    pa.Table.from_pylist([{"x": 1.0}])  # the first call imports pandas (~0.3 s)
