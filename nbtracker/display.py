@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def show(
     follow: bool = True,
     renderer: str = "canvas",
     max_runs: int = 10,
+    timeout: float = 0.0,
 ) -> Any:
     """Show the live panel of one run, a list of runs or a project, in the cell output.
 
@@ -49,6 +51,9 @@ def show(
         Vega renderer of the charts.
     max_runs : int
         For a project: show its newest ``max_runs`` runs (one panel each).
+    timeout : float
+        Wait up to this many seconds for a run that does not exist yet (a script that is
+        starting) before raising ``RunNotFound``.
 
     Returns
     -------
@@ -61,7 +66,18 @@ def show(
     """
     from IPython.display import display
 
-    panels = [_panel(item, store, follow, renderer) for item in _resolve(target, store, max_runs)]
+    from .errors import RunNotFound
+
+    deadline = time.monotonic() + max(0.0, float(timeout))
+    while True:
+        try:
+            items = _resolve(target, store, max_runs)
+            break
+        except RunNotFound:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+    panels = [_panel(item, store, follow, renderer) for item in items]
     for p in panels:
         display(p)
     return panels[0] if len(panels) == 1 else Panels(panels)

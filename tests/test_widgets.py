@@ -429,3 +429,62 @@ def test_show_a_project_shows_its_newest_runs(
     wait_for_background()
     panels = nbt_display.show("many", store=nbtracker.Store(root), max_runs=2)
     assert [p.run_name for p in panels] == ["r2", "r3"]
+
+
+# -- the examples ----------------------------------------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs_and_stays_small(tmp_path: Path) -> None:
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    for name in ("01_quickstart.ipynb", "train_script.py"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    nb = nbformat.read(tmp_path / "01_quickstart.ipynb", as_version=4)
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors[0]["evalue"]
+    saved = tmp_path / "executed.ipynb"
+    nbformat.write(nb, saved)
+    text = saved.read_text()
+    assert text.count("data:image/png;base64,") == 5  # one snapshot per finished panel
+    assert str(tmp_path) not in text
+    assert saved.stat().st_size < 400_000, saved.stat().st_size
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    panels = [m for m in state.values() if m["model_name"] == "AnyModel"]
+    assert len(panels) == 5 and all(m["state"]["state"] == "finished" for m in panels)
+    assert all(len(m["state"]["_esm"]) < 3_000 for m in panels)  # never the 0.9 MB library
+
+
+def test_show_waits_for_a_starting_run_and_wait_blocks_until_it_ends(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import IPython.display
+
+    from nbtracker import display as nbt_display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: None)
+    script = (
+        "import time, nbtracker\n"
+        "time.sleep(0.5)\n"
+        f"run = nbtracker.init(project='bg', id='late', dir={str(root)!r})\n"
+        "for s in range(20):\n"
+        "    run.log({'loss': 1 / (s + 1)}); time.sleep(0.02)\n"
+        "run.finish()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        panel = nbt_display.show("bg/late", store=nbtracker.Store(root), timeout=30)
+        assert panel.wait(30) == "finished"
+        assert panel._series["series"]["loss"]["s"] == list(range(20))
+    finally:
+        assert proc.wait(30) == 0

@@ -375,6 +375,14 @@ class RunPanel(anywidget.AnyWidget):
             x=self.x_axis, smoothing=self.smoothing, log_y=self.log_y,
         )  # fmt: skip
 
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run this panel follows has ended (or ``timeout`` seconds);
+        return its state. Handy after starting a script: ``show(...).wait()``."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.state
+
     def static_chart(self) -> dict[str, Any]:
         """Small multiples of every metric: the static snapshot's Vega-Lite spec (a dict;
         ``alt.Chart.from_dict`` it to edit)."""
