@@ -366,3 +366,19 @@ def test_stored_large_image_keeps_only_png(init) -> None:  # type: ignore[no-unt
     assert (img.width, img.height, img.mode) == (300, 200, "RGB")
     assert (img.to_numpy() == a).all()
     run.finish()
+
+
+def test_torn_image_file_is_rewritten_and_removed_folder_recreated(init) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    run = init()
+    img = Image(np.random.randint(0, 256, (16, 16, 3), dtype=np.uint8))
+    path = run.dir / "media" / "images" / f"{img.sha256}.png"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(img.png_bytes()[:10])  # as a crash mid-write would leave it
+    run.log({"a": img})
+    assert path.read_bytes() == img.png_bytes()
+    shutil.rmtree(run.dir / "media")
+    run.log({"b": img})
+    assert path.read_bytes() == img.png_bytes()
+    run.finish()

@@ -32,23 +32,34 @@ def table_path(key: str, step: int) -> str:
     return f"{TABLES}/{slug(key)}/{int(step):08d}.parquet"
 
 
-def write_once(run_dir: Path, rel: str, data: bytes) -> None:
+def write_once(run_dir: Path | str, rel: str, data: bytes) -> None:
     """Write a content-addressed file unless an intact copy is already there.
 
-    No temp file: a torn write (crash) leaves a file of the wrong size, which the size
-    check here rewrites next time; readers only follow references written after the file.
+    One exclusive create for a new file (no stat first); an existing file is kept when its
+    size matches. No temp file: a torn write (crash) leaves a file of the wrong size, which
+    the size check rewrites next time; readers only follow references written after it.
     """
     path = os.path.join(run_dir, rel)
+    parent = os.path.dirname(path)
+    if parent not in _made_dirs:
+        os.makedirs(parent, exist_ok=True)
+        _made_dirs.add(parent)
     try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
         if os.stat(path).st_size == len(data):
             return
-    except FileNotFoundError:
-        parent = os.path.dirname(path)
-        if parent not in _made_dirs:
-            os.makedirs(parent, exist_ok=True)
-            _made_dirs.add(parent)
-    with open(path, "wb") as fh:
-        fh.write(data)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    except FileNotFoundError:  # the folder was removed after we made it
+        _made_dirs.discard(parent)
+        os.makedirs(parent, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def resolve_in_run(run_dir: Path, rel: str) -> Path:
