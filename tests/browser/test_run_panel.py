@@ -18,13 +18,13 @@ STEPS = 60  # x 0.1 s: the loop runs ~6 s, long enough to read the chart twice w
 KEYS = ("train/loss", "train/acc", "val/loss")
 
 
-def live_cell(name: str, ext: bool, finish: bool) -> str:
+def live_cell(name: str, ext: bool, finish: bool, project: str = "browser") -> str:
     return "\n".join(
         [
             *(["%load_ext nbtracker"] if ext else []),
             "import time",
             "import nbtracker",
-            f'run = nbtracker.init(project="browser", name="{name}", '
+            f'run = nbtracker.init(project="{project}", name="{name}", '
             'config={"lr": 0.01, "batch_size": 32})',
             f"for step in range({STEPS}):",
             f'    run.log({{"train/loss": 1.0 / (step + 1), "train/acc": step / {STEPS}, '
@@ -153,7 +153,7 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
     # and a secret-looking config value must be masked.
     second = (
         "import math\n"
-        'run2 = nbtracker.init(project="browser", name="<b id=pwn1>second</b>", config={\n'
+        'run2 = nbtracker.init(project="noext", name="<b id=pwn1>second</b>", config={\n'
         '    "<img src=x onerror=window.pwn2=1>": "<script>window.pwn3=1</script>",\n'
         '    "api_key": "sk-SECRET123"})\n'
         "for i in range(30):\n"
@@ -161,7 +161,8 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
         '              "odd/nan": math.nan if i % 3 == 0 else i})\n'
         "run2.finish()"
     )
-    nb = lab.open(page, "live_noext", [live_cell("live-noext", ext=False, finish=True), second])
+    cells = [live_cell("live-noext", ext=False, finish=True, project="noext"), second]
+    nb = lab.open(page, "live_noext", [*cells, 'panels = nbtracker.show("noext")'])
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
     assert_grows_while_running(nb, 0, chart(p, "train/loss"))
@@ -188,6 +189,15 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
     assert injected == [None, None, None, False], f"user text ran as HTML: {injected}"
     assert "sk-SECRET123" not in nb.output_text(1), "secret config value shown in the panel"
     assert_fallback_hidden(nb, 1)
+    # show(<project>): one panel per run of the project, both finished.
+    nb.run(2)
+    nb.assert_no_error_output(2)
+    panels = nb.output(2).get_by_test_id("nbt-run-panel")
+    expect(panels).to_have_count(2, timeout=20_000)
+    for i in range(2):
+        expect_state(panels.nth(i), "finished")
+    names = sorted(panels.get_by_test_id("nbt-run-name").all_inner_texts())
+    assert names == ["<b id=pwn1>second</b>", "live-noext"], names
     assert wait_points(chart(p, "train/loss"), lambda n: n == STEPS, timeout=5) == STEPS
     expect(nb.output(0).get_by_test_id("nbt-run-panel")).to_have_count(1)
     recorded.check()
