@@ -159,7 +159,7 @@ def run_worker(
         t_done = time.time()
         for line in reversed(proc.stdout.splitlines()):
             if line.startswith(RESULT_TAG):
-                res = json.loads(line[len(RESULT_TAG):])
+                res = json.loads(line[len(RESULT_TAG) :])
                 res.setdefault("process_wall_s", wall)
                 if "t_emit" in res:  # interpreter shutdown: atexit hooks, helper processes
                     res["exit_s"] = t_done - res.pop("t_emit")
@@ -180,14 +180,16 @@ def interleaved(
     names = list(jobs)
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)] if names else []
+        order = names[r % len(names) :] + names[: r % len(names)] if names else []
         for name in order:
             t0 = time.perf_counter()
             res = jobs[name]()
             out[name].append(res)
             if log:
                 status = res.get("error") or "ok"
-                log(f"  round {r + 1}/{rounds} {name:28s} {time.perf_counter() - t0:6.1f} s  {status}")
+                log(
+                    f"  round {r + 1}/{rounds} {name:28s} {time.perf_counter() - t0:6.1f} s  {status}"
+                )
     return out
 
 
@@ -232,11 +234,13 @@ def ratio(peer: float | None, ours: float | None) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A Markdown table (readable as plain text too)."""
-    cols = list(zip(*([list(headers)] + [list(r) for r in rows])))
+    cols = list(zip(*([list(headers)] + [list(r) for r in rows]), strict=False))
     widths = [max(len(str(c)) for c in col) for col in cols]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+        return (
+            "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"
+        )
 
     out = [line(headers), "| " + " | ".join("-" * w for w in widths) + " |"]
     out += [line(r) for r in rows]
@@ -247,7 +251,9 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def check(label: str, value: float | None, op: str, target: float, unit: str = "") -> tuple[str, bool | None]:
+def check(
+    label: str, value: float | None, op: str, target: float, unit: str = ""
+) -> tuple[str, bool | None]:
     """Return a printable target line and whether it passed (None when not measured)."""
     if value is None:
         return f"[n/a ] {label}: not measured (target {op} {target:g}{unit})", None

@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import time
 from pathlib import Path
@@ -48,7 +47,11 @@ TARGET_VS_WANDB = 30.0
 # ============================== worker side ================================================
 def make_rows(n: int, keys: int) -> list[dict[str, float]]:
     """Pre-build the dicts so that only log() itself is timed."""
-    names = ["loss", "acc", "lr", "grad_norm", "val_loss"] if keys == 5 else [f"m{j:03d}" for j in range(keys)]
+    names = (
+        ["loss", "acc", "lr", "grad_norm", "val_loss"]
+        if keys == 5
+        else [f"m{j:03d}" for j in range(keys)]
+    )
     rows = []
     for i in range(n):
         x = 1.0 / (i + 1)
@@ -129,7 +132,9 @@ def worker(tool: str, n: int, keys: int, tmp: Path) -> dict[str, object]:
 
         t_import = time.perf_counter() - ti
         ti = time.perf_counter()
-        run = tr.init(project="bench", config={"lr": 1e-3, "bs": 32}, mode="offline", dir=str(tmp / "wandb"))
+        run = tr.init(
+            project="bench", config={"lr": 1e-3, "bs": 32}, mode="offline", dir=str(tmp / "wandb")
+        )
         t_init = time.perf_counter() - ti
         times, t0 = timed_loop(tr.log, rows)
         tf = time.perf_counter()
@@ -151,7 +156,8 @@ def worker(tool: str, n: int, keys: int, tmp: Path) -> dict[str, object]:
         tf = time.perf_counter()
         tr.end_run()
     else:
-        raise SystemExit(f"unknown tool {tool}")
+        msg = f"unknown tool {tool}"
+        raise SystemExit(msg)
     t_end = time.perf_counter()
     res = summarize(times, t0, t_end, n)
     res.update(
@@ -185,8 +191,9 @@ def main(argv: list[str] | None = None) -> str:
             missing.append(name)
             continue
         n = n_quick if args.quick else n_full
-        jobs[name] = (lambda name=name, n=n, keys=keys: C.run_worker(
-            SCRIPT, ["--worker", name, "--n", str(n), "--keys", str(keys)], timeout=900))
+        jobs[name] = lambda name=name, n=n, keys=keys: C.run_worker(
+            SCRIPT, ["--worker", name, "--n", str(n), "--keys", str(keys)], timeout=900
+        )
     C.say(f"bench_log: {', '.join(jobs)} x {rounds} round(s)")
     res = C.interleaved(jobs, rounds, log=C.say)
     return report(res, missing, args, rounds)
@@ -209,18 +216,41 @@ def report(res: dict[str, list[dict]], missing: list[str], args, rounds: int) ->
         n = C.med(rs, "n")
         m, mean = C.med(rs, "median_us"), C.med(rs, "mean_us")
         ref, ref_mean = (ours100, ours100_mean) if keys == 100 else (ours, ours_mean)
-        rows.append([
-            name, str(keys), f"{int(n):,}" if n else "-",
-            C.fmt(m), C.spread(rs, "median_us"), C.fmt(mean), C.fmt(C.med(rs, "p99_us")),
-            C.fmt(C.med(rs, "finish_s") * 1e3 if C.med(rs, "finish_s") is not None else None),
-            C.fmt(C.med(rs, "exit_s") * 1e3 if C.med(rs, "exit_s") is not None else None),
-            C.ratio(m, ref), C.ratio(mean, ref_mean),
-        ])
+        rows.append(
+            [
+                name,
+                str(keys),
+                f"{int(n):,}" if n else "-",
+                C.fmt(m),
+                C.spread(rs, "median_us"),
+                C.fmt(mean),
+                C.fmt(C.med(rs, "p99_us")),
+                C.fmt(C.med(rs, "finish_s") * 1e3 if C.med(rs, "finish_s") is not None else None),
+                C.fmt(C.med(rs, "exit_s") * 1e3 if C.med(rs, "exit_s") is not None else None),
+                C.ratio(m, ref),
+                C.ratio(mean, ref_mean),
+            ]
+        )
         if err:
             out.append(f"note: {name} had an error in some round: {err}")
-    out.append(C.table(
-        ["tool", "keys", "steps", "median µs/call", "range over rounds", "mean µs/call (incl. finish)",
-         "p99 µs", "finish ms (until durable)", "process exit ms", "ratio median (peer/nbt)", "ratio mean (peer/nbt)"], rows))
+    out.append(
+        C.table(
+            [
+                "tool",
+                "keys",
+                "steps",
+                "median µs/call",
+                "range over rounds",
+                "mean µs/call (incl. finish)",
+                "p99 µs",
+                "finish ms (until durable)",
+                "process exit ms",
+                "ratio median (peer/nbt)",
+                "ratio mean (peer/nbt)",
+            ],
+            rows,
+        )
+    )
     ov = C.med(res.get("nbtracker", []), "timer_overhead_ns")
     out.append(
         f"\nPer-call timing includes the perf_counter_ns pair itself (~{ov or 0:.0f} ns here). "
@@ -237,8 +267,24 @@ def report(res: dict[str, list[dict]], missing: list[str], args, rounds: int) ->
     lines = [C.check("nbtracker median log() (5 floats)", ours, "<=", TARGET_MEDIAN_US, " µs")]
     tr = C.med(res.get("trackio", []), "median_us")
     wb = C.med(res.get("wandb-offline", []), "median_us")
-    lines.append(C.check("trackio / nbtracker (median)", tr / ours if tr and ours else None, ">=", TARGET_VS_TRACKIO, "x"))
-    lines.append(C.check("wandb offline / nbtracker (median)", wb / ours if wb and ours else None, ">=", TARGET_VS_WANDB, "x"))
+    lines.append(
+        C.check(
+            "trackio / nbtracker (median)",
+            tr / ours if tr and ours else None,
+            ">=",
+            TARGET_VS_TRACKIO,
+            "x",
+        )
+    )
+    lines.append(
+        C.check(
+            "wandb offline / nbtracker (median)",
+            wb / ours if wb and ours else None,
+            ">=",
+            TARGET_VS_WANDB,
+            "x",
+        )
+    )
     tr_mean = C.med(res.get("trackio", []), "mean_us")
     wb_mean = C.med(res.get("wandb-offline", []), "mean_us")
     out += [s for s, _ in lines]
@@ -247,8 +293,10 @@ def report(res: dict[str, list[dict]], missing: list[str], args, rounds: int) ->
         f"{C.ratio(tr_mean, ours_mean)}, wandb {C.ratio(wb_mean, ours_mean)})"
     )
     if ours100 is not None:
-        out.append(f"[info] nbtracker with 100 keys per call: median {ours100:.3g} µs, mean {C.fmt(ours100_mean)} µs"
-                   f" ({ours100 / 100 * 1000:.0f} ns per key)")
+        out.append(
+            f"[info] nbtracker with 100 keys per call: median {ours100:.3g} µs, mean {C.fmt(ours100_mean)} µs"
+            f" ({ours100 / 100 * 1000:.0f} ns per key)"
+        )
     text = "\n".join(out) + "\n"
     return text
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
 import bench_lifecycle  # noqa: E402
 import bench_log  # noqa: E402
 import bench_read  # noqa: E402
-import _common as C  # noqa: E402
 
 BENCHES = {"log": bench_log, "lifecycle": bench_lifecycle, "read": bench_read}
 
@@ -37,10 +37,18 @@ def _git_state() -> str:
 
     repo = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "nbtracker"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "nbtracker"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"git {head}" + (" + uncommitted changes in nbtracker/" if dirty else " (clean)")
@@ -61,7 +69,9 @@ def main() -> int:
     p.add_argument("--out", default=None, help="also write the report to this file")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(BENCHES)
-    passthrough = (["--quick"] if args.quick else []) + (["--rounds", str(args.rounds)] if args.rounds else [])
+    passthrough = (["--quick"] if args.quick else []) + (
+        ["--rounds", str(args.rounds)] if args.rounds else []
+    )
     started = dt.datetime.now(dt.timezone.utc)
     parts = [
         "# nbtracker benchmarks\n",
@@ -85,8 +95,15 @@ def main() -> int:
             parts.append(f"## {name}\n\nERROR: {exc!r}\n")
         C.say(parts[-1])  # show each section as soon as it is done
         C.say(f"== {name} done in {time.perf_counter() - t:.0f} s ==")
-    parts.append(f"_total time {time.perf_counter() - t0:.0f} s; load average at end: {_loadavg()}_\n")
-    verdicts = [line for part in parts for line in part.splitlines() if line.startswith(("[PASS]", "[FAIL]", "[n/a"))]
+    parts.append(
+        f"_total time {time.perf_counter() - t0:.0f} s; load average at end: {_loadavg()}_\n"
+    )
+    verdicts = [
+        line
+        for part in parts
+        for line in part.splitlines()
+        if line.startswith(("[PASS]", "[FAIL]", "[n/a"))
+    ]
     parts.insert(9, "## Summary of targets\n\n" + "\n".join(f"    {v}" for v in verdicts) + "\n")
     text = "\n".join(parts)
     print(text)
