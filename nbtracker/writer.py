@@ -24,6 +24,7 @@ HEARTBEAT_INTERVAL_S = 2.0
 CATALOG_INTERVAL_S = 15.0
 MAX_BUFFER_ROWS = 50_000
 MERGE_AFTER_FILES = 64
+COLD_MAX_ROWS = 20_000  # more than this waits for pyarrow (the DuckDB path is slower per row)
 
 
 class Writer:
@@ -61,6 +62,8 @@ class Writer:
         self.rows_written = 0
         self.flushes = 0
         self._merge_lock = threading.Lock()
+        self._warmed = threading.Event()
+        self._cold_con: Any = None
         self._index_wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
         self._indexer = threading.Thread(target=self._index_loop, name="nbtracker-index", daemon=True)
@@ -73,13 +76,16 @@ class Writer:
         self._thread.start()
         self._indexer.start()
 
-    def _loop(self) -> None:
-        """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
+    def _warm(self) -> None:
         try:
             _warm_imports()
-        except Exception:  # noqa: BLE001, S110 - the first flush will report a real problem
-            pass
-        next_at = time.monotonic()
+        finally:
+            self._warmed.set()
+
+    def _loop(self) -> None:
+        """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
+        threading.Thread(target=self._warm, name="nbtracker-warmup", daemon=True).start()
+        next_at = time.monotonic() + self.interval
         while not self._stop.is_set():
             self.wake.wait(max(0.0, next_at - time.monotonic()))
             self.wake.clear()
@@ -141,6 +147,15 @@ class Writer:
                 self._last_catalog = now
                 self.catalog_dirty = not self.save_catalog(snap)
 
+    def _write_cold(self, steps: list[int], stamps: list[float], rows: list[dict[str, Any]], path: Path) -> None:
+        if self._cold_con is None:
+            import duckdb
+
+            from .catalog import DUCKDB_CONFIG
+
+            self._cold_con = duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG))
+        segments.write_rows_duckdb(self._cold_con, steps, stamps, rows, self.key_types, path)
+
     def merge(self) -> None:
         """Merge the history segments written so far into one file (one at a time)."""
         with self._merge_lock:
@@ -157,10 +172,14 @@ class Writer:
             return 0
         try:
             steps, stamps, dicts = zip(*rows)
-            table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
             self.hdir.mkdir(parents=True, exist_ok=True)
             path = self.hdir / segments.segment_name(self.seq, self.seq)
-            segments.write_parquet_atomic(table, path)
+            if not self._warmed.is_set() and len(rows) <= COLD_MAX_ROWS:
+                self._write_cold(list(steps), list(stamps), list(dicts), path)
+            else:
+                self._warmed.wait()
+                table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
+                segments.write_parquet_atomic(table, path)
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, odd values
             self._retry = rows
             self._warn(
