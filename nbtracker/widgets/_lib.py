@@ -58,15 +58,25 @@ def live_spec() -> dict[str, Any]:
 
 
 def push(widget: Any, *, force: bool = False) -> bool:
-    """Send the library through ``widget``'s comm, once per kernel unless ``force``."""
+    """Send the library through ``widget``'s comm, once per kernel unless ``force``.
+
+    Colab renders each cell's outputs in an iframe of its own (no shared ``globalThis``),
+    and a page's request waits while a cell runs, so there every panel gets its copy.
+    """
     global _pushed
     with _lock:
-        if _pushed and not force:
+        if _pushed and not force and not in_colab():
             return False
         _pushed = True
     code, digest = library()
     widget.send({"type": "lib", "hash": digest, "code": code})
     return True
+
+
+def in_colab() -> bool:
+    import sys
+
+    return "google.colab" in sys.modules
 
 
 def _reset_for_tests() -> None:
