@@ -228,49 +228,77 @@ def exercise_controls(page, p) -> None:  # noqa: ANN001
         )
 
 
-OTHER_PROCESS = '''import pathlib, subprocess, sys, time
+OTHER_PROCESS = '''import os, pathlib, signal, subprocess, sys, time
 import nbtracker
 SCRIPT = r"""
-import time, nbtracker
-run = nbtracker.init(project="proc", id="bg1", name="from-a-script", config={"lr": 0.1})
+import sys, time, nbtracker
+run_id, steps, end = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+run = nbtracker.init(project="proc", id=run_id, name="script-" + run_id, config={"lr": 0.1})
 run.log({"loss": 1.0, "acc": 0.0})
-open("bg1.started", "w").close()
-for step in range(1, 80):
+open(run_id + ".started", "w").close()
+for step in range(1, steps):
     time.sleep(0.1)
-    run.log({"loss": 1.0 / (step + 1), "acc": step / 80})
+    run.log({"loss": 1.0 / (step + 1), "acc": step / steps})
+if end == "raise":
+    raise RuntimeError("boom")
+if end == "hang":
+    time.sleep(1000)
 run.finish()
 """
-pathlib.Path("bg1.started").unlink(missing_ok=True)
-proc = subprocess.Popen([sys.executable, "-c", SCRIPT])
-t0 = time.time()
-while not pathlib.Path("bg1.started").exists():
-    assert proc.poll() is None, f"script exited with {proc.returncode}"
-    assert time.time() - t0 < 30, "script never started its run"
-    time.sleep(0.05)
+def start(run_id, steps, end="finish"):
+    pathlib.Path(run_id + ".started").unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, run_id, str(steps), end])
+    t0 = time.time()
+    while not pathlib.Path(run_id + ".started").exists():
+        assert proc.poll() is None, f"script {run_id} exited with {proc.returncode}"
+        assert time.time() - t0 < 30, f"script {run_id} never started its run"
+        time.sleep(0.05)
+    return proc
+fails = start("fails", 20, "raise")
+hangs = start("hangs", 20, "hang")
+bg1 = start("bg1", 80)
 nbtracker.show("proc/bg1")
 '''
+OTHERS = 'others = nbtracker.show(["proc/fails", "proc/hangs"])'
+KILL = (
+    "os.kill(hangs.pid, signal.SIGKILL)\n"
+    "print('exit codes', bg1.wait(60), fails.wait(60), hangs.wait(60))"
+)
 
 
 def test_show_follows_run_of_another_process(lab, page, recorded) -> None:  # noqa: ANN001
-    nb = lab.open(
-        page, "other_process", [OTHER_PROCESS, "print('script exit code', proc.wait(60))"]
-    )
+    """show() follows scripts' runs: one grows then finishes, one fails, one is killed."""
+    nb = lab.open(page, "other_process", [OTHER_PROCESS, OTHERS, KILL])
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
+    expect(p.get_by_test_id("nbt-run-project")).to_contain_text("bg1")
     c = chart(p, "loss")
     expect(c).to_have_count(1, timeout=20_000)
     n1 = wait_points(c, lambda n: n >= 1, timeout=20, what=">= 1 point")
     state1 = state_text(p)
     n2 = wait_points(c, lambda n: n > n1, timeout=15, what=f"> {n1} (following the script)")
     assert state1 == "running", f"state {state1!r} while the script was still logging"
+    assert n1 < 80, f"the script had already logged everything ({n1}) when first seen"
     print(f"followed another process: {n1} -> {n2} points")
-    expect_state(p, "finished", timeout_ms=40_000)
-    assert wait_points(c, lambda n: n == 80, timeout=10, what="== 80 (all points)") == 80
     nb.wait_done(0)
     nb.assert_no_error_output(0)
-    nb.run(1)
-    expect(nb.output(1)).to_have_text("script exit code 0")
+
+    nb.run(1)  # the failing and the hanging script
+    nb.assert_no_error_output(1)
+    panels = nb.output(1).get_by_test_id("nbt-run-panel")
+    expect(panels).to_have_count(2, timeout=20_000)
+    failed, hung = panels.nth(0), panels.nth(1)
+    expect(failed.get_by_test_id("nbt-run-project")).to_contain_text("fails")
+    expect_state(failed, "failed", timeout_ms=30_000)
+    nb.run(2)  # SIGKILL the hanging script; waits for all three
+    expect(nb.output(2)).to_have_text("exit codes 0 1 -9")
+    expect_state(hung, "crashed", timeout_ms=40_000)
+    assert wait_points(chart(hung, "loss"), lambda n: n == 20, timeout=10, what="== 20") == 20
+
+    expect_state(p, "finished", timeout_ms=40_000)
+    assert wait_points(c, lambda n: n == 80, timeout=10, what="== 80 (all points)") == 80
     lab.screenshot(p, "run-panel-other-process")
+    lab.screenshot(nb.output_area(1), "run-panel-other-process-failed-crashed")
     recorded.check()
 
 
