@@ -299,9 +299,11 @@ def test_table_logged_versions_and_storage(init) -> None:  # type: ignore[no-unt
         media.load_table(run.dir, "nope")
     import duckdb
 
-    rows = duckdb.sql(
-        f"SELECT pred, \"image\".path FROM read_parquet('{media.table_path(run.dir, 'predictions_table')}') ORDER BY pred DESC LIMIT 1"
-    ).fetchall()
+    path = media.table_path(run.dir, "predictions_table")
+    with duckdb.connect() as con:
+        rows = con.execute(
+            f"SELECT pred, \"image\".path FROM read_parquet('{path}') ORDER BY pred DESC LIMIT 1"
+        ).fetchall()
     assert rows[0][0] == 9 and rows[0][1].startswith("media/images/")
 
 
