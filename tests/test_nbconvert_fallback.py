@@ -175,6 +175,12 @@ print(json.dumps({"outside": sorted(set(outside)), "errors": errors}))
 def test_html_fallback_renders_offline_in_chromium(exported: dict[str, object]) -> None:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (never skipped)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        pytest.fail(
+            "no `playwright` package: pip install -e '.[test]' (never `playwright install`)"
+        )
     html_path = Path(str(exported["ipynb"])).with_suffix(".html")
     shot = ARTIFACTS / "export-html-offline.png"
     args = [CHROMIUM, CHROMIUM_FLAGS, str(html_path), str(shot), *KEYS]
