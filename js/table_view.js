@@ -47,7 +47,29 @@ function fmtNumber(v) {
   return a !== 0 && (a >= 1e6 || a < 1e-3) ? v.toExponential(3) : String(+v.toPrecision(5));
 }
 
+/** Hide the static snapshot shown under this widget (same rule as the run panel's). */
+function hideFallback(uid) {
+  const id = `nbt-hide-${uid}`;
+  let style = document.getElementById(id);
+  if (!style) {
+    style = document.createElement("style");
+    style.id = id;
+    style.dataset.refs = "0";
+    // uid is [0-9a-f] only (made by Python), so it is safe inside the selector.
+    style.textContent = `[data-nbt-fallback="${uid}"] { display: none !important; }`;
+    document.head.append(style);
+  }
+  style.dataset.refs = String(Number(style.dataset.refs) + 1);
+  return () => {
+    const n = Number(style.dataset.refs) - 1;
+    style.dataset.refs = String(n);
+    if (n <= 0) style.remove();
+  };
+}
+
 function render({ model, el }) {
+  const uid = String(model.get("_uid") || "").replace(/[^0-9a-f]/g, "");
+  const unhide = uid ? hideFallback(uid) : () => {};
   const style = h("style", { textContent: CSS });
   const root = h("div", { class: "nbt-tv" });
   root.dataset.testid = "nbt-tv";
@@ -185,6 +207,7 @@ function render({ model, el }) {
   for (const name of TRAITS) model.on(`change:${name}`, draw);
   draw();
   return () => {
+    unhide();
     model.off("msg:custom", onMsg);
     for (const name of TRAITS) model.off(`change:${name}`, draw);
     pending = new Map();

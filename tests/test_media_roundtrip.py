@@ -172,8 +172,10 @@ def test_example_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute()
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert errors == []
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    html = [o["data"].get("text/html", "") for o in outputs if "data" in o]
+    assert any("data-nbt-fallback" in h and "data:image/png;base64," in h for h in html)
     assert (tmp_path / "predictions.parquet").exists()
 
 

@@ -438,22 +438,41 @@ class TableView(anywidget.AnyWidget):
         from html import escape
 
         head = "".join(f"<th>{escape(c)}</th>" for c in self._names)
+        uid = "".join(c for c in self._uid if c in "0123456789abcdef")
+        shown = min(n, self.nrows)
         return (
-            f'{STYLE}<div class="nbt-more">{escape(self.title)}: {self.nrows} rows</div>'
+            f'<div class="nbt-fallback" data-nbt-fallback="{uid}">{STYLE}'
+            f'<div class="nbt-more">{escape(self.title)}: first {shown} of {self.nrows} rows</div>'
             f'<table class="nbt-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
-            "</tbody></table>"
+            "</tbody></table></div>"
         )
 
+    def fallback_bundle(self) -> dict[str, str]:
+        """The static snapshot (first rows with thumbnails), every string escaped."""
+        try:
+            html = self._fallback_html()
+        except Exception:  # noqa: BLE001 - the fallback must never break display
+            html = ""
+        return {"text/html": html, "text/plain": repr(self)}
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget, plus the snapshot as ``text/html`` (nbconvert, GitHub, VS Code)."""
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
-            try:
-                data["text/html"] = self._fallback_html()
-            except Exception:  # noqa: BLE001 - the fallback must never break display
-                pass
-            data["text/plain"] = repr(self)
+            data.update(self.fallback_bundle())
         return bundle
+
+    def _ipython_display_(self) -> None:
+        """In IPython: the widget, and right under it the snapshot as its own output, which
+        the live view hides (``[data-nbt-fallback=uid]``) and which a reopened notebook,
+        nbconvert or GitHub show instead (as the run panel does; see design.md 4)."""
+        from IPython.display import display
+
+        data, meta = anywidget.AnyWidget._repr_mimebundle_(self)  # type: ignore[misc]
+        data["text/plain"] = repr(self)
+        display(data, metadata=meta, raw=True)
+        display(self.fallback_bundle(), raw=True)
 
     def __repr__(self) -> str:
         cols = len(self._names) if getattr(self, "_names", None) else 0

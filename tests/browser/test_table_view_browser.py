@@ -46,6 +46,9 @@ def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
         arg=tv.element_handle(),
     )
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 60")
+    snapshot = nb.output_area(0).locator(".nbt-fallback:has(table.nbt-table)")
+    expect(snapshot).to_have_count(1)  # the static snapshot is there, under the widget...
+    expect(snapshot).to_be_hidden()  # ...and hidden while the live view runs
     # XSS probe: the string is text in a cell, a header and every caption; nothing ran.
     expect(tv.locator("td", has_text=XSS).first).to_be_visible()
     expect(tv.locator(f'th[data-col="{XSS}"]')).to_have_count(1)
