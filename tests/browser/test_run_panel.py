@@ -10,7 +10,7 @@ import io
 
 import pytest
 from nbt_browser import NOTEBOOK7_NOISE, expect
-from panel import chart, expect_state, state_text, step_number, wait_panel, wait_points
+from nbt_panel import chart, expect_state, state_text, step_number, wait_panel, wait_points
 
 pytestmark = pytest.mark.browser
 
