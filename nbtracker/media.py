@@ -41,8 +41,8 @@ from .data_types._arrow import read_frame, read_meta
 from .errors import NbtrackerError
 
 __all__ = [
-    "TableNotFound", "export_table", "list_tables", "load_image", "load_images",
-    "load_table", "read_table", "table_path", "table_versions",
+    "TableNotFound", "export_table", "history_refs", "list_tables", "load_histograms",
+    "load_image", "load_images", "load_table", "read_table", "table_path", "table_versions",
 ]  # fmt: skip
 
 
@@ -209,3 +209,37 @@ def load_images(run_dir: str | os.PathLike[str], ref: Any, *, images: str = "pil
     if meta is not None and meta.get("_type") == "images/separated":
         return [load_image(run_dir, item, images=images) for item in meta["items"]]
     return [load_image(run_dir, ref, images=images)]
+
+
+def history_refs(run_dir: str | os.PathLike[str], key: str) -> list[tuple[int, dict[str, Any]]]:
+    """``[(step, reference), ...]`` of a media key (image, images, histogram, table, html)
+    from the run's flushed history files, by step; the way to walk an image or a
+    histogram logged every step (a step slider, a histogram-over-time view)."""
+    import pyarrow.parquet as pq
+
+    from . import segments
+
+    files = segments.list_files(Path(run_dir) / "history")[0]
+    out: dict[int, dict[str, Any]] = {}
+    for f in files:
+        tbl = pq.read_table(f, columns=["step", "key", "text"], filters=[("key", "=", key)])
+        for step, text in zip(
+            tbl.column("step").to_pylist(), tbl.column("text").to_pylist(), strict=True
+        ):
+            ref = _ref(text)
+            if ref is not None and "_type" in ref:
+                out[int(step)] = ref
+    return sorted(out.items())
+
+
+def load_histograms(run_dir: str | os.PathLike[str], key: str) -> Any:
+    """A histogram logged per step as a long DataFrame: ``step, bin_start, bin_end, count``."""
+    import pandas as pd
+
+    rows = []
+    for step, ref in history_refs(run_dir, key):
+        if ref.get("_type") != "histogram":
+            continue
+        bins, counts = ref["bins"], ref["values"]
+        rows.extend((step, bins[i], bins[i + 1], counts[i]) for i in range(len(counts)))
+    return pd.DataFrame(rows, columns=["step", "bin_start", "bin_end", "count"])

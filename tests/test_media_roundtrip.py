@@ -190,3 +190,27 @@ def test_api_run_table(init, api) -> None:  # type: ignore[no-untyped-def]
     assert len(api_run.table("predictions_table")) == 13
     assert Table(dataframe=api_run.table("predictions_table", step=0)) == _rich_table()
     assert api_run.table("predictions_table", images="array")["image"][0].dtype == np.uint8
+
+
+def test_history_refs_and_histograms_over_time(init) -> None:  # type: ignore[no-untyped-def]
+    from nbtracker.data_types import Histogram
+
+    run = init()
+    for step in range(3):
+        run.log(
+            {
+                "w": Histogram(np.arange(10) + step, num_bins=5),
+                "img": Image(np.full((2, 2), step, np.uint8)),
+            }
+        )
+    run.finish()
+    from nbtracker.store import wait_for_background
+
+    wait_for_background()  # finish() compacts the history in the background
+    refs = media.history_refs(run.dir, "img")
+    assert [s for s, _ in refs] == [0, 1, 2] and refs[0][1]["_type"] == "image-file"
+    assert int(media.load_image(run.dir, refs[2][1], images="array")[0, 0]) == 2
+    df = media.load_histograms(run.dir, "w")
+    assert list(df.columns) == ["step", "bin_start", "bin_end", "count"]
+    assert df.groupby("step")["count"].sum().tolist() == [10, 10, 10]
+    assert df[df.step == 2]["bin_start"].min() == 2.0
