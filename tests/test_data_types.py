@@ -384,3 +384,20 @@ def test_torn_image_file_is_rewritten_and_removed_folder_recreated(init) -> None
     run.log({"b": img})
     assert path.read_bytes() == img.png_bytes()
     run.finish()
+
+
+def test_storage_failure_warns_and_training_goes_on(init) -> None:  # type: ignore[no-untyped-def]
+    from nbtracker.errors import StorageWarning
+
+    run = init()
+    run.log({"x": 1})
+    (run.dir / "media").write_text("not a folder")  # every media write fails
+    t = Table(columns=["img"], data=[[Image(np.zeros((2, 2), np.uint8))]])
+    with pytest.warns(StorageWarning):
+        run.log({"one": Image(np.ones((2, 2), np.uint8))})
+    with pytest.warns(StorageWarning):
+        run.log({"many": [Image(np.ones((3, 3), np.uint8))], "t": t, "h": Html("<b>")})
+    run.log({"loss": 0.5})  # and logging goes on
+    assert "error" in json.loads(run.summary["one"])
+    assert run.summary["loss"] == 0.5
+    run.finish()

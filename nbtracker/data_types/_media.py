@@ -70,3 +70,18 @@ def resolve_in_run(run_dir: Path, rel: str) -> Path:
         msg = f"media path {rel!r} points outside the run folder {base}"
         raise ValueError(msg)
     return path
+
+
+def storage_failed(what: str, key: str, step: int, exc: OSError) -> dict[str, str]:
+    """Warn (once per place) that a media file could not be written; the run goes on."""
+    import warnings
+
+    from ..errors import StorageWarning
+
+    warnings.warn(
+        f"nbtracker could not store {what} {key!r} at step {step} ({exc}); your code "
+        "continues, this value is missing from the run.",
+        StorageWarning,
+        stacklevel=5,
+    )
+    return {"error": str(exc)}

@@ -49,8 +49,12 @@ class Html:
         raw = self.data.encode("utf-8")
         sha = _media.content_hash(raw)
         rel = f"{_media.HTML}/{sha}.html"
-        _media.write_once(Path(run.dir), rel, raw)
-        return "html", json.dumps({"_type": "html-file", "path": rel, "sha256": sha})
+        ref: dict[str, Any] = {"_type": "html-file", "path": rel, "sha256": sha}
+        try:
+            _media.write_once(Path(run.dir), rel, raw)
+        except OSError as exc:  # disk full, permissions: warn, never stop training
+            ref.update(_media.storage_failed("html", key, step, exc))
+        return "html", json.dumps(ref)
 
     def _repr_html_(self) -> str:
         return (

@@ -181,7 +181,11 @@ class Image:
         return ref
 
     def _to_history(self, run: Any, key: str, step: int) -> tuple[str, str]:
-        return "image", json.dumps(self._store(run.dir), ensure_ascii=False)
+        try:
+            ref = self._store(run.dir)
+        except OSError as exc:  # disk full, permissions: warn, never stop training
+            ref = {"_type": "image-file", **_media.storage_failed("image", key, step, exc)}
+        return "image", json.dumps(ref, ensure_ascii=False)
 
     # -- display and comparison ------------------------------------------------------------
     def _repr_html_(self) -> str:
@@ -238,9 +242,12 @@ class ImageList:
         self.images = list(images)
 
     def _to_history(self, run: Any, key: str, step: int) -> tuple[str, str]:
-        refs = store_images(self.images, run.dir)
-        items = [refs[id(img)] for img in self.images]
-        ref = {"_type": "images/separated", "count": len(items), "items": items}
+        ref: dict[str, Any] = {"_type": "images/separated", "count": len(self.images)}
+        try:
+            refs = store_images(self.images, run.dir)
+            ref["items"] = [refs[id(img)] for img in self.images]
+        except OSError as exc:  # disk full, permissions: warn, never stop training
+            ref.update(_media.storage_failed("images", key, step, exc), items=[])
         return "images", json.dumps(ref, ensure_ascii=False)
 
 
