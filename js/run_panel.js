@@ -88,6 +88,7 @@ export default {
     const lib = await s.promise;
     clearTimeout(asked);
     el.textContent = "";
-    return lib.renderRunPanel({ model, el, box });
+    const entry = lib[model.get("_entry") || "renderRunPanel"] || lib.renderRunPanel;
+    return entry({ model, el, box, slot: s });
   },
 };

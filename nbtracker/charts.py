@@ -166,6 +166,69 @@ def panel_spec(
             "concat": charts, "columns": columns}  # fmt: skip
 
 
+PALETTE = [
+    "#4c78a8",
+    "#f58518",
+    "#e45756",
+    "#72b7b2",
+    "#54a24b",
+    "#eeca3b",
+    "#b279a2",
+    "#ff9da6",
+    "#9d755d",
+    "#bab0ac",
+]  # fmt: skip  (the same colours as the live comparison panel)
+
+
+def compare_spec(
+    runs: Sequence[tuple[str, Mapping[str, Mapping[str, Sequence[Any]]]]],
+    *,
+    columns: int = 3,
+    width: int = 220,
+    height: int = 110,
+) -> dict[str, Any]:
+    """Vega-Lite dict: one small chart per metric, one coloured line per run.
+
+    ``runs`` is ``[(label, {metric: {"s": steps, "v": values}}), ...]``.
+    """
+    keys: list[str] = []
+    for _, series in runs:
+        keys += [k for k in series if k not in keys]
+    labels = [label for label, _ in runs]
+    color = {
+        "field": "run", "type": "nominal", "title": None,
+        "scale": {"domain": labels, "range": [PALETTE[i % len(PALETTE)] for i in range(len(labels))]},
+    }  # fmt: skip
+    charts = []
+    for key in keys:
+        rows = [
+            {"x": x, "v": v, "run": label}
+            for label, series in runs
+            if key in series
+            for x, v in zip(series[key]["s"], series[key]["v"], strict=True)
+            if v is not None and x is not None
+        ]
+        if rows:
+            charts.append({
+                "data": {"values": rows},
+                "title": {"text": key, "fontSize": 11, "anchor": "start"},
+                "mark": {"type": "line", "strokeWidth": 1.2},
+                "encoding": {
+                    "x": {"field": "x", "type": "quantitative", "title": "step",
+                          "axis": {"tickCount": 4}},
+                    "y": {"field": "v", "type": "quantitative", "title": None,
+                          "scale": {"zero": False}, "axis": {"tickCount": 4}},
+                    "color": color,
+                },
+                "width": width,
+                "height": height,
+            })  # fmt: skip
+    if not charts:
+        return {"data": {"values": [{}]}, "mark": {"type": "text", "text": "no metrics logged"}}
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+            "concat": charts, "columns": columns}  # fmt: skip
+
+
 def panel_chart(
     series: Mapping[str, Mapping[str, Sequence[Any]]],
     *,
@@ -287,6 +350,6 @@ if __name__ == "__main__":  # python -m nbtracker.charts: refresh the panel's sa
 
 
 __all__ = [
-    "ema", "live_spec", "metric_chart", "panel_chart", "panel_spec", "run_chart",
+    "compare_spec", "ema", "live_spec", "metric_chart", "panel_chart", "panel_spec", "run_chart",
     "to_png_base64", "warm_png_renderer",
 ]  # fmt: skip

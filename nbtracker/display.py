@@ -32,6 +32,7 @@ def show(
     renderer: str = "canvas",
     max_runs: int = 10,
     timeout: float = 0.0,
+    compare: bool = True,
 ) -> Any:
     """Show the live panel of one run, a list of runs or a project, in the cell output.
 
@@ -54,10 +55,14 @@ def show(
     timeout : float
         Wait up to this many seconds for a run that does not exist yet (a script that is
         starting) before raising ``RunNotFound``.
+    compare : bool
+        Several runs: one comparison panel (a chart per metric, a line per run). False:
+        one panel per run.
 
     Returns
     -------
-    RunPanel, or Panels (a list) for several runs. Their charts are a ``.chart(key)`` away.
+    RunPanel; for several runs a RunsPanel (``compare=True``) or Panels (a list). A run's
+    charts are a ``.chart(key)`` away (``runs_panel.runs[i].chart(key)``).
 
     Examples
     --------
@@ -78,6 +83,12 @@ def show(
                 raise
             time.sleep(0.1)
     panels = [_panel(item, store, follow, renderer) for item in items]
+    if len(panels) > 1 and compare:
+        from .widgets import RunsPanel
+
+        both = RunsPanel(panels, renderer=renderer)
+        display(both)
+        return both
     for p in panels:
         display(p)
     return panels[0] if len(panels) == 1 else Panels(panels)

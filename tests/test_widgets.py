@@ -294,8 +294,10 @@ def test_show_resolves_runs_and_projects(
     store = nbtracker.Store(root)
     p = nbt_display.show(f"p/{a.id}", store=store)
     assert isinstance(p, RunPanel) and p.run_name == "a" and shown == [p]
-    many = nbt_display.show(["p", b], store=store)
+    many = nbt_display.show(["p", b], store=store, compare=False)
     assert [x.run_name for x in many] == ["a", "b"]
+    both = nbt_display.show(["p", b], store=store)
+    assert [x.run_name for x in both.runs] == ["a", "b"]
     with pytest.raises(nbtracker.RunNotFound):
         nbt_display.show("nope/nothing", store=store)
 
@@ -428,7 +430,7 @@ def test_show_a_project_shows_its_newest_runs(
         run.finish()
     wait_for_background()
     panels = nbt_display.show("many", store=nbtracker.Store(root), max_runs=2)
-    assert [p.run_name for p in panels] == ["r2", "r3"]
+    assert [p.run_name for p in panels.runs] == ["r2", "r3"]
 
 
 # -- the examples ----------------------------------------------------------------------------------
@@ -488,3 +490,31 @@ def test_show_waits_for_a_starting_run_and_wait_blocks_until_it_ends(
         assert panel._series["series"]["loss"]["s"] == list(range(20))
     finally:
         assert proc.wait(30) == 0
+
+
+def test_runs_panel_compares_runs_and_escapes_its_snapshot(init: Any) -> None:
+    from nbtracker.widgets import RunsPanel
+
+    dirs = []
+    for i, name in enumerate(["a", EVIL]):
+        run = init(name=name)
+        for step in range(20):
+            run.log({"loss": (i + 1) / (step + 1), EVIL: step})
+        run.finish()
+        dirs.append(run.dir)
+    wait_for_background()
+    panels = [RunPanel.for_folder(d) for d in dirs]
+    both = RunsPanel(panels)
+    state = both.get_state()
+    assert [r.replace("IPY_MODEL_", "") for r in state["runs"]] == [p.model_id for p in panels]
+    assert state["_entry"] == "renderRunsPanel" and "_series" not in state
+    bundle = both.fallback_bundle(final=True)
+    html = bundle["text/html"]
+    assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "data:image/png;base64," in html and f'data-nbt-fallback="{both._uid}"' in html
+    assert bundle["text/plain"].startswith("RunsPanel(2 runs: 'a' (finished)")
+    spec = both.static_chart()
+    assert {r["run"] for c in spec["concat"] for r in c["data"]["values"]} == {
+        f"a ({panels[0].run_id})",
+        f"{EVIL} ({panels[1].run_id})",
+    }

@@ -11,7 +11,7 @@ import { fmtDuration, fmtNum, h } from "./format.js";
 import { SeriesStore, lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
 
-function storeFor(box) {
+export function storeFor(box) {
   if (!box.store) {
     box.store = new SeriesStore(box.model);
     const queued = box.q.splice(0);
@@ -21,12 +21,12 @@ function storeFor(box) {
   return box.store;
 }
 
-function sectionOf(key) {
+export function sectionOf(key) {
   const i = key.indexOf("/");
   return i > 0 ? key.slice(0, i) : "";
 }
 
-function setText(el, text) {
+export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 

@@ -31,6 +31,10 @@ export const CSS = `
 .nbt-kv { border-collapse: collapse; font-size: 11px; margin-top: 2px; }
 .nbt-kv td { padding: 1px 8px 1px 0; vertical-align: top; max-width: 320px; overflow-wrap: anywhere; }
 .nbt-kv td:first-child { color: var(--jp-ui-font-color2, #666); }
+.nbt-legend { display: flex; flex-direction: column; gap: 2px; margin: 4px 0; }
+.nbt-legend-row { display: flex; align-items: baseline; gap: 8px; }
+.nbt-legend-name { font-weight: 600; }
+.nbt-swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; align-self: center; }
 .nbt-error { color: var(--jp-error-color1, #d32f2f); white-space: pre-wrap; }
 `;
 

@@ -106,6 +106,7 @@ class RunPanel(anywidget.AnyWidget):
         self._reader: FolderReader | None = None
         self._t0 = 0.0
         self._finished_at: float | None = None
+        self._on_end: list[Any] = []  # callables() run when the run ends (a RunsPanel)
         self.on_msg(self._on_custom)
         _lib.push(self)
 
@@ -228,6 +229,14 @@ class RunPanel(anywidget.AnyWidget):
             self._finished_at = time.time()
             self._snapshot()
             self._update_fallback(final=True)
+            self._ended()
+
+    def _ended(self) -> None:
+        for fn in list(self._on_end):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001, S110 - a display problem must not stop training
+                pass
 
     def _push(self) -> None:
         feed = self._feed
@@ -326,6 +335,7 @@ class RunPanel(anywidget.AnyWidget):
             self._snapshot()
             self._finished_at = time.time()
             self._update_fallback(final=True)
+            self._ended()
         if self._run is not None and self._hook in self._run._hooks:
             self._run._hooks.remove(self._hook)
 
