@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from nbt_browser import expect
+from nbt_browser import NOTEBOOK7_NOISE, expect
 
 pytestmark = pytest.mark.browser
 
@@ -30,10 +30,14 @@ view
 """
 
 
-def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("ui", ["lab", "notebook"])
+def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
+    if ui == "notebook":
+        recorded.allowed_page_errors = NOTEBOOK7_NOISE
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    nb = lab.open(page, "table_view", [SETUP, "print('sort', view.query.get('sort'))"])
+    cells = [SETUP, "print('sort', view.query.get('sort'))"]
+    nb = lab.open(page, f"table_view_{ui}", cells, ui=ui)
     nb.run(0)
     nb.assert_no_error_output(0)
     tv = nb.output(0).get_by_test_id("nbt-tv")
@@ -53,7 +57,7 @@ def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
     expect(tv.locator("td", has_text=XSS).first).to_be_visible()
     expect(tv.locator(f'th[data-col="{XSS}"]')).to_have_count(1)
     assert page.locator('img[src="x"]').count() == 0
-    lab.screenshot(tv, "table-view-first-page")
+    lab.screenshot(tv, f"table-view-first-page-{ui}")
 
     # sort by score, descending (two clicks on its header)
     tv.locator('th[data-col="score"]').click()
@@ -84,7 +88,7 @@ def test_table_view_in_lab(lab, page, recorded) -> None:  # noqa: ANN001
     zoom = page.get_by_test_id("nbt-tv-zoom")
     expect(zoom).to_be_visible()
     expect(zoom.locator("div")).to_have_text(XSS)
-    lab.screenshot(page, "table-view-enlarged")
+    lab.screenshot(page, f"table-view-enlarged-{ui}")
     zoom.click()
     expect(zoom).to_have_count(0)
 
