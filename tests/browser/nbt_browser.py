@@ -436,7 +436,23 @@ class Lab:
         expect(page.locator(".jp-Spinner")).to_have_count(0, timeout=KERNEL_START_S * 1000)
 
     def screenshot(self, target: Any, name: str) -> Path:
+        """Save ``target`` (a locator or a page) as ``test-artifacts/browser/<name>.png``.
+
+        Lab scrolls the notebook inside its own panel, so a locator taller than the window
+        would come out cut off: the window is made taller for the shot, then restored.
+        """
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        target.screenshot(path=str(path))
+        page = getattr(target, "page", None)
+        size = page.viewport_size if page is not None else None
+        box = target.bounding_box() if page is not None else None
+        try:
+            if size and box and box["height"] > size["height"] - 200:
+                page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 300})
+                target.scroll_into_view_if_needed()
+                page.wait_for_timeout(300)
+            target.screenshot(path=str(path))
+        finally:
+            if page is not None and size and page.viewport_size != size:
+                page.set_viewport_size(size)
         return path
