@@ -401,3 +401,18 @@ def test_storage_failure_warns_and_training_goes_on(init) -> None:  # type: igno
     assert "error" in json.loads(run.summary["one"])
     assert run.summary["loss"] == 0.5
     run.finish()
+
+
+def test_bfloat16_like_tensors_go_through_float() -> None:
+    class BF16(FakeTensor):
+        def numpy(self) -> np.ndarray:
+            msg = "Got unsupported ScalarType BFloat16"
+            raise TypeError(msg)
+
+        def float(self) -> FakeTensor:
+            return FakeTensor(self.arr.astype(np.float32))
+
+    data = np.random.rand(4, 5).astype(np.float32)
+    assert Image(BF16(data)).to_numpy().shape == (4, 5)
+    assert sum(Histogram(BF16(data), num_bins=4).histogram) == 20
+    assert Table(columns=["v"], data=[[BF16(np.float32(0.5))]]).data == [[0.5]]

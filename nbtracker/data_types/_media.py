@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from .._paths import slug
 
@@ -85,3 +86,13 @@ def storage_failed(what: str, key: str, step: int, exc: OSError) -> dict[str, st
         stacklevel=5,
     )
     return {"error": str(exc)}
+
+
+def tensor_to_numpy(t: Any) -> Any:
+    """A torch tensor (duck-typed) as a numpy array: detached, on the CPU; bfloat16 and
+    other dtypes numpy lacks go through ``.float()`` first."""
+    t = t.detach().cpu()
+    try:
+        return t.numpy()
+    except TypeError:
+        return t.float().numpy()

@@ -106,5 +106,7 @@ def _from_np_histogram(value: Any) -> tuple[Any, Any]:
 
 def _to_numpy(x: Any) -> Any:
     if hasattr(x, "detach"):  # torch tensor, duck-typed
-        x = x.detach().cpu().numpy()
+        from ._media import tensor_to_numpy
+
+        x = tensor_to_numpy(x)
     return x

@@ -320,7 +320,7 @@ def _to_numpy(data: Any) -> Any:
     import numpy as np
 
     if hasattr(data, "detach"):  # torch, duck-typed
-        arr = np.asarray(data.detach().cpu().numpy())
+        arr = np.asarray(_media.tensor_to_numpy(data))
         return arr, True
     if not isinstance(data, np.ndarray) and hasattr(data, "numpy"):  # TF eager tensors
         return np.asarray(data.numpy()), False

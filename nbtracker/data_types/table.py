@@ -450,7 +450,9 @@ def _cell(v: Any, column: str) -> tuple[Any, str | None]:
     if hasattr(v, "detach"):  # torch scalars and tensors, duck-typed
         import numpy as np
 
-        arr = np.asarray(v.detach().cpu().numpy())
+        from ._media import tensor_to_numpy
+
+        arr = np.asarray(tensor_to_numpy(v))
         return _cell(arr.item() if arr.ndim == 0 else arr, column)
     msg = (
         f"column {column!r}: a table cell cannot hold a {type(v).__module__}."
