@@ -91,7 +91,14 @@ function render({ model, el }) {
   const prev = h("button", { textContent: "‹ prev" });
   const next = h("button", { textContent: "next ›" });
   next.dataset.testid = "nbt-tv-next";
-  const pager = h("div", { class: "nbt-tv-pager" }, prev, next, info);
+  const sizeSel = h("select", { title: "rows per page" });
+  sizeSel.dataset.testid = "nbt-tv-size";
+  for (const n of [10, 25, 50, 100]) sizeSel.append(h("option", { value: String(n), textContent: `${n} / page` }));
+  sizeSel.addEventListener("change", () => {
+    model.set("page_size", Number(sizeSel.value));
+    setQuery({ page: 0 });
+  });
+  const pager = h("div", { class: "nbt-tv-pager" }, prev, next, info, sizeSel);
   root.append(bar, err, wrap, pager);
 
   let shownSeq = null;
@@ -127,8 +134,17 @@ function render({ model, el }) {
     const id = nextId++;
     const img = h("img", { src: thumb.src, alt: thumb.alt });
     const cap = h("div", { textContent: thumb.alt || "" });
-    const overlay = h("div", { class: "nbt-tv-zoom", onclick: () => { overlay.remove(); pending.delete(id); } }, img, cap);
+    const close = () => {
+      overlay.remove();
+      pending.delete(id);
+      document.removeEventListener("keydown", onKey);
+    };
+    const onKey = (e) => {
+      if (e.key === "Escape") close();
+    };
+    const overlay = h("div", { class: "nbt-tv-zoom", onclick: close }, img, cap);
     overlay.dataset.testid = "nbt-tv-zoom";
+    document.addEventListener("keydown", onKey);
     document.body.append(overlay);
     pending.set(id, img);
     model.send({ type: "image", id, row, col });
@@ -173,6 +189,9 @@ function render({ model, el }) {
     stepSel.style.display = steps.length > 1 ? "" : "none";
     stepSel.replaceChildren(...steps.map((s) => h("option", { value: String(s), textContent: `step ${s}` })));
     stepSel.value = String(model.get("step"));
+    const size = String(model.get("page_size"));
+    if (![...sizeSel.options].some((o) => o.value === size)) sizeSel.append(h("option", { value: size, textContent: `${size} / page` }));
+    sizeSel.value = size;
     err.textContent = page.error || "";
     const head = h("tr");
     for (const c of cols) {
@@ -203,7 +222,7 @@ function render({ model, el }) {
     next.disabled = last >= total;
   }
 
-  const TRAITS = ["page", "query", "columns", "title", "steps", "step"];
+  const TRAITS = ["page", "query", "columns", "title", "steps", "step", "page_size"];
   for (const name of TRAITS) model.on(`change:${name}`, draw);
   draw();
   return () => {

@@ -89,8 +89,15 @@ def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
     expect(zoom).to_be_visible()
     expect(zoom.locator("div")).to_have_text(XSS)
     lab.screenshot(page, f"table-view-enlarged-{ui}")
+    page.keyboard.press("Escape")
+    expect(zoom).to_have_count(0)
+    thumbs.nth(1).click()
+    expect(zoom).to_be_visible()
     zoom.click()
     expect(zoom).to_have_count(0)
+    tv.get_by_test_id("nbt-tv-size").select_option("10")
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–10 of 60")
+    expect(thumbs).to_have_count(10)
 
     nb.run(1)
     expect(nb.output(1)).to_have_text("sort score")  # the view's query reached the kernel
