@@ -75,6 +75,10 @@ def assert_final(p, steps: int = STEPS, keys=KEYS) -> None:  # noqa: ANN001
         expect(c).to_have_count(1)
         n = wait_points(c, lambda n: n == steps, timeout=10, what=f"== {steps} (all points)")
         assert n == steps
+        expect(c).to_have_attribute("data-last-step", str(steps - 1))
+    last = float(chart(p, "train/loss").get_attribute("data-last-value") or "nan")
+    # float32 on the wire (seen 0.01666667 for 1/60): fine for a chart
+    assert abs(last - 1.0 / steps) < 1e-6, f"train/loss newest point {last}, logged {1.0 / steps}"
     summary = p.get_by_test_id("nbt-summary")
     expect(summary).to_be_visible()
     for key in keys:
