@@ -158,6 +158,8 @@ def columns(points: list[Point], x_names: list[str]) -> dict[str, Any]:
 
 
 def _compact(v: Any) -> Any:
+    """JSON-safe value: NaN/inf -> None. Values stay exact (what was logged is drawn and
+    read out; rounding would save ~40% of the bytes of a series, but change values)."""
     if v is None or isinstance(v, int):
         return v
     try:
@@ -166,4 +168,4 @@ def _compact(v: Any) -> Any:
         return None
     if f != f or f in (math.inf, -math.inf):
         return None
-    return float(f"{f:.7g}")
+    return f
