@@ -155,3 +155,24 @@ def test_compare_across_runs(init) -> None:  # type: ignore[no-untyped-def]
     png = base64.b64decode(sent[-1]["src"].split(",")[1])
     assert int(np.asarray(PILImage.open(io.BytesIO(png)))[0, 0]) == 40 * 4 + 1  # run r1's file
     v.close()
+
+
+def test_follows_new_versions_of_a_live_run(init) -> None:  # type: ignore[no-untyped-def]
+    from nbt_testutil import wait_until
+
+    run = init()
+    t = Table(columns=["n"])
+    t.add_data(0)
+    run.log({"grow": t})
+    v = TableView.for_run(run, "grow")
+    assert v.steps == [0] and v.nrows == 1
+    t.add_data(1)
+    run.log({"grow": t})
+    wait_until(lambda: v.step == 1 and v.nrows == 2)
+    v.step = 0  # the user looks at an older version: stay there
+    t.add_data(2)
+    run.log({"grow": t})
+    wait_until(lambda: v.steps == [0, 1, 2])
+    assert v.step == 0 and v.nrows == 1
+    run.finish()
+    v.close()

@@ -87,6 +87,8 @@ class TableView(anywidget.AnyWidget):
     _uid = t.Unicode("").tag(sync=True)
 
     _con: Any = None
+    _lock = threading.RLock()  # replaced per instance in __init__
+    _unfollow: Any = staticmethod(lambda: None)
     _src = "t"  # the view over the file, then "t_mem" once copied into memory
 
     def __init__(self, *, title: str = "", page_size: int = PAGE_SIZE) -> None:
@@ -102,6 +104,7 @@ class TableView(anywidget.AnyWidget):
         self._table: Any = None
         self._thumbs: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         self._seq = 0
+        self._lock = threading.RLock()  # queries come from the kernel thread and the follower
         self.on_msg(self._on_custom)
 
     # -- construction ----------------------------------------------------------------------
@@ -138,7 +141,49 @@ class TableView(anywidget.AnyWidget):
         self.step = int(path.stem)
         self.observe(self._on_step, "step")
         self._refresh()
+        if hasattr(run, "_hooks") and not getattr(run, "_finished", True):
+            self._follow_run(run)
         return self
+
+    def _follow_run(self, run: Any) -> None:
+        """Show new versions as the run logs them (while the view is on the latest one).
+
+        The hook runs on the training thread, so it only sets an event; a thread of the
+        view reloads at most twice a second (kernel -> browser updates arrive while a cell
+        runs).
+        """
+        wake = threading.Event()
+        done = threading.Event()
+        key = self._key
+
+        def hook(run_: Any, event: str, payload: Any) -> None:
+            if event == "row" and key in payload[1]:
+                wake.set()
+            elif event == "finish":
+                done.set()
+                wake.set()
+
+        def follow() -> None:
+            from .. import media
+
+            while not done.is_set() and self._run_dir is not None:
+                wake.wait()
+                wake.clear()
+                if self._con is None:
+                    break
+                steps = [s for s, _ in media.table_versions(self._run_dir, key)]
+                with self._lock:
+                    latest = bool(self.steps) and self.step == self.steps[-1]
+                    self.steps = steps
+                    if latest and steps and steps[-1] != self.step:
+                        self.step = steps[-1]  # -> _on_step loads it
+                done.wait(0.5)
+            if hook in run._hooks:
+                run._hooks.remove(hook)
+
+        self._unfollow = lambda: (done.set(), wake.set())
+        run._hooks.append(hook)
+        threading.Thread(target=follow, name="nbtracker-table-follow", daemon=True).start()
 
     @classmethod
     def compare(
@@ -172,7 +217,7 @@ class TableView(anywidget.AnyWidget):
 
         return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
 
-    def _lock(self, con: Any, allowed: list[str] | None = None) -> None:
+    def _lock_down(self, con: Any, allowed: list[str] | None = None) -> None:
         if allowed:
             con.execute("SET allowed_paths = ?", [allowed])
         con.execute("SET enable_external_access = false")
@@ -227,7 +272,7 @@ class TableView(anywidget.AnyWidget):
             f"FROM read_parquet({files}, filename = true, file_row_number = true, "
             "union_by_name = true)"
         )
-        self._lock(con, [str(p) for p in paths])
+        self._lock_down(con, [str(p) for p in paths])
         self._set_source(con, names, kinds)
 
     def _start_copy(self) -> None:
@@ -275,7 +320,7 @@ class TableView(anywidget.AnyWidget):
         con.register("src", arrow)
         con.execute("CREATE TABLE t AS SELECT * FROM src")
         con.unregister("src")
-        self._lock(con)
+        self._lock_down(con)
         self._set_source(con, names, kinds)
 
     def _set_source(self, con: Any, names: list[str], kinds: list[str | None]) -> None:
@@ -298,12 +343,13 @@ class TableView(anywidget.AnyWidget):
 
         if self._run_dir is None or change["new"] == change["old"]:
             return
-        try:
-            self._load_file(media.table_path(self._run_dir, self._key, int(change["new"])))
-        except Exception as exc:  # noqa: BLE001 - shown in the view
-            self.page = {**self.page, "error": f"step {change['new']}: {exc}"}
-            return
-        self._refresh()
+        with self._lock:
+            try:
+                self._load_file(media.table_path(self._run_dir, self._key, int(change["new"])))
+            except Exception as exc:  # noqa: BLE001 - shown in the view
+                self.page = {**self.page, "error": f"step {change['new']}: {exc}"}
+                return
+            self._refresh()
 
     def _relation(self, q: dict[str, Any]) -> Any:
         rel = self._con.table(self._src)
@@ -328,6 +374,10 @@ class TableView(anywidget.AnyWidget):
         return rel
 
     def _refresh(self) -> None:
+        with self._lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
         import duckdb
 
         self._seq += 1
@@ -406,9 +456,10 @@ class TableView(anywidget.AnyWidget):
         try:
             col = self._names.index(col_name)
             row = int(content.get("row"))
-            cell = self._con.execute(
-                f"SELECT {_qi(col_name)} FROM {self._src} WHERE {_ROW} = ?", [row]
-            ).fetchall()[0][0]
+            with self._lock:
+                cell = self._con.execute(
+                    f"SELECT {_qi(col_name)} FROM {self._src} WHERE {_ROW} = ?", [row]
+                ).fetchall()[0][0]
             img = self._image(row, col, cell)
             reply["src"] = "data:image/png;base64," + base64.b64encode(img.png_bytes()).decode()
             reply["caption"] = img.caption
@@ -418,6 +469,10 @@ class TableView(anywidget.AnyWidget):
 
     # -- display ---------------------------------------------------------------------------
     def _fallback_html(self, n: int = 10) -> str:
+        with self._lock:
+            return self._fallback_html_locked(n)
+
+    def _fallback_html_locked(self, n: int) -> str:
         rows = self._con.execute(
             f"SELECT {_ROW}, {', '.join(_qi(c) for c in self._names)} FROM {self._src} "
             f"ORDER BY {_ROW} LIMIT {n}"
@@ -479,5 +534,7 @@ class TableView(anywidget.AnyWidget):
         return f"TableView({self.title!r}: {self.nrows} rows x {cols} columns)"
 
     def close(self) -> None:
-        self._drop_connection()
+        self._unfollow()
+        with self._lock:
+            self._drop_connection()
         super().close()

@@ -212,3 +212,36 @@ def test_static_html_runs_no_script(browser) -> None:  # noqa: ANN001
     assert dialogs == []
     assert page.locator('img[src="x"]').count() == 0
     page.close()
+
+
+LIVE = """
+import time
+import numpy as np
+import nbtracker as nbt
+from nbtracker.widgets.table_view import TableView
+run = nbt.init(project="tv-live", dir="runs")
+t = nbt.Table(columns=["image", "epoch"])
+t.add_data(nbt.Image(np.zeros((8, 8), np.uint8)), 0)
+run.log({"live": t})
+view = TableView.for_run(run, "live")
+display(view)
+for epoch in range(1, 8):
+    time.sleep(0.6)
+    t.add_data(nbt.Image(np.full((8, 8), 30 * epoch, np.uint8)), epoch)
+    run.log({"live": t})
+run.finish()
+"""
+
+
+def test_table_view_follows_a_live_run_while_the_cell_runs(lab, page, recorded) -> None:  # noqa: ANN001
+    nb = lab.open(page, "table_view_live", [LIVE])
+    nb.run(0, wait=False)
+    tv = nb.output(0).get_by_test_id("nbt-tv")
+    expect(tv).to_be_visible(timeout=30_000)
+    # new versions arrive while the training cell is still running
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text(re.compile(r"of [3-7]$"), timeout=20_000)
+    assert nb.is_running(0), "the cell ended before a new version was seen"
+    nb.wait_done(0)
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–8 of 8")
+    expect(tv.locator("img.nbt-tv-thumb")).to_have_count(8)
+    recorded.check()
