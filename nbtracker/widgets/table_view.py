@@ -166,17 +166,21 @@ class TableView(anywidget.AnyWidget):
         def follow() -> None:
             from .. import media
 
-            while not done.is_set() and self._run_dir is not None:
+            while self._run_dir is not None:
                 wake.wait()
                 wake.clear()
                 if self._con is None:
                     break
                 steps = [s for s, _ in media.table_versions(self._run_dir, key)]
                 with self._lock:
+                    if self._con is None:  # closed meanwhile
+                        break
                     latest = bool(self.steps) and self.step == self.steps[-1]
                     self.steps = steps
                     if latest and steps and steps[-1] != self.step:
                         self.step = steps[-1]  # -> _on_step loads it
+                if done.is_set():  # the run finished: that was the last version
+                    break
                 done.wait(0.5)
             if hook in run._hooks:
                 run._hooks.remove(hook)
