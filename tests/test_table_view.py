@@ -36,6 +36,22 @@ def logged(init) -> Any:  # type: ignore[no-untyped-def]
     return run
 
 
+@pytest.fixture(autouse=True)
+def _close_views(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Close every view a test made: no DuckDB connection may outlive its test."""
+    made: list[TableView] = []
+    init = TableView.__init__
+
+    def tracking_init(self: TableView, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(TableView, "__init__", tracking_init)
+    yield
+    for v in made:
+        v.close()
+
+
 def _query(v: TableView, **kw: Any) -> dict[str, Any]:
     v.query = {**v.query, **kw}
     return v.page
