@@ -262,7 +262,10 @@ def _need_pil() -> Any:
     try:
         from PIL import Image as PILImage
     except ImportError as exc:
-        msg = "this needs Pillow: pip install pillow"
+        msg = (
+            "this needs Pillow: pip install pillow (numpy arrays, PNG files and "
+            "images='array' / 'image' work without it)"
+        )
         raise ImportError(msg) from exc
     return PILImage
 
