@@ -277,6 +277,12 @@ class ApiRun:
         keys = [keys] if isinstance(keys, str) else keys
         return History(self, keys, min_step, max_step)
 
+    def chart(self, key: str, **kwargs: Any) -> Any:
+        """The Altair chart of one metric (see :meth:`nbtracker.Run.chart`)."""
+        from .charts import run_chart
+
+        return run_chart(self, key, **kwargs)
+
     def table(self, key: str, step: int | None = None, **kwargs: Any) -> Any:
         """A logged ``Table`` as a DataFrame (the latest version, or the one at ``step``)."""
         from . import media

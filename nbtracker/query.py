@@ -27,10 +27,21 @@ def duck() -> Any:
     cursor is free). Cursors keep their registrations and temp tables to themselves."""
     global _shared
     if _shared is None:
+        import atexit
+
         import duckdb
 
         _shared = duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG))
+        atexit.register(_close_shared)
     return _shared.cursor()
+
+
+def _close_shared() -> None:
+    """Close the shared database before interpreter teardown (else nanobind reports leaks)."""
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None
 
 
 def fresh_duck() -> Any:

@@ -386,6 +386,7 @@ class Run:
                 writer.flush_rows()
             except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
                 writer._warn("finish", f"nbtracker could not write the history ({exc!r})")
+            writer.close()
             return self._snapshot()
 
         self._store.finalize_background(self.dir, final, writer.merge, sync=_state.exiting)
@@ -409,6 +410,16 @@ class Run:
         else:
             self.finish()
         return False
+
+    def chart(self, key: str, **kwargs: Any) -> Any:
+        """The Altair chart of one metric, as the panel draws it (down-sampled, min/max kept).
+
+        Keyword arguments go to :func:`nbtracker.charts.run_chart` (``x``, ``smoothing``,
+        ``log_y``, ``max_points``). Change it, display it or ``.save("loss.png")``.
+        """
+        from .charts import run_chart
+
+        return run_chart(self, key, **kwargs)
 
     # -- wandb conveniences ----------------------------------------------------------------
     def mark_preempting(self) -> None:

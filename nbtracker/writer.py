@@ -124,6 +124,13 @@ class Writer:
         self.wake.set()
         self._index_wake.set()
 
+    def close(self) -> None:
+        """Release the DuckDB connection of the first flushes (after the final flush)."""
+        with self._lock:
+            if self._cold_con is not None:
+                self._cold_con.close()
+                self._cold_con = None
+
     def flush_rows(self) -> int:
         """Write what is buffered now, without touching run.json or the catalog."""
         with self._lock:
@@ -178,6 +185,9 @@ class Writer:
                 self._write_cold(list(steps), list(stamps), list(dicts), path)
             else:
                 self._warmed.wait()
+                if self._cold_con is not None:
+                    self._cold_con.close()
+                    self._cold_con = None
                 table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
                 segments.write_parquet_atomic(table, path)
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, odd values

@@ -113,3 +113,15 @@ def test_reading_a_running_run(init, api) -> None:
     r = api.run("p/live")
     assert r.state == "running"
     assert r.history(samples=None)["x"].tolist() == list(range(10))
+
+
+def test_chart_of_a_metric_is_an_altair_chart(init, api) -> None:
+    run = init(id="c")
+    for i in range(300):
+        run.log({"loss": 1 / (i + 1)})
+    live = run.chart("loss").to_dict()
+    run.finish()
+    stored = api.run("p/c").chart("loss", smoothing=0.5).to_dict()
+    for spec in (live, stored):
+        values = [v for d in spec.get("datasets", {}).values() for v in d]
+        assert values and max(v.get("x", 0) for v in values) == 299
