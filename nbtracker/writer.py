@@ -84,8 +84,13 @@ class Writer:
 
     def _loop(self) -> None:
         """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
-        threading.Thread(target=self._warm, name="nbtracker-warmup", daemon=True).start()
         next_at = time.monotonic() + self.interval
+        threading.Thread(target=self._warm, name="nbtracker-warmup", daemon=True).start()
+        try:  # ready for the first flush before it is due
+            with self._lock:
+                self._cold_connection()
+        except Exception:  # noqa: BLE001, S110 - the first flush reports a real problem
+            pass
         while not self._stop.is_set():
             self.wake.wait(max(0.0, next_at - time.monotonic()))
             self.wake.clear()
@@ -154,14 +159,23 @@ class Writer:
                 self._last_catalog = now
                 self.catalog_dirty = not self.save_catalog(snap)
 
-    def _write_cold(self, steps: list[int], stamps: list[float], rows: list[dict[str, Any]], path: Path) -> None:
-        if self._cold_con is None:
+    def _cold_connection(self) -> Any:
+        if self._cold_con is None and not self._warmed.is_set():
             import duckdb
 
             from .catalog import DUCKDB_CONFIG
 
             self._cold_con = duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG))
-        segments.write_rows_duckdb(self._cold_con, steps, stamps, rows, self.key_types, path)
+        return self._cold_con
+
+    def _write_cold(self, steps: list[int], stamps: list[float], rows: list[dict[str, Any]], path: Path) -> None:
+        con = self._cold_connection()
+        if con is None:  # warmed meanwhile
+            self._warmed.wait()
+            table = segments.rows_to_long(steps, stamps, rows, self.key_types)
+            segments.write_parquet_atomic(table, path)
+            return
+        segments.write_rows_duckdb(con, steps, stamps, rows, self.key_types, path)
 
     def merge(self) -> None:
         """Merge the history segments written so far into one file (one at a time)."""
