@@ -63,6 +63,8 @@ class Writer:
         self.flushes = 0
         self._merge_lock = threading.Lock()
         self._warmed = threading.Event()
+        self._warm_started = False
+        self._warm_start_lock = threading.Lock()
         self._cold_con: Any = None
         self._index_wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
@@ -76,6 +78,16 @@ class Writer:
         self._thread.start()
         self._indexer.start()
 
+    def _start_warmup(self) -> None:
+        with self._warm_start_lock:
+            if not self._warm_started:
+                self._warm_started = True
+                threading.Thread(target=self._warm, name="nbtracker-warmup", daemon=True).start()
+
+    def _wait_warm(self) -> None:
+        self._start_warmup()
+        self._warmed.wait()
+
     def _warm(self) -> None:
         try:
             _warm_imports()
@@ -85,7 +97,6 @@ class Writer:
     def _loop(self) -> None:
         """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
         next_at = time.monotonic() + self.interval
-        threading.Thread(target=self._warm, name="nbtracker-warmup", daemon=True).start()
         try:  # ready for the first flush before it is due
             with self._lock:
                 self._cold_connection()
@@ -101,6 +112,9 @@ class Writer:
                 self.flush_rows()
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
+            # after the first flush: on a starved CPU, loading pyarrow and pandas (~0.5 s
+            # of CPU) must not delay the first rows reaching the disk
+            self._start_warmup()
 
     def _index_loop(self) -> None:
         """Heartbeat (run.json), periodic catalog updates and segment merges: slow work that
@@ -171,7 +185,7 @@ class Writer:
     def _write_cold(self, steps: list[int], stamps: list[float], rows: list[dict[str, Any]], path: Path) -> None:
         con = self._cold_connection()
         if con is None:  # warmed meanwhile
-            self._warmed.wait()
+            self._wait_warm()
             table = segments.rows_to_long(steps, stamps, rows, self.key_types)
             segments.write_parquet_atomic(table, path)
             return
@@ -198,7 +212,7 @@ class Writer:
             if not self._warmed.is_set() and len(rows) <= COLD_MAX_ROWS:
                 self._write_cold(list(steps), list(stamps), list(dicts), path)
             else:
-                self._warmed.wait()
+                self._wait_warm()
                 if self._cold_con is not None:
                     self._cold_con.close()
                     self._cold_con = None
