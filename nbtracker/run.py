@@ -421,6 +421,14 @@ class Run:
 
         return run_chart(self, key, **kwargs)
 
+    def table(self, key: str, step: int | None = None) -> Any:
+        """The table widget for a logged ``Table`` (the latest version, or ``step``): sort,
+        filter, search and page through it in the notebook. For a DataFrame use
+        ``nbtracker.Api().run(run.path).table(key)``."""
+        from .display import table_view
+
+        return table_view(self, key, step)
+
     # -- wandb conveniences ----------------------------------------------------------------
     def mark_preempting(self) -> None:
         """Accepted for wandb compatibility; does nothing."""
