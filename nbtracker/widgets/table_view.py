@@ -32,17 +32,19 @@ THUMB = 64
 _ROW = "__nbt_row"
 _FILE_STRIDE = 10**12
 _TEXT_KINDS = ("str", "list", "dict", "html", "mixed")
-_JS = ("static/table_view.js", "../js/table_view.js")
+_JS = Path(__file__).resolve().parent.parent / "static" / "table_view.js"
 
 
 def _esm() -> str:
-    here = Path(__file__).resolve().parent.parent
-    for rel in _JS:
-        path = here / rel
-        if path.exists():
-            return path.read_text(encoding="utf-8")
-    msg = "nbtracker's table view script is missing; reinstall nbtracker"
-    raise RuntimeError(msg)
+    """The built view script (``npm run build`` -> ``nbtracker/static/table_view.js``)."""
+    try:
+        return _JS.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = (
+            "nbtracker's table view script is missing (static/table_view.js). Reinstall "
+            "nbtracker, or build it from a source checkout with `npm install && npm run build`."
+        )
+        raise RuntimeError(msg) from None
 
 
 def _qi(name: str) -> str:
