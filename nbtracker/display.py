@@ -26,7 +26,9 @@ class Panels(list):  # type: ignore[type-arg]
 
 def show(
     target: Any = None,
+    key: str | None = None,
     *,
+    step: int | None = None,
     store: Any = None,
     follow: bool = True,
     renderer: str = "canvas",
@@ -41,9 +43,16 @@ def show(
 
     Parameters
     ----------
-    target : Run, str, path or list, optional
+    target : Run, str, path, list or Table, optional
         A ``Run``; ``"project/run_id"`` or ``"entity/project/run_id"``; a run folder; a
         project name (all its runs); or a list of these. Default: the current run.
+        A :class:`nbtracker.Table` shows the table widget for it.
+    key : str, optional
+        The key of a logged ``Table``: show the table widget of that table instead of the
+        run panel (``show(run, "predictions_table")``; for several runs, one table with a
+        ``run`` column). A live run's table follows new versions as they are logged.
+    step : int, optional
+        With ``key``: the version logged at this step (default: the latest).
     store : Store, optional
         Where to look runs up (default: the default store root).
     follow : bool
@@ -61,7 +70,7 @@ def show(
 
     Returns
     -------
-    RunPanel; for several runs a RunsPanel (``compare=True``) or Panels (a list). A run's
+    TableView for a Table or with ``key``; else RunPanel; for several runs a RunsPanel (``compare=True``) or Panels (a list). A run's
     charts are a ``.chart(key)`` away (``runs_panel.runs[i].chart(key)``).
 
     Examples
@@ -73,6 +82,12 @@ def show(
 
     from .errors import RunNotFound
 
+    if _is_table(target):
+        from .widgets.table_view import TableView
+
+        view = TableView.for_table(target)
+        display(view)
+        return view
     deadline = time.monotonic() + max(0.0, float(timeout))
     while True:
         try:
@@ -82,6 +97,10 @@ def show(
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.1)
+    if key is not None:
+        view = _table_view_of(items, str(key), step)
+        display(view)
+        return view
     panels = [_panel(item, store, follow, renderer) for item in items]
     if len(panels) > 1 and compare:
         from .widgets import RunsPanel
@@ -92,6 +111,46 @@ def show(
     for p in panels:
         display(p)
     return panels[0] if len(panels) == 1 else Panels(panels)
+
+
+def _is_table(x: Any) -> bool:
+    from .data_types import Table
+
+    return isinstance(x, Table)
+
+
+def _table_view_of(items: list[Any], key: str, step: int | None) -> Any:
+    from .widgets.table_view import TableView
+
+    if len(items) == 1:
+        return TableView.for_run(items[0], key, step)
+    return TableView.compare(items, key, step)
+
+
+def table_view(run: Any, key: str, step: int | None = None) -> Any:
+    """The table widget of the ``Table`` logged under ``key`` in ``run`` (``Run.table``).
+
+    ``run`` is a ``Run`` (a live one is followed: new versions appear as they are logged,
+    while the latest version is shown), an ``Api().run(...)`` run, ``"project/run_id"``
+    or a run folder. ``step`` picks a version (default: the latest; the widget's step
+    selector switches between versions). Returns the widget, not displayed: it shows when
+    it is a cell's last expression, or with ``IPython.display.display``.
+
+    Raises
+    ------
+    TableNotFound
+        Nothing was logged under ``key`` (the message lists the tables that were).
+    """
+    from .run import Run
+    from .widgets.table_view import TableView
+
+    if isinstance(run, Run):
+        return TableView.for_run(run, key, step)
+    items = _resolve(run, None)
+    if len(items) != 1:
+        msg = f"table_view() needs one run, got {len(items)}"
+        raise ValueError(msg)
+    return TableView.for_run(items[0], key, step)
 
 
 def _panel(item: Any, store: Any, follow: bool, renderer: str) -> Any:
@@ -190,4 +249,4 @@ def enable_notebook_hook() -> None:
     install_notebook_hook()
 
 
-__all__ = ["Panels", "show"]
+__all__ = ["Panels", "show", "table_view"]

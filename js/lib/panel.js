@@ -10,13 +10,19 @@ import * as vega from "vega";
 import { fmtDuration, fmtNum, h } from "./format.js";
 import { SeriesStore, lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
+import { MediaSection, mediaStoreFor } from "./media.js";
 
 export function storeFor(box) {
   if (!box.store) {
     box.store = new SeriesStore(box.model);
+    const media = mediaStoreFor(box);
+    const route = (msg) => {
+      if (msg && (msg.type === "media" || msg.type === "media_snap")) media.onMsg(msg);
+      else box.store.onMsg(msg);
+    };
     const queued = box.q.splice(0);
-    for (const msg of queued) box.store.onMsg(msg);
-    box.fn = (msg) => box.store.onMsg(msg);
+    for (const msg of queued) route(msg);
+    box.fn = route;
   }
   return box.store;
 }
@@ -277,6 +283,7 @@ class Panel {
   constructor(model, el, box) {
     this.model = model;
     this.store = storeFor(box);
+    this.box = box;
     this.closed = false;
     this.charts = new Map();
     this.sections = new Map();
@@ -341,6 +348,7 @@ class Panel {
       this.readout,
       this.empty,
       this.body,
+      (this.media = new MediaSection(m, this.box)).el,
       tables,
     );
     el.append(this.el);
@@ -516,6 +524,7 @@ class Panel {
   destroy() {
     this.closed = true;
     clearTimeout(this.timer);
+    this.media?.destroy();
     for (const off of this.offs || []) off();
     for (const c of this.charts.values()) c.destroy();
     this.charts.clear();

@@ -24,6 +24,21 @@ export const CSS = `
 .nbt-chart-head { display: flex; justify-content: space-between; gap: 8px; font-size: 11px; }
 .nbt-chart-key { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 200px; }
 .nbt-chart-val { color: var(--jp-ui-font-color2, #666); font-variant-numeric: tabular-nums; }
+.nbt-media-item { border: 1px solid var(--jp-border-color3, #e6e6e6); border-radius: 3px; padding: 2px 6px; min-width: 200px; }
+.nbt-media-body { min-height: 40px; padding: 4px 0; }
+.nbt-media-controls { display: flex; align-items: center; gap: 6px; font-size: 11px; }
+.nbt-media-controls input { flex: 1; }
+.nbt-media-imgs { display: flex; flex-wrap: wrap; gap: 6px; align-items: flex-end; }
+.nbt-media-fig { margin: 0; }
+.nbt-media-fig img { display: block; image-rendering: pixelated; }
+.nbt-media-fig figcaption { font-size: 11px; color: var(--jp-ui-font-color2, #666); max-width: 12em; overflow-wrap: anywhere; }
+.nbt-media-hist { display: block; }
+.nbt-media-bar { fill: #1f77b4; }
+body[data-jp-theme-light="false"] .nbt-media-bar { fill: #78b4ff; }
+.nbt-media-axis { stroke: var(--jp-ui-font-color2, #888); }
+.nbt-media-tick { font-size: 10px; fill: var(--jp-ui-font-color2, #666); }
+.nbt-media-heat { display: block; margin-top: 4px; width: 300px; height: 60px; cursor: pointer;
+  border: 1px solid var(--jp-border-color3, #e6e6e6); }
 .nbt-empty { color: var(--jp-ui-font-color2, #666); padding: 8px 0; }
 .nbt-tables { display: flex; flex-wrap: wrap; gap: 8px 24px; margin-top: 6px; }
 .nbt-tables details { min-width: 180px; }

@@ -29,7 +29,19 @@ import traitlets as t
 from .. import charts
 from . import _fallback, _lib
 from ._series import DEFAULT_BUCKETS, Envelope, columns
-from ._source import Feed, FolderReader, hidden_keys, read_range, x_candidates
+from ._source import (
+    MEDIA_KINDS,
+    Feed,
+    FolderReader,
+    MediaTracks,
+    hidden_keys,
+    media_entry,
+    media_kind,
+    media_label,
+    parse_ref,
+    read_range,
+    x_candidates,
+)
 
 PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
 META_INTERVAL_S = 1.0
@@ -65,6 +77,12 @@ class RunPanel(anywidget.AnyWidget):
         Log scale on y.
     renderer : {"canvas", "svg"}
         Vega renderer.
+    media : dict
+        Images and histograms logged per step: ``{key: {"kind", "n", "last"}}`` (the
+        entries themselves, thumbnails and bin counts, travel as messages, never as state).
+    show_tables : bool
+        In a notebook, display a table widget (``TableView``) in the cell output the first
+        time each ``Table`` key is logged; it follows the later versions.
     """
 
     _esm = _lib.loader_esm()
@@ -84,6 +102,7 @@ class RunPanel(anywidget.AnyWidget):
     x_axis = t.Unicode("step").tag(sync=True)
     log_y = t.Bool(False).tag(sync=True)
     renderer = t.Unicode("canvas").tag(sync=True)
+    media = t.Dict().tag(sync=True)
     _spec = t.Dict().tag(sync=True)
     _series = t.Dict().tag(sync=True)
     _uid = t.Unicode("").tag(sync=True)
@@ -107,14 +126,31 @@ class RunPanel(anywidget.AnyWidget):
         self._t0 = 0.0
         self._finished_at: float | None = None
         self._on_end: list[Any] = []  # callables() run when the run ends (a RunsPanel)
+        self._media = MediaTracks()
+        self._media_keys: dict[str, str] = {}  # media key -> kind (image, images, histogram)
+        self._kt_len = -1  # len(run._key_types) when the media keys were last listed
+        self._kt_seen = 0  # ... and when the table keys were last looked at (main thread)
+        self._tables_shown: set[str] = set()
+        self.table_views: list[Any] = []
+        self.show_tables = False
         self.on_msg(self._on_custom)
         _lib.push(self)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def for_run(cls, run: Any, **kwargs: Any) -> RunPanel:
-        """A panel fed live by a ``Run`` of this process (through ``run._hooks``)."""
+    def for_run(cls, run: Any, *, show_tables: bool | None = None, **kwargs: Any) -> RunPanel:
+        """A panel fed live by a ``Run`` of this process (through ``run._hooks``).
+
+        ``show_tables`` (default: in a notebook) displays a table widget in the cell
+        output the first time each ``Table`` key is logged (see :attr:`table_views`).
+        """
+        from .. import _state
+
         self = cls(**kwargs)
+        self.show_tables = _state.in_notebook() if show_tables is None else bool(show_tables)
+        kt = run._key_types
+        self._kt_seen = len(kt)
+        self._tables_shown = {k for k, v in list(kt.items()) if v == "media:table"}
         self._run = run
         self._t0 = float(run._rec.get("created_at") or time.time())
         self._inbox: deque[tuple[int, float, dict[str, Any]]] = deque()
@@ -124,7 +160,10 @@ class RunPanel(anywidget.AnyWidget):
         def hook(run_: Any, event: str, payload: Any) -> None:
             if event == "row":
                 inbox.append((payload[0], time.time(), payload[1]))
+                if len(run_._key_types) != self._kt_seen:  # a new key (maybe a Table)
+                    self._new_tables()
             elif event == "finish":
+                self._new_tables()
                 self._on_finish()
 
         self._hook = hook
@@ -147,12 +186,43 @@ class RunPanel(anywidget.AnyWidget):
         self._rec: dict[str, Any] = {}
         with self._lock:
             self._follow_tick()
+            self._load_media()
+            self._push()
             self._snapshot()
             if follow and self.state == "running":
                 self._start()
             else:
                 self._finished_at = time.time()
         return self
+
+    def _new_tables(self) -> None:
+        """On the logging thread (so in the cell that logged): show a table widget for each
+        ``Table`` key logged for the first time. Later versions reach it by its follower."""
+        run = self._run
+        kt = run._key_types
+        self._kt_seen = len(kt)
+        if not self.show_tables:
+            return
+        try:
+            new = [k for k, v in list(kt.items()) if v == "media:table" and k not in self._tables_shown]
+        except RuntimeError:  # changed size meanwhile (the writer thread): next row
+            self._kt_seen = -1
+            return
+        for key in new:
+            self._tables_shown.add(key)
+            try:
+                from IPython.display import display
+
+                from .table_view import TableView
+
+                view = TableView.for_run(run, key)
+                self.table_views.append(view)
+                display(view)
+            except Exception as exc:  # noqa: BLE001 - a widget must never break training
+                import warnings
+
+                warnings.warn(f"nbtracker: no table widget for {key!r} ({exc!r})",
+                              RuntimeWarning, stacklevel=2)  # fmt: skip
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="nbtracker-panel", daemon=True)
@@ -195,6 +265,34 @@ class RunPanel(anywidget.AnyWidget):
         if t0:
             rows = [(s, ts - t0, r) for s, ts, r in rows]
         self._feed.add_rows(rows)
+        if rows:
+            self._scan_media(rows)
+
+    def _scan_media(self, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
+        """Images and histograms in the rows just drained: the last one of each key (at
+        most one per key per push, so 4 a second) becomes a slider entry."""
+        kt = self._run._key_types
+        if len(kt) != self._kt_len:
+            try:
+                self._media_keys = {
+                    k: v[6:] for k, v in list(kt.items())
+                    if v.startswith("media:") and v[6:] in MEDIA_KINDS
+                }  # fmt: skip
+                self._kt_len = len(kt)
+            except RuntimeError:  # changed size meanwhile: again next time
+                pass
+        if not self._media_keys:
+            return
+        rdir = self._run.dir
+        for key in self._media_keys:
+            for step, _t, row in reversed(rows):
+                if key in row:
+                    ref = parse_ref(row[key])
+                    kind = media_kind(ref) if ref else None
+                    entry = media_entry(rdir, step, ref) if kind else None  # type: ignore[arg-type]
+                    if entry is not None:
+                        self._media.add(key, kind, entry)  # type: ignore[arg-type]
+                    break
 
     def _follow_tick(self) -> None:
         reader = self._reader
@@ -227,9 +325,18 @@ class RunPanel(anywidget.AnyWidget):
         if self.state != "running" and self._thread is not None:  # ended, or crashed
             self._stop.set()
             self._finished_at = time.time()
+            self._load_media()
+            self._push()
             self._snapshot()
             self._update_fallback(final=True)
             self._ended()
+
+    def _load_media(self) -> None:
+        """Slider entries of a run folder's images and histograms (from its history)."""
+        try:
+            self._media.load_history(self._reader.rdir, self._rec.get("history_keys") or {})  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001,S110 - the charts still work without
+            pass
 
     def _ended(self) -> None:
         for fn in list(self._on_end):
@@ -256,6 +363,10 @@ class RunPanel(anywidget.AnyWidget):
         if out:
             self._seq += 1
             self.send({"type": "rows", "seq": self._seq, "series": out})
+        media = self._media.take()
+        if media:
+            self.send({"type": "media", "media": media})
+            self.media = self._media.meta()
 
     def _snapshot(self) -> None:
         self._last_snap = time.monotonic()
@@ -347,6 +458,10 @@ class RunPanel(anywidget.AnyWidget):
                 _lib.push(self, force=True)
             elif kind == "range":
                 self._send_range(content)
+            elif kind == "media_snap":
+                with self._lock:
+                    snap = self._media.snapshot()
+                self.send({"type": "media_snap", "media": snap})
             elif kind == "resync":
                 with self._lock:
                     snap = self._snapshot_value()
@@ -492,10 +607,10 @@ def _table_view(d: dict[str, Any]) -> dict[str, Any]:
             out[k] = v
         elif isinstance(v, (int, float)):
             out[k] = v if math.isfinite(v) else str(v)
+        elif (ref := parse_ref(v)) is not None:
+            out[k] = media_label(ref)
         elif isinstance(v, str):
             out[k] = v if len(v) <= MAX_TEXT else v[: MAX_TEXT - 1] + "…"
-        elif isinstance(v, dict) and "_type" in v:
-            out[k] = f"<{v['_type']}>"
         else:
             try:
                 s = json.dumps(v, default=str)

@@ -528,8 +528,13 @@ class TableView(anywidget.AnyWidget):
         """In IPython: the widget, and right under it the snapshot as its own output, which
         the live view hides (``[data-nbt-fallback=uid]``) and which a reopened notebook,
         nbconvert or GitHub show instead (as the run panel does; see design.md 4)."""
+        from IPython import get_ipython
         from IPython.display import display
 
+        count = getattr(get_ipython(), "execution_count", None)
+        if count is not None and getattr(self, "_shown_in", None) == count:
+            return  # show() already displayed it in this cell: skip the echo of its result
+        self._shown_in = count
         data, meta = anywidget.AnyWidget._repr_mimebundle_(self)  # type: ignore[misc]
         data["text/plain"] = repr(self)
         display(data, metadata=meta, raw=True)
