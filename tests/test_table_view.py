@@ -192,3 +192,73 @@ def test_follows_new_versions_of_a_live_run(init) -> None:  # type: ignore[no-un
     assert v.step == 0 and v.nrows == 1
     run.finish()
     v.close()
+
+
+# -- show() routing, Run.table, the built script ----------------------------------------------
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import IPython.display
+
+    out: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: out.append(obj))
+    return out
+
+
+def test_show_a_table_and_a_logged_table(init, shown) -> None:  # type: ignore[no-untyped-def]
+    import nbtracker
+    from nbtracker.display import table_view
+
+    t = _table(30)
+    v = nbtracker.show(t)
+    assert isinstance(v, TableView) and shown == [v] and v.nrows == 30
+    assert v.page["rows"][0]["cells"][0]["src"].startswith("data:image/png;base64,")
+    run = init(name="r1")
+    run.log({"preds": t})
+    t.add_data(None, 0, 0, "x", 0.0)
+    run.log({"preds": t})
+    live = nbtracker.show(run, "preds")  # a live run: followed
+    assert isinstance(live, TableView) and live.steps == [0, 1] and live.nrows == 31
+    assert live._run_dir == run.dir
+    old = nbtracker.show(run, "preds", step=0)
+    assert old.step == 0 and old.nrows == 30
+    run.finish()
+    by_path = table_view(str(run.dir), "preds", step=1)  # or "project/run_id"
+    assert by_path.nrows == 31 and by_path.steps == [0, 1]
+    assert run.table("preds").step == 1  # Run.table -> display.table_view
+    other = init(name="r2")
+    other.log({"preds": t})
+    other.finish()
+    both = nbtracker.show([run, other], "preds")
+    assert both.nrows == 62 and both.columns[0]["name"] == "run"
+    with pytest.raises(media.TableNotFound, match="tables logged"):
+        table_view(run, "nope")
+
+
+def test_widget_script_is_the_built_one() -> None:
+    from pathlib import Path
+
+    import nbtracker
+
+    built = Path(nbtracker.__file__).parent / "static" / "table_view.js"
+    assert TableView._esm == built.read_text(encoding="utf-8")
+    assert len(TableView._esm) < 12_000 and "import " not in TableView._esm[:200]
+
+
+def test_echo_after_show_is_not_shown_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import IPython
+    import IPython.display
+
+    out: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: out.append(obj))
+    shell = SimpleNamespace(execution_count=7)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    v = TableView.for_table(_table(3))
+    v._ipython_display_()
+    v._ipython_display_()  # the cell's echo of show()'s result
+    assert len(out) == 2  # the widget and its static snapshot, once
+    assert out[1]["text/html"].count("<tr>") == 4 and XSS not in out[1]["text/html"]
+    shell.execution_count = 8
+    v._ipython_display_()
+    assert len(out) == 4

@@ -520,3 +520,176 @@ def test_runs_panel_compares_runs_and_escapes_its_snapshot(init: Any) -> None:
         f"a ({panels[0].run_id})",
         f"{EVIL} ({panels[1].run_id})",
     }
+
+
+# -- media: summary labels, step sliders, table widgets in the cell ------------------------------
+class JsMedia:
+    """The browser's media store (js/lib/media.js), in Python."""
+
+    def __init__(self) -> None:
+        self.tracks: dict[str, list[dict[str, Any]]] = {}
+
+    def apply(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "media_snap":
+            self.tracks = {k: list(tr["entries"]) for k, tr in msg["media"].items()}
+        elif msg["type"] == "media":
+            for key, d in msg["media"].items():
+                gone = set(d["drop"])
+                ents = [e for e in self.tracks.get(key, []) if e["step"] not in gone]
+                for e in d["add"]:
+                    ents = [x for x in ents if x["step"] < e["step"]] + [e]
+                self.tracks[key] = ents
+
+
+def _media_run(init: Any, steps: int = 30, name: str = "media") -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    run = init(name=name)
+    return run, rng, steps
+
+
+def test_media_labels_and_step_entries(init: Any, tmp_path: Path) -> None:
+    import time
+
+    import numpy as np
+
+    run, rng, steps = _media_run(init)
+    panel = RunPanel.for_run(run, show_tables=False)
+    sent = capture(panel)
+    table = nbtracker.Table(columns=["image", "pred"])
+    table.add_data(nbtracker.Image(np.zeros((8, 8), np.uint8), caption=EVIL), 1)
+    for step in range(steps):
+        row: dict[str, Any] = {
+            "loss": 1 / (step + 1),
+            "weights": nbtracker.Histogram(rng.normal(step, 1, 200), num_bins=16),
+            "sample": nbtracker.Image(np.full((40, 20, 3), step, np.uint8), caption=EVIL),
+            "pair": [nbtracker.Image(np.zeros((4, 4), np.uint8))] * 3,
+        }
+        if step == 0:
+            row["preds"] = table
+        run.log(row)
+        time.sleep(0.01)
+    run.finish()
+    assert panel.summary["preds"] == "table 1×2 (step 0)"
+    assert panel.summary["weights"] == "histogram (16 bins)"
+    assert panel.summary["sample"] == "image 20×40"
+    assert panel.summary["pair"] == "3 images"
+    assert panel.metrics == ["loss"]  # media are not charted
+    js = JsMedia()
+    for msg in sent:
+        js.apply(msg)
+    snap = panel._media.snapshot()
+    assert {k: v["kind"] for k, v in snap.items()} == {
+        "weights": "histogram", "sample": "image", "pair": "images",
+    }  # fmt: skip
+    for key, tr in snap.items():
+        assert js.tracks[key] == tr["entries"]  # the pushed deltas rebuild the kernel's list
+        assert tr["entries"][-1]["step"] == steps - 1  # the last logged step is always there
+        assert panel.media[key] == {"kind": tr["kind"], "n": len(tr["entries"]), "last": steps - 1}
+    hist = snap["weights"]["entries"][-1]
+    assert len(hist["bins"]) == 17 and sum(hist["values"]) == 200
+    img = snap["sample"]["entries"][-1]["images"][0]
+    assert img["src"].startswith("data:image/png;base64,") and img["caption"] == EVIL
+    assert (img["w"], img["h"]) == (48, 96)  # 20x40 drawn at up to 96 px
+    assert len(snap["pair"]["entries"][-1]["images"]) == 3
+    # Widget state: labels and counts only (no thumbnails, no histories, no paths).
+    state = json.dumps(panel.get_state())
+    assert "data:image" not in state and str(tmp_path) not in state and "media/" not in state
+    assert len(json.dumps(panel.media)) < 500
+    # A view created later asks for the entries (a browser request: after the cell).
+    sent.clear()
+    panel._on_custom(panel, {"type": "media_snap"}, [])
+    (reply,) = sent.of("media_snap")
+    assert reply["media"]["weights"]["entries"] == snap["weights"]["entries"]
+
+
+def test_media_entries_are_bounded() -> None:
+    from nbtracker.widgets._source import MediaTracks
+
+    tracks = MediaTracks(cap=10)
+    js = JsMedia()
+    for step in range(1000):
+        tracks.add("h", "histogram", {"step": step, "bins": [0, 1], "values": [step]})
+        if step % 7 == 0:
+            js.apply({"type": "media", "media": tracks.take()})
+    js.apply({"type": "media", "media": tracks.take()})
+    ents = tracks.snapshot()["h"]["entries"]
+    assert len(ents) <= 11 and ents[0]["step"] == 0 and ents[-1]["step"] == 999
+    assert [e["step"] for e in ents] == sorted(e["step"] for e in ents)
+    assert js.tracks["h"] == ents
+
+
+def test_folder_panel_reads_media_history(init: Any) -> None:
+    import numpy as np
+
+    run = init(name="done")
+    for step in range(250):
+        run.log({"w": nbtracker.Histogram(np.arange(step + 1)), "img": nbtracker.Image(
+            np.full((8, 8), step % 256, np.uint8))})  # fmt: skip
+    run.finish()
+    wait_for_background()
+    panel = RunPanel.for_folder(run.dir)
+    sent = capture(panel)
+    assert panel.media["w"]["kind"] == "histogram" and panel.media["img"]["kind"] == "image"
+    assert panel.media["w"]["n"] <= 100 and panel.media["w"]["last"] == 249
+    panel._on_custom(panel, {"type": "media_snap"}, [])
+    steps = [e["step"] for e in sent.of("media_snap")[0]["media"]["w"]["entries"]]
+    assert steps[0] == 0 and steps[-1] == 249 and len(steps) == panel.media["w"]["n"]
+    assert panel.summary["w"] == "histogram (64 bins)" and panel.summary["img"] == "image 8×8"
+
+
+def test_table_logged_in_a_notebook_shows_its_widget_once(
+    init: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import IPython.display
+
+    from nbtracker.widgets.table_view import TableView
+
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    monkeypatch.setattr(_state, "in_notebook", lambda: True)
+    monkeypatch.setattr(_state, "init_hooks", [])
+    from nbtracker import display as nbt_display
+
+    monkeypatch.setattr(nbt_display, "_auto_enabled", True)
+    run = init(name="tables")  # init() in a notebook shows the panel
+    (panel,) = shown
+    shown.clear()
+    capture(panel)
+    assert isinstance(panel, RunPanel) and panel.show_tables
+    t = nbtracker.Table(columns=["a", "b"], data=[[1, EVIL]])
+    try:
+        run.log({"preds": t}, commit=False)  # quickstart style: shown at the commit
+        assert shown == []
+        run.log({"loss": 1.0})
+        assert len(shown) == 1 and isinstance(shown[0], TableView)
+        view = shown[0]
+        assert view.title == "preds" and view.steps == [0]
+        t.add_data(2, "two")
+        run.log({"preds": t, "other": nbtracker.Table(columns=["x"], data=[[1]])})
+        assert [v.title for v in shown] == ["preds", "other"]  # one widget per key
+        # it follows the new version (step is set before its observer loads that version)
+        wait_until(lambda: view.steps == [0, 1] and view.nrows == 2, timeout=10)
+        run.log({"preds": t})
+        run.finish()
+        assert len(shown) == 2 and panel.table_views == shown
+        html = view.fallback_bundle()["text/html"]
+        assert EVIL not in html and "&lt;img src=x" in html
+    finally:
+        for v in shown:
+            v.close()
+
+
+def test_no_table_widgets_outside_notebooks(init: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    run = init()
+    panel = RunPanel.for_run(run)
+    capture(panel)
+    assert not panel.show_tables
+    run.log({"preds": nbtracker.Table(columns=["a"], data=[[1]])})
+    run.finish()
+    assert shown == []

@@ -390,7 +390,9 @@ def media_label(ref: dict[str, Any]) -> str:
     """A short label for a media reference: ``table 1000×13 (step 0)``, ``image 28×28``."""
     kind = str(ref.get("_type"))
     if kind == "table-file":
-        return f"table {ref.get('nrows', '?')}×{ref.get('ncols', '?')} (step {ref.get('step', '?')})"
+        return (
+            f"table {ref.get('nrows', '?')}×{ref.get('ncols', '?')} (step {ref.get('step', '?')})"
+        )
     if kind == "image-file":
         if ref.get("width") and ref.get("height"):
             return f"image {ref['width']}×{ref['height']}"
@@ -487,7 +489,9 @@ class MediaTracks:
         return out
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        return {k: {"kind": tr["kind"], "entries": list(tr["entries"])} for k, tr in self.tracks.items()}
+        return {
+            k: {"kind": tr["kind"], "entries": list(tr["entries"])} for k, tr in self.tracks.items()
+        }
 
     def meta(self) -> dict[str, dict[str, Any]]:
         """Small synced state: kind, number of entries kept and the last step, per key."""

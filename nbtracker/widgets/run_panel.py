@@ -204,7 +204,9 @@ class RunPanel(anywidget.AnyWidget):
         if not self.show_tables:
             return
         try:
-            new = [k for k, v in list(kt.items()) if v == "media:table" and k not in self._tables_shown]
+            new = [
+                k for k, v in list(kt.items()) if v == "media:table" and k not in self._tables_shown
+            ]
         except RuntimeError:  # changed size meanwhile (the writer thread): next row
             self._kt_seen = -1
             return
