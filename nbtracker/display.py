@@ -101,7 +101,8 @@ def show(
         view = _table_view_of(items, str(key), step)
         display(view)
         return view
-    panels = [_panel(item, store, follow, renderer) for item in items]
+    together = len(items) > 1 and compare
+    panels = [_panel(item, store, follow, renderer, not together) for item in items]
     if len(panels) > 1 and compare:
         from .widgets import RunsPanel
 
@@ -153,11 +154,11 @@ def table_view(run: Any, key: str, step: int | None = None) -> Any:
     return TableView.for_run(items[0], key, step)
 
 
-def _panel(item: Any, store: Any, follow: bool, renderer: str) -> Any:
+def _panel(item: Any, store: Any, follow: bool, renderer: str, tables: bool = True) -> Any:
     from .widgets import RunPanel
 
     if _is_live_run(item):
-        return RunPanel.for_run(item, renderer=renderer)
+        return RunPanel.for_run(item, renderer=renderer, show_tables=None if tables else False)
     return RunPanel.for_folder(item, follow=follow, renderer=renderer)
 
 

@@ -671,9 +671,12 @@ def test_table_logged_in_a_notebook_shows_its_widget_once(
         assert [v.title for v in shown] == ["preds", "other"]  # one widget per key
         # it follows the new version (step is set before its observer loads that version)
         wait_until(lambda: view.steps == [0, 1] and view.nrows == 2, timeout=10)
-        run.log({"preds": t})
+        second = RunPanel.for_run(run)  # show(run): a second panel of the same run
+        capture(second)
+        run.log({"preds": t, "third": nbtracker.Table(columns=["x"], data=[[2]])})
         run.finish()
-        assert len(shown) == 2 and panel.table_views == shown
+        assert [v.title for v in shown] == ["preds", "other", "third"]  # still one per key
+        assert panel.table_views == shown and second.table_views == []
         html = view.fallback_bundle()["text/html"]
         assert EVIL not in html and "&lt;img src=x" in html
     finally:

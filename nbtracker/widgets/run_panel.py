@@ -19,6 +19,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ FOLLOW_INTERVAL_S = 0.5
 MAX_TABLE_ITEMS = 200
 STATIC_BUCKETS = 100  # per chart of the static snapshot (220 px wide)
 MAX_TEXT = 200
+# Table keys whose widget was shown, per live run: two panels of one run (init()'s and a
+# show(run)) show one table widget per key between them.
+_TABLES_SHOWN: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 _SECRET = re.compile(r"(secret|token|passw|api[_-]?key|credential|private[_-]?key)", re.I)
 
 
@@ -150,7 +154,10 @@ class RunPanel(anywidget.AnyWidget):
         self.show_tables = _state.in_notebook() if show_tables is None else bool(show_tables)
         kt = run._key_types
         self._kt_seen = len(kt)
-        self._tables_shown = {k for k, v in list(kt.items()) if v == "media:table"}
+        shown = _TABLES_SHOWN.get(run)
+        if shown is None:
+            shown = _TABLES_SHOWN[run] = {k for k, v in list(kt.items()) if v == "media:table"}
+        self._tables_shown = shown
         self._run = run
         self._t0 = float(run._rec.get("created_at") or time.time())
         self._inbox: deque[tuple[int, float, dict[str, Any]]] = deque()
