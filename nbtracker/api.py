@@ -123,11 +123,19 @@ class Api:
         Pass values as ``?`` or ``$name`` parameters, never by pasting them into the text.
         Returns a pandas DataFrame.
         """
-        con = query.sql_connection(self.store)
-        try:
-            return con.execute(statement, params or []).df()
-        finally:
-            con.close()
+        import duckdb
+
+        for attempt in range(5):
+            con = query.sql_connection(self.store)
+            try:
+                return con.execute(statement, params or []).df()
+            except duckdb.IOException:
+                # a live run merged its history segments under the view: list again
+                if attempt == 4:
+                    raise
+            finally:
+                con.close()
+        raise AssertionError  # pragma: no cover
 
     def flush(self) -> None:
         """Accepted for wandb compatibility; reads are always fresh."""

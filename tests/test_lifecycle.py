@@ -49,7 +49,7 @@ def test_killed_process_is_reported_crashed_with_flushed_rows(root, api) -> None
             time.sleep(0.001)
     """))
     seg = root / "runs" / "p" / "kill" / "history"
-    wait_until(lambda: seg.exists() and any(seg.iterdir()), timeout=30)
+    wait_until(lambda: seg.exists() and any(seg.glob("h-*.parquet")), timeout=30)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run = api.runs("p")[0]
