@@ -23,8 +23,11 @@ for i in range(60):
     img = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
     t.add_data(nbt.Image(img, caption=XSS), i % 10, (i * 3) % 10,
                XSS if i == 0 else f"row {{i}}", round(i / 60, 4), i)
-run.log({{"preds": t}})
+run.log({{"preds": t}})  # in a notebook this shows the table widget in this cell
 run.finish()
+"""
+
+SHOW_VIEW = """
 view = TableView.for_run(run, "preds")
 view
 """
@@ -36,11 +39,14 @@ def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
         recorded.allowed_page_errors = NOTEBOOK7_NOISE
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    cells = [SETUP, "print('sort', view.query.get('sort'))"]
+    cells = [SETUP, SHOW_VIEW, "print('sort', view.query.get('sort'))"]
     nb = lab.open(page, f"table_view_{ui}", cells, ui=ui)
     nb.run(0)
     nb.assert_no_error_output(0)
-    tv = nb.output(0).get_by_test_id("nbt-tv")
+    expect(nb.output(0).get_by_test_id("nbt-tv")).to_have_count(1)  # shown by log()
+    nb.run(1)
+    nb.assert_no_error_output(1)
+    tv = nb.output(1).get_by_test_id("nbt-tv")
     expect(tv).to_be_visible(timeout=20_000)
     thumbs = tv.locator("img.nbt-tv-thumb")
     expect(thumbs).to_have_count(25)
@@ -50,7 +56,7 @@ def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
         arg=tv.element_handle(),
     )
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 60")
-    snapshot = nb.output_area(0).locator(".nbt-fallback:has(table.nbt-table)")
+    snapshot = nb.output_area(1).locator(".nbt-fallback:has(table.nbt-table)")
     expect(snapshot).to_have_count(1)  # the static snapshot is there, under the widget...
     expect(snapshot).to_be_hidden()  # ...and hidden while the live view runs
     # XSS probe: the string is text in a cell, a header and every caption; nothing ran.
@@ -99,8 +105,8 @@ def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–10 of 60")
     expect(thumbs).to_have_count(10)
 
-    nb.run(1)
-    expect(nb.output(1)).to_have_text("sort score")  # the view's query reached the kernel
+    nb.run(2)
+    expect(nb.output(2)).to_have_text("sort score")  # the view's query reached the kernel
     assert dialogs == [], f"a script ran: {dialogs}"
     assert page.locator('img[src="x"]').count() == 0
     recorded.check()
@@ -222,9 +228,7 @@ from nbtracker.widgets.table_view import TableView
 run = nbt.init(project="tv-live", dir="runs")
 t = nbt.Table(columns=["image", "epoch"])
 t.add_data(nbt.Image(np.zeros((8, 8), np.uint8)), 0)
-run.log({"live": t})
-view = TableView.for_run(run, "live")
-display(view)
+run.log({"live": t})  # in a notebook this shows the table widget (following the run)
 for epoch in range(1, 8):
     time.sleep(0.6)
     t.add_data(nbt.Image(np.full((8, 8), 30 * epoch, np.uint8)), epoch)
