@@ -696,3 +696,32 @@ def test_no_table_widgets_outside_notebooks(init: Any, monkeypatch: pytest.Monke
     run.log({"preds": nbtracker.Table(columns=["a"], data=[[1]])})
     run.finish()
     assert shown == []
+
+
+def test_folder_panel_follows_media_of_another_process(
+    init: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from nbtracker.widgets import run_panel
+
+    monkeypatch.setattr(run_panel, "SNAPSHOT_INTERVAL_S", 0.2)
+    run = init(name="follow-media")
+    run.log({"w": nbtracker.Histogram([1, 2, 3]), "loss": 1.0})
+    run.flush()
+    panel = RunPanel.for_folder(run.dir)
+    sent = capture(panel)
+    assert panel.media["w"] == {"kind": "histogram", "n": 1, "last": 0}
+    for step in range(1, 20):
+        run.log({"w": nbtracker.Histogram(np.arange(step + 3)), "loss": 1 / (step + 1)})
+    run.flush()
+    wait_until(lambda: panel.media["w"]["last"] == 19, timeout=10)
+    run.finish()
+    wait_for_background()
+    wait_until(lambda: panel.state == "finished", timeout=10)
+    js = JsMedia()
+    js.tracks = {"w": [{"step": 0}]}  # what the page had from the first push
+    for msg in sent:
+        js.apply(msg)
+    assert [e["step"] for e in js.tracks["w"]] == list(range(20))  # only new steps were sent
+    assert sum(len(m["media"].get("w", {}).get("add", [])) for m in sent.of("media")) == 19

@@ -242,6 +242,9 @@ export class MediaSection {
     const onMeta = () => this.maybeAsk();
     model.on("change:media", onMeta);
     this.offMeta = () => model.off("change:media", onMeta);
+    // Follow JupyterLab's light/dark switch (the heatmap's colours are drawn, not styled).
+    this.theme = new MutationObserver(() => this.sync(null));
+    this.theme.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
     this.sync(null);
     this.maybeAsk();
   }
@@ -272,5 +275,6 @@ export class MediaSection {
   destroy() {
     this.off();
     this.offMeta();
+    this.theme.disconnect();
   }
 }

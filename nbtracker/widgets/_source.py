@@ -6,6 +6,7 @@ Both feed the same :class:`Feed`: one :class:`Envelope` per numeric metric plus 
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -414,24 +415,30 @@ def media_kind(ref: dict[str, Any]) -> str | None:
 
 
 def _thumb(rdir: Path, ref: dict[str, Any]) -> dict[str, Any] | None:
+    if not ref.get("path"):
+        return None
+    hit = _thumb_of_file(str(rdir), str(ref["path"]))
+    if hit is None:
+        return None
+    cap = ref.get("caption")
+    return {**hit, "caption": None if cap is None else str(cap)[:_MAX_CAPTION]}
+
+
+@functools.lru_cache(maxsize=512)
+def _thumb_of_file(rdir: str, rel: str) -> dict[str, Any] | None:
+    """Thumbnail of a stored image (files are named by content hash: safe to cache)."""
     from ..data_types import _media
     from ..data_types._render import thumbnail_uri
     from ..data_types.image import Image
 
-    if not ref.get("path"):
-        return None
     try:
-        img = Image._from_file(_media.resolve_in_run(Path(rdir), str(ref["path"])), ref)
+        img = Image._from_file(_media.resolve_in_run(Path(rdir), rel), {})
         src = thumbnail_uri(img, MEDIA_THUMB)
         w, h = int(img.width), int(img.height)
     except (OSError, ValueError):
         return None
     zoom = min(MEDIA_THUMB / max(w, h, 1), 4.0)  # tiny images drawn larger (pixelated)
-    cap = ref.get("caption")
-    return {
-        "src": src, "w": max(1, round(w * zoom)), "h": max(1, round(h * zoom)),
-        "caption": None if cap is None else str(cap)[:_MAX_CAPTION],
-    }  # fmt: skip
+    return {"src": src, "w": max(1, round(w * zoom)), "h": max(1, round(h * zoom))}
 
 
 def media_entry(rdir: Path, step: int, ref: dict[str, Any]) -> dict[str, Any] | None:
@@ -502,7 +509,8 @@ class MediaTracks:
         }  # fmt: skip
 
     def load_history(self, rdir: Path, key_types: dict[str, str]) -> None:
-        """Fill from a run folder's flushed history (a finished run, or a followed one)."""
+        """Fill from a run folder's flushed history (a finished run, or a followed one:
+        called again, it adds only the steps after the last one kept)."""
         from .. import media
 
         for key, kt in key_types.items():
@@ -512,11 +520,14 @@ class MediaTracks:
                 refs = media.history_refs(rdir, key)
             except (OSError, ValueError):
                 continue
+            tr = self.tracks.get(key)
+            if tr and tr["entries"]:
+                last = tr["entries"][-1]["step"]
+                refs = [r for r in refs if r[0] > last]
             if len(refs) > self.cap:  # evenly spaced, the last one always kept
                 n = len(refs)
                 idx = sorted({round(i * (n - 1) / (self.cap - 1)) for i in range(self.cap)})
                 refs = [refs[i] for i in idx]
-            self.tracks.pop(key, None)
             for step, ref in refs:
                 kind = media_kind(ref)
                 entry = media_entry(rdir, step, ref) if kind else None

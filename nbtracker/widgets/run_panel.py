@@ -192,9 +192,7 @@ class RunPanel(anywidget.AnyWidget):
         self._rec_mtime = -1.0
         self._rec: dict[str, Any] = {}
         with self._lock:
-            self._follow_tick()
-            self._load_media()
-            self._push()
+            self._follow_tick()  # charts, and the images / histograms logged so far
             self._snapshot()
             if follow and self.state == "running":
                 self._start()
@@ -329,6 +327,8 @@ class RunPanel(anywidget.AnyWidget):
             self._feed = reader.feed
             for env in self._feed.env.values():
                 env.reset = True
+        if self._media_due():
+            self._load_media()
         self._push()
         self._meta(force=True)
         if self.state != "running" and self._thread is not None:  # ended, or crashed
@@ -339,6 +339,17 @@ class RunPanel(anywidget.AnyWidget):
             self._snapshot()
             self._update_fallback(final=True)
             self._ended()
+
+    def _media_due(self) -> bool:
+        """Following another process: re-read its images / histograms every few seconds."""
+        kt = self._rec.get("history_keys") or {}
+        if not any(str(v)[6:] in MEDIA_KINDS for v in kt.values()):
+            return False
+        now = time.monotonic()
+        if now - getattr(self, "_media_read_at", 0.0) < SNAPSHOT_INTERVAL_S:
+            return False
+        self._media_read_at = now
+        return True
 
     def _load_media(self) -> None:
         """Slider entries of a run folder's images and histograms (from its history)."""

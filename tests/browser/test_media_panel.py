@@ -133,6 +133,13 @@ def test_media_in_training_cell(lab, page, recorded) -> None:  # noqa: ANN001
     )
     lab.screenshot(p, "media-panel")
     lab.screenshot(media, "media-sliders")
+    light = heat.screenshot()
+    try:
+        nb.set_theme("JupyterLab Dark")
+        lab.screenshot(media, "media-sliders-dark")
+        assert heat.screenshot() != light, "the heatmap did not follow the dark theme"
+    finally:
+        nb.set_theme("JupyterLab Light")
     lab.screenshot(tv, "media-table-in-training-cell")
 
     # -- show(table) and run.table(key, step): one widget each ---------------------------
