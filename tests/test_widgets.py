@@ -597,6 +597,10 @@ def test_media_labels_and_step_entries(init: Any, tmp_path: Path) -> None:
     state = json.dumps(panel.get_state())
     assert "data:image" not in state and str(tmp_path) not in state and "media/" not in state
     assert len(json.dumps(panel.media)) < 500
+    # The static snapshot shows each key's last image / histogram, captions escaped.
+    html = panel.fallback_bundle(final=True)["text/html"]
+    assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<svg" in html and html.count('<figure style="margin:0"><img src="data:image/png') == 4
     # A view created later asks for the entries (a browser request: after the cell).
     sent.clear()
     panel._on_custom(panel, {"type": "media_snap"}, [])

@@ -44,8 +44,66 @@ def table(title: str, data: dict[str, Any], *, open_: bool = True) -> str:
     return f"<details{' open' if open_ else ''}>{head}{body}</details>"
 
 
-def render(state: dict[str, Any], png_b64: str | None) -> str:
-    """The snapshot's HTML. ``state`` holds the panel's traits (name, project, ...)."""
+def _hist_svg(bins: list[float], values: list[float], w: int = 220, h: int = 60) -> str:
+    if not values or len(bins) != len(values) + 1:
+        return ""
+    lo, hi = float(bins[0]), float(bins[-1])
+    span = (hi - lo) or 1.0
+    top = max(max(float(v) for v in values), 1e-12)
+    bars = []
+    for i, v in enumerate(values):
+        x0 = (float(bins[i]) - lo) / span * w
+        x1 = (float(bins[i + 1]) - lo) / span * w
+        bh = max(0.0, float(v)) / top * (h - 2)
+        if bh > 0:
+            bars.append(
+                f'<rect x="{x0:.1f}" y="{h - bh:.1f}" width="{max(0.5, x1 - x0 - 0.5):.1f}" '
+                f'height="{bh:.1f}" fill="#1f77b4"/>'
+            )
+    return (
+        f'<svg style="display:block" width="{w}" height="{h}" viewBox="0 0 {w} {h}">{"".join(bars)}</svg>'
+        f'<div style="opacity:.7">{escape(fmt(lo))} … {escape(fmt(hi))}</div>'
+    )
+
+
+def media_html(media: dict[str, dict[str, Any]], max_keys: int = 8) -> str:
+    """The last image(s) / histogram of each media key (thumbnails as data: URIs)."""
+    cards = []
+    for key, tr in list(media.items())[:max_keys]:
+        entries = tr.get("entries") or []
+        if not entries:
+            continue
+        e = entries[-1]
+        if tr.get("kind") == "histogram":
+            body = _hist_svg(e.get("bins") or [], e.get("values") or [])
+        else:
+            figs = []
+            for im in e.get("images") or []:
+                src = str(im.get("src") or "")
+                if not src.startswith("data:image/png;base64,"):
+                    continue
+                cap = escape(str(im["caption"])) if im.get("caption") else ""
+                figs.append(
+                    f'<figure style="margin:0"><img src="{src}" width="{int(im["w"])}" '
+                    f'height="{int(im["h"])}" alt="{cap}" style="image-rendering:pixelated">'
+                    + (f'<figcaption style="max-width:12em">{cap}</figcaption>' if cap else "")
+                    + "</figure>"
+                )
+            body = f'<div style="display:flex;gap:6px;flex-wrap:wrap">{"".join(figs)}</div>'
+        cards.append(
+            f'<div style="border:1px solid #ddd;padding:2px 6px"><b>{escape(str(key))}</b> '
+            f'<span style="opacity:.7">step {escape(fmt(e.get("step")))}</span>{body}</div>'
+        )
+    if not cards:
+        return ""
+    return f'<div style="display:flex;gap:8px;flex-wrap:wrap;margin:4px 0">{"".join(cards)}</div>'
+
+
+def render(
+    state: dict[str, Any], png_b64: str | None, media: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """The snapshot's HTML. ``state`` holds the panel's traits (name, project, ...);
+    ``media`` the panel's image / histogram entries (the last of each is shown)."""
     uid = "".join(c for c in str(state["uid"]) if c in "0123456789abcdef")
     run_state = str(state.get("state") or "")
     head = (
@@ -69,7 +127,8 @@ def render(state: dict[str, Any], png_b64: str | None) -> str:
     return (
         f'<div class="nbt-fallback" data-nbt-fallback="{uid}" '
         'style="font-family:sans-serif;font-size:12px;padding:4px 0">'
-        f'{head}{img}<div style="display:flex;gap:24px;flex-wrap:wrap">{tables}</div></div>'
+        f"{head}{img}{media_html(media or {})}"
+        f'<div style="display:flex;gap:24px;flex-wrap:wrap">{tables}</div></div>'
     )
 
 

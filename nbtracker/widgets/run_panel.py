@@ -558,7 +558,9 @@ class RunPanel(anywidget.AnyWidget):
             except Exception:  # noqa: BLE001 - the snapshot without image is still useful
                 png = None
         state = self.fallback_state()
-        return {"text/html": _fallback.render(state, png), "text/plain": _fallback.plain(state)}
+        media = self._media.snapshot() if final else None
+        html = _fallback.render(state, png, media)
+        return {"text/html": html, "text/plain": _fallback.plain(state)}
 
     def _update_fallback(self, final: bool = False) -> None:
         handle = self._fallback_handle
