@@ -194,29 +194,40 @@ def _filters(keys: Sequence[str] | None, lo: int | None, hi: int | None) -> tupl
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def downsample_steps(
+def downsample(
     con: Any, files: list[str], keys: Sequence[str] | None, samples: int,
-    lo: int | None = None, hi: int | None = None,
-) -> list[int]:  # fmt: skip
-    """Steps to keep so that every key shows each bucket's min and max (spikes survive)."""
-    buckets = max(1, samples // 2)
+    lo: int | None = None, hi: int | None = None, span: tuple[int, int] | None = None,
+) -> Any:  # fmt: skip
+    """Long Arrow table of the points that keep each key's shape: per bucket of steps,
+    the rows with the minimum and the maximum value (NaN counts as a maximum, so it shows),
+    plus each key's first and last row. One scan; no spike is ever dropped."""
     where, params = _filters(keys, lo, hi)
-    where = (where + " AND " if where else "WHERE ") + "value IS NOT NULL"
-    rows = con.execute(
+    if span is None:
+        span = con.execute(
+            f"SELECT min(step), max(step) FROM read_parquet(?) {where}", [files, *params]
+        ).fetchall()[0]
+    lo_, hi_ = span
+    if lo_ is None:
+        return segments._schema().empty_table()
+    buckets = max(1, samples // 2)
+    width = max(1, -(-(hi_ - lo_ + 1) // buckets))  # ceil: at most `buckets` buckets
+    row = "{'step': step, 'ts': ts, 'key': key, 'value': value, 'text': text}"
+    order = "coalesce(value, 0)"  # text/media keys: any row of the bucket
+    return arrow(
+        con,
         f"""
-        WITH h AS (SELECT step, key, value FROM read_parquet(?) {where}),
-        r AS (SELECT key, min(step) AS lo, max(step) AS hi FROM h GROUP BY key),
-        b AS (
-            SELECT h.key, h.step, h.value,
-                   CAST(floor((h.step - r.lo) * ? / (r.hi - r.lo + 1)) AS BIGINT) AS bucket
-            FROM h JOIN r USING (key)
+        WITH h AS (SELECT step, ts, key, value, text FROM read_parquet(?) {where}),
+        picked AS (
+            SELECT unnest([arg_min({row}, {order}), arg_max({row}, {order})]) AS p
+            FROM h GROUP BY key, (step - ?) // ?
+            UNION ALL
+            SELECT {row} FROM h WHERE step = ? OR step = ?
         )
-        SELECT DISTINCT unnest([arg_min(step, value), arg_max(step, value)]) FROM b GROUP BY key, bucket
-        UNION SELECT lo FROM r UNION SELECT hi FROM r
+        SELECT DISTINCT p.step AS step, p.ts AS ts, p.key AS key, p.value AS value, p.text AS text
+        FROM picked ORDER BY step
         """,
-        [files, *params, buckets],
-    ).fetchall()
-    return sorted(r[0] for r in rows)
+        [files, *params, lo_, width, lo_, hi_],
+    )
 
 
 def history_frame(
@@ -243,17 +254,18 @@ def _history_frame(store, rdir, record, keys, samples, min_step, max_step):  # t
     con = duck()
     try:
         where, params = _filters(keys, min_step, max_step)
+        long = None
         if samples:
-            count = con.execute(
-                f"SELECT count(DISTINCT step) FROM read_parquet(?) {where}", [files, *params]
-            ).fetchall()[0][0]
-            if count > samples:
-                steps = downsample_steps(con, files, keys, samples, min_step, max_step)
-                where = (where + " AND " if where else "WHERE ") + "list_contains(?, step)"
-                params = [*params, steps]
-        long = arrow(
-            con, f"SELECT step, ts, key, value, text FROM read_parquet(?) {where}", [files, *params]
-        )
+            (rows, nkeys, first, last), = con.execute(
+                "SELECT count(*), count(DISTINCT key), min(step), max(step) "
+                f"FROM read_parquet(?) {where}", [files, *params]
+            ).fetchall()
+            if rows > samples * max(1, nkeys):
+                long = downsample(con, files, keys, samples, min_step, max_step, (first, last))
+        if long is None:
+            long = arrow(
+                con, f"SELECT step, ts, key, value, text FROM read_parquet(?) {where}", [files, *params]
+            )
     finally:
         con.close()
     return _pivot(long, key_types, float(record.get("created_at") or 0.0), keys)

@@ -16,7 +16,7 @@ from .config import Config
 from .errors import StepWarning, UsageError
 from .store import Store
 from .summary import MetricRule, Summary
-from .writer import Writer
+from .writer import BACKPRESSURE_ROWS, MAX_BUFFER_ROWS, Writer
 
 _NUMBER_TYPES = (float, int, bool)
 
@@ -187,8 +187,10 @@ class Run:
             return
         self._buffer.append((step, time.time(), row))
         self.summary.observe(row)
-        if len(self._buffer) >= 50_000 and self._writer is not None:
+        if len(self._buffer) >= MAX_BUFFER_ROWS and self._writer is not None:
             self._writer.wake.set()
+            if len(self._buffer) >= BACKPRESSURE_ROWS:  # bounded memory: write it ourselves
+                self._writer.flush_rows()
         for hook in self._hooks:
             try:
                 hook(self, "row", (step, row))

@@ -24,7 +24,8 @@ HEARTBEAT_INTERVAL_S = 2.0
 CATALOG_INTERVAL_S = 15.0
 MAX_BUFFER_ROWS = 50_000
 MERGE_AFTER_FILES = 64
-COLD_MAX_ROWS = 20_000  # more than this waits for pyarrow (the DuckDB path is slower per row)
+COLD_MAX_VALUES = 50_000  # more than this waits for pyarrow (the DuckDB path is slower per value)
+BACKPRESSURE_ROWS = 250_000  # log() writes a segment itself when the thread falls this far behind
 
 
 class Writer:
@@ -209,7 +210,7 @@ class Writer:
             steps, stamps, dicts = zip(*rows)
             self.hdir.mkdir(parents=True, exist_ok=True)
             path = self.hdir / segments.segment_name(self.seq, self.seq)
-            if not self._warmed.is_set() and len(rows) <= COLD_MAX_ROWS:
+            if not self._warmed.is_set() and len(rows) * len(rows[0][2]) <= COLD_MAX_VALUES:
                 self._write_cold(list(steps), list(stamps), list(dicts), path)
             else:
                 self._wait_warm()
