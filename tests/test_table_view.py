@@ -262,3 +262,27 @@ def test_echo_after_show_is_not_shown_twice(monkeypatch: pytest.MonkeyPatch) -> 
     shell.execution_count = 8
     v._ipython_display_()
     assert len(out) == 4
+
+
+def test_snapshot_under_a_followed_view_ends_with_the_last_version(init) -> None:  # type: ignore[no-untyped-def]
+    from nbt_testutil import wait_until
+
+    class Handle:
+        def __init__(self) -> None:
+            self.html: list[str] = []
+
+        def update(self, bundle: dict[str, str], raw: bool = False) -> None:
+            self.html.append(bundle["text/html"])
+
+    run = init()
+    t = _table(5)
+    run.log({"preds": t})
+    view = TableView.for_run(run, "preds")
+    view._fallback_handle = handle = Handle()
+    assert "preds (step 0): first 5 of 5 rows" in view.fallback_bundle()["text/html"]
+    t.add_data(None, 0, 0, XSS, 0.0)
+    run.log({"preds": t})
+    run.finish()
+    wait_until(lambda: handle.html, timeout=10)
+    assert "preds (step 1): first 6 of 6 rows" in handle.html[-1]
+    assert XSS not in handle.html[-1]

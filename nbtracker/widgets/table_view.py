@@ -92,6 +92,7 @@ class TableView(anywidget.AnyWidget):
     _lock = threading.RLock()  # replaced per instance in __init__
     _unfollow: Any = staticmethod(lambda: None)
     _src = "t"  # the view over the file, then "t_mem" once copied into memory
+    _closing = False
 
     def __init__(self, *, title: str = "", page_size: int = PAGE_SIZE) -> None:
         super().__init__(
@@ -182,6 +183,8 @@ class TableView(anywidget.AnyWidget):
                     if latest and steps and steps[-1] != self.step:
                         self.step = steps[-1]  # -> _on_step loads it
                 if done.is_set():  # the run finished: that was the last version
+                    if not self._closing:
+                        self._update_fallback()  # reopened notebooks show the final table
                     break
                 done.wait(0.5)
             if hook in run._hooks:
@@ -501,9 +504,10 @@ class TableView(anywidget.AnyWidget):
         head = "".join(f"<th>{escape(c)}</th>" for c in self._names)
         uid = "".join(c for c in self._uid if c in "0123456789abcdef")
         shown = min(n, self.nrows)
+        at = f" (step {self.step})" if self.steps else ""
         return (
             f'<div class="nbt-fallback" data-nbt-fallback="{uid}">{STYLE}'
-            f'<div class="nbt-more">{escape(self.title)}: first {shown} of {self.nrows} rows</div>'
+            f'<div class="nbt-more">{escape(self.title)}{at}: first {shown} of {self.nrows} rows</div>'
             f'<table class="nbt-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
             "</tbody></table></div>"
         )
@@ -538,13 +542,22 @@ class TableView(anywidget.AnyWidget):
         data, meta = anywidget.AnyWidget._repr_mimebundle_(self)  # type: ignore[misc]
         data["text/plain"] = repr(self)
         display(data, metadata=meta, raw=True)
-        display(self.fallback_bundle(), raw=True)
+        self._fallback_handle = display(self.fallback_bundle(), raw=True, display_id=True)
+
+    def _update_fallback(self) -> None:
+        handle = getattr(self, "_fallback_handle", None)
+        if handle is not None:
+            try:
+                handle.update(self.fallback_bundle(), raw=True)
+            except Exception:  # noqa: BLE001,S110 - display only; never break the follower
+                pass
 
     def __repr__(self) -> str:
         cols = len(self._names) if getattr(self, "_names", None) else 0
         return f"TableView({self.title!r}: {self.nrows} rows x {cols} columns)"
 
     def close(self) -> None:
+        self._closing = True
         self._unfollow()
         with self._lock:
             self._drop_connection()

@@ -157,6 +157,38 @@ def test_media_in_training_cell(lab, page, recorded) -> None:  # noqa: ANN001
     expect(tv2.locator("tbody tr").first.locator("td").nth(2)).to_have_text("1")  # step 10's
     lab.screenshot(tv2, "media-run-table-step10")
 
+    assert dialogs == [], f"a script ran: {dialogs}"
+    assert page.locator('img[src="x"]').count() == 0
+
+    # -- reload (kernel alive): the new view asks for the media entries it never got ----
+    nb.eval_app("await app.commands.execute('docmanager:save');")
+    page.reload()
+    expect(nb.cells).to_have_count(3, timeout=60_000)
+    lab.wait_kernel_ready(page, "media_panel.ipynb")
+    p = wait_panel(nb, 0)
+    weights = p.locator('[data-testid="nbt-media-item"][data-key="weights"]')
+    expect(weights).to_have_attribute("data-step", str(STEPS - 1), timeout=20_000)
+    assert int(weights.get_attribute("data-entries") or 0) > 10
+    img = p.locator('[data-testid="nbt-media-item"][data-key="sample"]').get_by_test_id(
+        "nbt-media-image"
+    )
+    page.wait_for_function("e => e.complete && e.naturalWidth === 32", arg=img.element_handle())
+    expect(nb.output(0).get_by_test_id("nbt-tv").locator("img.nbt-tv-thumb")).to_have_count(25)
+
+    # -- kernel gone: the static snapshot shows the last image and histogram -------------
+    lab.server.shutdown_kernels()
+    page.reload()
+    expect(nb.cells).to_have_count(3, timeout=60_000)
+    lab.wait_kernel_ready(page, "media_panel.ipynb")
+    fb = nb.output(0).locator("[data-nbt-fallback]").first
+    expect(fb).to_be_visible(timeout=10_000)
+    expect(fb.locator("figcaption")).to_have_text(f"step {STEPS - 1} {XSS}")
+    expect(fb.locator("svg rect").first).to_be_attached()
+    expect(fb).to_contain_text("histogram (64 bins)")
+    table_fb = nb.output(0).locator(".nbt-fallback .nbt-more")
+    expect(table_fb).to_have_text("predictions_table (step 30): first 10 of 30 rows")
+    lab.screenshot(nb.cell(0), "media-reopened-no-kernel")
+
     # -- nothing a user wrote ran ---------------------------------------------------------
     assert dialogs == [], f"a script ran: {dialogs}"
     assert page.locator('img[src="x"]').count() == 0
