@@ -211,22 +211,52 @@ def list_files(hdir: Path) -> tuple[list[Path], list[Path], int]:
     return effective, superseded, covered_to + 1
 
 
-def compact(hdir: Path) -> Path | None:
-    """Merge a run's history files into one file sorted by (key, step); return it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+COMPACT_MEMORY_LIMIT = "192MB"
 
+
+def compact(hdir: Path, *, recent_only: bool = False) -> Path | None:
+    """Merge history files into one file sorted by (key, step); return it.
+
+    ``recent_only`` merges just the trailing single segments (what a live run wrote since
+    its last merge), so merging during a long run costs the new data only, not the whole
+    history again. The sort runs in DuckDB with a memory limit (it spills to disk past it),
+    not in Python memory. Safe against kills at any point: the merged file is moved into
+    place before the files it covers are deleted, and readers skip covered files.
+    """
     files, superseded, nxt = list_files(hdir)
+    for p in superseded:
+        _unlink(p)
+    if recent_only:
+        tail: list[Path] = []
+        for p in reversed(files):
+            m = _NAME.match(p.name)
+            if m is None or m.group(1) != m.group(2):
+                break
+            tail.append(p)
+        files = tail[::-1]
     if len(files) <= 1:
-        for p in superseded:
-            _unlink(p)
         return files[0] if files else None
     first = int(_NAME.match(files[0].name).group(1))  # type: ignore[union-attr]
-    table = pa.concat_tables([pq.read_table(p, schema=_schema()) for p in files])
-    table = table.sort_by([("key", "ascending"), ("step", "ascending")])
-    out = hdir / segment_name(first, nxt - 1)
-    write_parquet_atomic(table, out, row_group_size=64 * 1024)
-    for p in files + superseded:
+    last = int(_NAME.match(files[-1].name).group(2))  # type: ignore[union-attr]
+    out = hdir / segment_name(first, last)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    import duckdb
+
+    from .catalog import DUCKDB_CONFIG
+
+    con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, "memory_limit": COMPACT_MEMORY_LIMIT})
+    try:
+        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        target = str(tmp).replace("'", "''")
+        con.execute(
+            f"COPY (SELECT step, ts, key, value, text FROM read_parquet([{listing}]) "
+            f"ORDER BY key, step) TO '{target}' "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536)"
+        )
+    finally:
+        con.close()
+    os.replace(tmp, out)
+    for p in files:
         if p != out:
             _unlink(p)
     return out

@@ -19,13 +19,13 @@ from typing import Any
 from . import segments
 from .errors import StorageWarning
 
-FLUSH_INTERVAL_S = 0.5
+FLUSH_INTERVAL_S = 0.4
 HEARTBEAT_INTERVAL_S = 2.0
 CATALOG_INTERVAL_S = 15.0
-MAX_BUFFER_ROWS = 50_000
+MAX_BUFFER_ROWS = 20_000
 MERGE_AFTER_FILES = 64
 COLD_MAX_VALUES = 50_000  # more than this waits for pyarrow (the DuckDB path is slower per value)
-BACKPRESSURE_ROWS = 250_000  # log() writes a segment itself when the thread falls this far behind
+BACKPRESSURE_ROWS = 50_000  # log() writes a segment itself when the thread falls this far behind
 
 
 class Writer:
@@ -129,7 +129,7 @@ class Writer:
                 self.write_record()
                 if self.flushes - self._merged_at >= MERGE_AFTER_FILES:
                     self._merged_at = self.flushes
-                    self.merge()
+                    self.merge(recent_only=True)
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 self._warn("index", f"nbtracker's indexer hit {exc!r}; it keeps going.")
 
@@ -192,11 +192,11 @@ class Writer:
             return
         segments.write_rows_duckdb(con, steps, stamps, rows, self.key_types, path)
 
-    def merge(self) -> None:
-        """Merge the history segments written so far into one file (one at a time)."""
+    def merge(self, *, recent_only: bool = False) -> None:
+        """Merge history segments into one file (one merge at a time per run)."""
         with self._merge_lock:
             try:
-                segments.compact(self.hdir)
+                segments.compact(self.hdir, recent_only=recent_only)
             except Exception as exc:  # noqa: BLE001
                 self._warn("merge", f"could not merge history segments ({exc!r})")
 
@@ -219,6 +219,8 @@ class Writer:
                     self._cold_con = None
                 table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
                 segments.write_parquet_atomic(table, path)
+                del table
+                _release_arrow_memory()
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, odd values
             self._retry = rows
             self._warn(
@@ -246,3 +248,13 @@ def _warm_imports() -> None:
     import pyarrow.parquet  # noqa: F401
 
     pa.Table.from_pylist([{"x": 1.0}])  # the first call imports pandas (~0.3 s)
+
+
+def _release_arrow_memory() -> None:
+    """Hand Arrow's freed buffers back to the OS, so a long run's RSS stays flat."""
+    import pyarrow as pa
+
+    try:
+        pa.default_memory_pool().release_unused()
+    except Exception:  # noqa: BLE001, S110 - older pyarrow: nothing to do
+        pass
