@@ -18,12 +18,27 @@ from .errors import StorageWarning
 
 RUN_FILE = "run.json"
 _background: list[threading.Thread] = []
+_durable: list[threading.Event] = []  # set once a finishing run's data and record are on disk
 _bg_lock = threading.Lock()
+
+
+def wait_for_durable(timeout: float = 10.0) -> None:
+    """Wait until every run finished in this process has its last rows and final record on
+    disk (what readers need; compaction and indexing may still be going on)."""
+    if not _durable:
+        return
+    deadline = time.monotonic() + timeout
+    with _bg_lock:
+        pending = list(_durable)
+    for ev in pending:
+        ev.wait(timeout=max(0.0, deadline - time.monotonic()))
+    with _bg_lock:
+        _durable[:] = [ev for ev in _durable if not ev.is_set()]
 
 
 @atexit.register
 def wait_for_background(timeout: float = 10.0) -> None:
-    """Wait for finished runs' compaction and catalog updates (runs at exit)."""
+    """Wait for finished runs' compaction and catalog updates too (runs at exit)."""
     if not _background:
         return
     deadline = time.monotonic() + timeout
@@ -72,7 +87,7 @@ class Store:
         atomic_write_json(rdir / RUN_FILE, rec)
 
     def read_record(self, rdir: Path) -> dict[str, Any] | None:
-        wait_for_background()
+        wait_for_durable()
         try:
             rec = read_json(rdir / RUN_FILE)
         except (FileNotFoundError, NotADirectoryError):
@@ -91,7 +106,7 @@ class Store:
 
     def iter_run_dirs(self, project: str | None = None) -> Iterator[tuple[Path, float]]:
         """Yield ``(run folder, run.json mtime)`` for every run (of one project)."""
-        wait_for_background()
+        wait_for_durable()
         pdirs = [_paths.project_dir(self.root, project)] if project else self.project_dirs()
         for pdir in pdirs:
             try:
@@ -109,7 +124,7 @@ class Store:
 
     def scan_runs(self, project: str | None = None) -> list[tuple[str, float]]:
         """``(folder relative to the root, run.json mtime)`` of every run; fast (strings)."""
-        wait_for_background()
+        wait_for_durable()
         base = os.path.join(self.root, "runs")
         if project is not None:
             pnames = [_paths.slug(project)]
@@ -133,7 +148,7 @@ class Store:
         return out
 
     def history_files(self, rdir: Path) -> list[Path]:
-        wait_for_background()
+        wait_for_durable()
         return segments.list_files(rdir / HISTORY_DIR)[0]
 
     # -- liveness --------------------------------------------------------------------------
@@ -191,17 +206,24 @@ class Store:
         """Finish a run off the caller's thread: ``final()`` flushes the last rows and
         returns the final record; then run.json, compaction and the catalog follow.
 
-        ``finish()`` thus returns at once. Readers in this process wait for it
-        (:func:`wait_for_background`), and so does the process at exit; if it is killed
-        first, the run is reported as crashed and at most the last rows are lost.
+        ``finish()`` thus returns at once. Readers in this process wait until the rows and
+        the final record are on disk (:func:`wait_for_durable`); the process waits for the
+        rest at exit (:func:`wait_for_background`). Killed before the record is written,
+        the run is reported as crashed and at most the last rows are lost; killed later,
+        nothing is lost (compaction is atomic, the catalog is derived).
         """
 
+        durable = threading.Event()
+
         def work() -> None:
-            rec = final()
             try:
-                self.write_record(rdir, rec)
-            except OSError as exc:
-                warnings.warn(f"nbtracker could not write {rdir / RUN_FILE} ({exc})", StorageWarning, stacklevel=1)
+                rec = final()
+                try:
+                    self.write_record(rdir, rec)
+                except OSError as exc:
+                    warnings.warn(f"nbtracker could not write {rdir / RUN_FILE} ({exc})", StorageWarning, stacklevel=1)
+            finally:
+                durable.set()  # all rows and the final state are on disk: readers may go
             compact()
             rec = dict(rec, dir=str(rdir.relative_to(self.root)))
             try:
@@ -217,6 +239,7 @@ class Store:
         t = threading.Thread(target=work, name="nbtracker-finalize", daemon=False)
         with _bg_lock:
             _background.append(t)
+            _durable.append(durable)
         t.start()
 
     def all_records(self, project: str | None = None) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 import nbtracker
 from nbtracker import segments
-from nbtracker.store import Store
+from nbtracker.store import Store, wait_for_background
 
 
 def test_layout_and_compaction(init, root) -> None:
@@ -20,7 +20,7 @@ def test_layout_and_compaction(init, root) -> None:
             run._writer.flush_rows()  # several segments
     assert len(list((run.dir / "history").glob("h-*.parquet"))) >= 3
     run.finish()
-    nbtracker.Api(root).run("proj/r1")  # waits for the finalize thread
+    wait_for_background()  # compaction runs after finish() returns
     files = list((run.dir / "history").glob("h-*.parquet"))
     assert len(files) == 1
     table = pq.read_table(files[0])
@@ -49,7 +49,7 @@ def test_catalog_is_a_real_duckdb_file(init, root) -> None:
     run = init(config={"lr": 0.1, "opt": {"m": 0.9}}, tags=["x"])
     run.log({"acc": 0.5})
     run.finish()
-    nbtracker.Api(root).runs()
+    wait_for_background()  # indexing runs after finish() returns
     con = duckdb.connect(str(root / "nbtracker.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT state FROM runs").fetchall() == [("finished",)]
