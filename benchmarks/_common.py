@@ -79,9 +79,21 @@ def quiet_peers() -> None:
 
 
 # -- worker side ---------------------------------------------------------------------------
+def nbt_wait_durable() -> float:
+    """Wait until nbtracker's finished runs are durable: last rows and final record on disk
+    (its finish() hands that to a thread); return the seconds waited."""
+    t = time.perf_counter()
+    try:
+        from nbtracker.store import wait_for_durable
+    except ImportError:
+        return 0.0
+    wait_for_durable(timeout=300)
+    return time.perf_counter() - t
+
+
 def nbt_wait() -> float:
-    """Wait until nbtracker's finished runs are durable (its finish() hands compaction
-    and the catalog update to a background thread); return the seconds waited."""
+    """Wait until nbtracker's finished runs are durable and also compacted and indexed in
+    the catalog (all background work); return the seconds waited."""
     t = time.perf_counter()
     try:
         from nbtracker.store import wait_for_background

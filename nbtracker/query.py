@@ -256,10 +256,12 @@ def _history_frame(store, rdir, record, keys, samples, min_step, max_step):  # t
         where, params = _filters(keys, min_step, max_step)
         long = None
         if samples:
+            distinct = "count(DISTINCT key)" if keys is None else "0"  # known when keys given
             (rows, nkeys, first, last), = con.execute(
-                "SELECT count(*), count(DISTINCT key), min(step), max(step) "
+                f"SELECT count(*), {distinct}, min(step), max(step) "
                 f"FROM read_parquet(?) {where}", [files, *params]
             ).fetchall()
+            nkeys = nkeys or len(keys or ())
             if rows > samples * max(1, nkeys):
                 long = downsample(con, files, keys, samples, min_step, max_step, (first, last))
         if long is None:
