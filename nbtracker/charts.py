@@ -147,19 +147,32 @@ def panel_spec(
         ]
         if not rows:
             continue
-        charts.append({
-            "data": {"values": rows},
-            "title": {"text": key, "fontSize": 11, "anchor": "start"},
-            "mark": {"type": "line", "strokeWidth": 1.2},
-            "encoding": {
-                "x": {"field": "x", "type": "quantitative", "title": "step",
-                      "axis": {"tickCount": 4}},
-                "y": {"field": "v", "type": "quantitative", "title": None,
-                      "scale": {"zero": False}, "axis": {"tickCount": 4}},
-            },
-            "width": width,
-            "height": height,
-        })  # fmt: skip
+        charts.append(_snapshot_chart(key, rows, width, height))
+    return _snapshot_grid(charts, columns)
+
+
+def _snapshot_chart(
+    key: str, rows: list[dict[str, Any]], width: int, height: int, color: Any = None
+) -> dict[str, Any]:
+    """One small line chart of a static snapshot (plain Vega-Lite, no Altair import)."""
+    encoding: dict[str, Any] = {
+        "x": {"field": "x", "type": "quantitative", "title": "step", "axis": {"tickCount": 4}},
+        "y": {"field": "v", "type": "quantitative", "title": None, "scale": {"zero": False},
+              "axis": {"tickCount": 4}},
+    }  # fmt: skip
+    if color is not None:
+        encoding["color"] = color
+    return {
+        "data": {"values": rows},
+        "title": {"text": key, "fontSize": 11, "anchor": "start"},
+        "mark": {"type": "line", "strokeWidth": 1.2},
+        "encoding": encoding,
+        "width": width,
+        "height": height,
+    }
+
+
+def _snapshot_grid(charts: list[dict[str, Any]], columns: int) -> dict[str, Any]:
     if not charts:
         return {"data": {"values": [{}]}, "mark": {"type": "text", "text": "no metrics logged"}}
     return {"$schema": "https://vega.github.io/schema/vega-lite/v6.json",
@@ -209,24 +222,8 @@ def compare_spec(
             if v is not None and x is not None
         ]
         if rows:
-            charts.append({
-                "data": {"values": rows},
-                "title": {"text": key, "fontSize": 11, "anchor": "start"},
-                "mark": {"type": "line", "strokeWidth": 1.2},
-                "encoding": {
-                    "x": {"field": "x", "type": "quantitative", "title": "step",
-                          "axis": {"tickCount": 4}},
-                    "y": {"field": "v", "type": "quantitative", "title": None,
-                          "scale": {"zero": False}, "axis": {"tickCount": 4}},
-                    "color": color,
-                },
-                "width": width,
-                "height": height,
-            })  # fmt: skip
-    if not charts:
-        return {"data": {"values": [{}]}, "mark": {"type": "text", "text": "no metrics logged"}}
-    return {"$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-            "concat": charts, "columns": columns}  # fmt: skip
+            charts.append(_snapshot_chart(key, rows, width, height, color))
+    return _snapshot_grid(charts, columns)
 
 
 def panel_chart(
