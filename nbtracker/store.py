@@ -53,6 +53,17 @@ HISTORY_DIR = "history"
 STALE_HEARTBEAT_S = 90.0
 
 
+def process_gone(rec: dict[str, Any], now: float | None = None) -> bool:
+    """True when the process writing a 'running' run is gone: its pid is dead (same host),
+    or its heartbeat is older than ``STALE_HEARTBEAT_S`` (another host). Reads only."""
+    from ._util import HOSTNAME
+
+    if rec.get("host") == HOSTNAME and rec.get("pid"):
+        return not pid_alive(int(rec["pid"]), rec.get("pid_start"))
+    now = time.time() if now is None else now
+    return now - float(rec.get("heartbeat_at") or 0) > STALE_HEARTBEAT_S
+
+
 class Store:
     """Everything under one root folder.
 
@@ -157,14 +168,7 @@ class Store:
         if rec.get("state") != "running":
             return rec
         now = time.time() if now is None else now
-        dead = False
-        from ._util import HOSTNAME
-
-        if rec.get("host") == HOSTNAME and rec.get("pid"):
-            dead = not pid_alive(int(rec["pid"]), rec.get("pid_start"))
-        if not dead:
-            dead = now - float(rec.get("heartbeat_at") or 0) > STALE_HEARTBEAT_S
-        if dead:
+        if process_gone(rec, now):
             fresh = self.read_record(rdir) or rec
             if fresh.get("state") == "running":
                 fresh["state"] = "crashed"

@@ -7,8 +7,17 @@ The live view hides it with a ``<style>`` rule keyed on the widget's ``_uid``
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from html import escape
 from typing import Any
+
+from ._source import media_label, parse_ref
+
+MAX_TABLE_ITEMS = 200
+MAX_TEXT = 200
+_SECRET = re.compile(r"(secret|token|passw|api[_-]?key|credential|private[_-]?key)", re.I)
 
 _TD = 'style="padding:1px 10px 1px 0;text-align:left;vertical-align:top"'
 
@@ -141,3 +150,32 @@ def plain(state: dict[str, Any]) -> str:
     for k, v in list((state.get("summary") or {}).items())[:20]:
         lines.append(f"  {k}: {fmt(v)}")
     return "\n".join(lines)
+
+
+def table_view(d: dict[str, Any]) -> dict[str, Any]:
+    """Flatten, shorten and mask values for display (small, secret-free widget state)."""
+    from .._util import flatten
+
+    out: dict[str, Any] = {}
+    for k, v in flatten(d).items():
+        if len(out) >= MAX_TABLE_ITEMS:
+            out["…"] = f"{len(d) - MAX_TABLE_ITEMS} more"
+            break
+        k = str(k)[:MAX_TEXT]
+        if _SECRET.search(k):
+            out[k] = "•••"
+        elif isinstance(v, bool) or v is None:
+            out[k] = v
+        elif isinstance(v, (int, float)):
+            out[k] = v if math.isfinite(v) else str(v)
+        elif (ref := parse_ref(v)) is not None:
+            out[k] = media_label(ref)
+        elif isinstance(v, str):
+            out[k] = v if len(v) <= MAX_TEXT else v[: MAX_TEXT - 1] + "…"
+        else:
+            try:
+                s = json.dumps(v, default=str)
+            except (TypeError, ValueError):
+                s = str(v)
+            out[k] = s if len(s) <= MAX_TEXT else s[: MAX_TEXT - 1] + "…"
+    return out

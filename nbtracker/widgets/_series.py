@@ -169,3 +169,14 @@ def _compact(v: Any) -> Any:
     if f != f or f in (math.inf, -math.inf):
         return None
     return f
+
+
+STATIC_BUCKETS = 100  # per chart of the static snapshot (220 px wide): ~2 points per pixel
+
+
+def small_columns(env: Envelope) -> dict[str, Any]:
+    """A series re-bucketed to ``STATIC_BUCKETS`` for the static snapshot charts."""
+    small = Envelope(STATIC_BUCKETS)
+    for p in env.points():
+        small.add(*p)
+    return columns(small.points(), [])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import secrets
 import threading
 import time
@@ -28,8 +27,10 @@ import anywidget
 import traitlets as t
 
 from .. import charts
+from ..store import process_gone
 from . import _fallback, _lib
-from ._series import DEFAULT_BUCKETS, Envelope, columns
+from ._fallback import table_view
+from ._series import DEFAULT_BUCKETS, columns, small_columns
 from ._source import (
     MEDIA_KINDS,
     Feed,
@@ -38,7 +39,6 @@ from ._source import (
     hidden_keys,
     media_entry,
     media_kind,
-    media_label,
     parse_ref,
     read_range,
     x_candidates,
@@ -48,13 +48,9 @@ PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
 META_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 5.0
 FOLLOW_INTERVAL_S = 0.5
-MAX_TABLE_ITEMS = 200
-STATIC_BUCKETS = 100  # per chart of the static snapshot (220 px wide)
-MAX_TEXT = 200
 # Table keys whose widget was shown, per live run: two panels of one run (init()'s and a
 # show(run)) show one table widget per key between them.
 _TABLES_SHOWN: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-_SECRET = re.compile(r"(secret|token|passw|api[_-]?key|credential|private[_-]?key)", re.I)
 
 
 class RunPanel(anywidget.AnyWidget):
@@ -423,7 +419,7 @@ class RunPanel(anywidget.AnyWidget):
             state = rec.get("state") or ""
             step = max(feed.last_step, int(rec.get("last_step") or 0), 0)
             if state == "running":
-                state = _alive_state(self._reader.rdir, rec)  # type: ignore[union-attr]
+                state = "crashed" if process_gone(rec) else "running"
         self._hidden = hidden_keys(rec, list(feed.env))
         end = rec.get("finished_at") if state != "running" else None
         elapsed = max(0.0, (float(end) if end else time.time()) - self._t0) if self._t0 else 0.0
@@ -446,10 +442,10 @@ class RunPanel(anywidget.AnyWidget):
             self.step = int(step)
             self.elapsed = round(elapsed, 2)
             self.steps_per_s = round(rate, 2) if math.isfinite(rate) else 0.0
-            cfg = _table_view(config)
+            cfg = table_view(config)
             if cfg != self.config:
                 self.config = cfg
-            summ = _table_view({k: v for k, v in summary.items() if not str(k).startswith("_")})
+            summ = table_view({k: v for k, v in summary.items() if not str(k).startswith("_")})
             if summ != self.summary:
                 self.summary = summ
             if feed.x_names != self.x_options:
@@ -531,16 +527,12 @@ class RunPanel(anywidget.AnyWidget):
     def static_chart(self) -> dict[str, Any]:
         """Small multiples of every metric: the static snapshot's Vega-Lite spec (a dict;
         ``alt.Chart.from_dict`` it to edit)."""
+        return charts.panel_spec(self.snapshot_series())
+
+    def snapshot_series(self) -> dict[str, Any]:
+        """Each visible metric, down-sampled for the small snapshot charts."""
         with self._lock:
-            series = {}
-            for k, env in self._feed.env.items():
-                if k in self._hidden:
-                    continue
-                small = Envelope(STATIC_BUCKETS)  # ~2 points per pixel column is plenty
-                for p in env.points():
-                    small.add(*p)
-                series[k] = columns(small.points(), [])
-        return charts.panel_spec(series)
+            return {k: small_columns(env) for k, env in self._feed.env.items() if k not in self._hidden}
 
     def fallback_state(self) -> dict[str, Any]:
         return {
@@ -599,44 +591,3 @@ class RunPanel(anywidget.AnyWidget):
             f"RunPanel(run={self.run_name!r}, project={self.project!r}, id={self.run_id!r}, "
             f"state={self.state}, step={self.step}, metrics={len(self.metrics)})"
         )
-
-
-def _alive_state(rdir: Path, rec: dict[str, Any]) -> str:
-    """'crashed' for a running run whose process is gone (checked without writing)."""
-    from .._util import HOSTNAME, pid_alive
-
-    if rec.get("host") == HOSTNAME and rec.get("pid"):
-        if not pid_alive(int(rec["pid"]), rec.get("pid_start")):
-            return "crashed"
-    elif time.time() - float(rec.get("heartbeat_at") or 0) > 90:
-        return "crashed"
-    return "running"
-
-
-def _table_view(d: dict[str, Any]) -> dict[str, Any]:
-    """Flatten, shorten and mask values for display (small, secret-free widget state)."""
-    from .._util import flatten
-
-    out: dict[str, Any] = {}
-    for k, v in flatten(d).items():
-        if len(out) >= MAX_TABLE_ITEMS:
-            out["…"] = f"{len(d) - MAX_TABLE_ITEMS} more"
-            break
-        k = str(k)[:MAX_TEXT]
-        if _SECRET.search(k):
-            out[k] = "•••"
-        elif isinstance(v, bool) or v is None:
-            out[k] = v
-        elif isinstance(v, (int, float)):
-            out[k] = v if math.isfinite(v) else str(v)
-        elif (ref := parse_ref(v)) is not None:
-            out[k] = media_label(ref)
-        elif isinstance(v, str):
-            out[k] = v if len(v) <= MAX_TEXT else v[: MAX_TEXT - 1] + "…"
-        else:
-            try:
-                s = json.dumps(v, default=str)
-            except (TypeError, ValueError):
-                s = str(v)
-            out[k] = s if len(s) <= MAX_TEXT else s[: MAX_TEXT - 1] + "…"
-    return out

@@ -17,8 +17,7 @@ from ipywidgets import widget_serialization
 
 from .. import charts
 from . import _fallback, _lib
-from ._series import Envelope, columns
-from .run_panel import STATIC_BUCKETS, RunPanel
+from .run_panel import RunPanel
 
 MAX_SUMMARY_COLUMNS = 12
 
@@ -74,16 +73,7 @@ class RunsPanel(anywidget.AnyWidget):
         """The snapshot's Vega-Lite spec: small multiples, one coloured line per run."""
         runs = []
         for p in self.runs:
-            with p._lock:
-                series = {}
-                for k, env in p._feed.env.items():
-                    if k in p._hidden:
-                        continue
-                    small = Envelope(STATIC_BUCKETS)
-                    for pt in env.points():
-                        small.add(*pt)
-                    series[k] = columns(small.points(), [])
-            runs.append((f"{p.run_name} ({p.run_id})", series))
+            runs.append((f"{p.run_name} ({p.run_id})", p.snapshot_series()))
         return charts.compare_spec(runs)
 
     def fallback_bundle(self, final: bool = False) -> dict[str, str]:
