@@ -25,6 +25,7 @@ CATALOG_INTERVAL_S = 15.0
 MAX_BUFFER_ROWS = 20_000
 MERGE_AFTER_FILES = 64
 COLD_MAX_VALUES = 50_000  # more than this waits for pyarrow (the DuckDB path is slower per value)
+WARM_AFTER_VALUES = 100_000  # load pyarrow once the run has written this many values
 BACKPRESSURE_ROWS = 50_000  # log() writes a segment itself when the thread falls this far behind
 
 
@@ -67,6 +68,7 @@ class Writer:
         self._warm_started = False
         self._warm_start_lock = threading.Lock()
         self._cold_con: Any = None
+        self._cold_values = 0
         self._index_wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
         self._indexer = threading.Thread(target=self._index_loop, name="nbtracker-index", daemon=True)
@@ -113,9 +115,11 @@ class Writer:
                 self.flush_rows()
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
-            # after the first flush: on a starved CPU, loading pyarrow and pandas (~0.5 s
-            # of CPU) must not delay the first rows reaching the disk
-            self._start_warmup()
+            # Load pyarrow (and the pandas it imports: ~0.5 s of CPU, holding the GIL)
+            # only once the volume pays for it, and only after a flush: a run that logs
+            # little, or logs tables and images, never waits for it.
+            if self._cold_values >= WARM_AFTER_VALUES:
+                self._start_warmup()
 
     def _index_loop(self) -> None:
         """Heartbeat (run.json), periodic catalog updates and segment merges: slow work that
@@ -191,6 +195,7 @@ class Writer:
             segments.write_parquet_atomic(table, path)
             return
         segments.write_rows_duckdb(con, steps, stamps, rows, self.key_types, path)
+        self._cold_values += sum(len(r) for r in rows)
 
     def merge(self, *, recent_only: bool = False) -> None:
         """Merge history segments into one file (one merge at a time per run)."""

@@ -14,6 +14,7 @@ import pytest
 import nbtracker
 from nbtracker import media
 from nbtracker.data_types import Histogram, Html, Image, Table
+from nbtracker.data_types import _media
 from nbtracker.data_types import image as image_module
 from nbtracker.data_types._png import decode_png, encode_png
 from nbtracker.errors import ValueConversionWarning
@@ -292,7 +293,14 @@ def test_table_logged_versions_and_storage(init) -> None:  # type: ignore[no-unt
     assert len(media.load_table(run.dir, "predictions_table", step=0)) == 3
     assert len(media.load_table(run.dir, "predictions_table")) == 4
     assert len(media.load_table(run.dir, ref)) == 4
-    assert len(os.listdir(run.dir / "media" / "images")) == 3  # zeros image shared by 2 rows
+    # 4 image cells in 3 versions, 3 distinct images (the zeros image is in 2 rows): the
+    # first log() wrote one pack of 3 PNGs; the later ones found every image stored
+    (pack,) = os.listdir(run.dir / "media" / "images")
+    assert pack.startswith("pack-") and pack.endswith(".pngs")
+    assert len(_media.pack_contents(run.dir / "media" / "images" / pack)) == 3
+    df = media.load_table(run.dir, "predictions_table", images="image")
+    assert df["image"][0].sha256 == df["image"][3].sha256
+    assert (df["image"][0].to_numpy() == 0).all() and (df["image"][1].to_numpy() == 50).all()
     with pytest.raises(media.TableNotFound, match=r"logged at steps \[0, 1\]"):
         media.load_table(run.dir, "predictions_table", step=5)
     with pytest.raises(media.TableNotFound, match="tables logged"):

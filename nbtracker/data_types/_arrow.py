@@ -1,4 +1,7 @@
-"""Tables <-> Arrow / Parquet: the logged layout, standalone exports, and reading both back.
+"""Tables <-> Arrow / Parquet: the file layout, standalone exports, and reading both back.
+
+Versions logged into a run are written by :mod:`._logged` (through DuckDB, so logging
+never waits for pyarrow and pandas to import) in this same layout.
 
 Every table file carries its column types in the Parquet schema metadata under
 ``b"nbtracker"``: ``{"format": "nbtracker.table", "version": 1, "key", "step", "images",
@@ -13,7 +16,8 @@ list,     string holding JSON
 dict,
 mixed
 image     struct ``{path, sha256, width, height, mode, caption}``; ``images`` is ``"run"``
-          (``path`` relative to the run folder, for tables logged into a run), ``"path"``
+          (``path`` relative to the run folder, for tables logged into a run, plus
+          ``offset, length`` for an image inside a pack, else null), ``"path"``
           (absolute paths) or ``"png"`` (a ``png`` binary field instead of ``path``)
 ========  =================================================================================
 """
@@ -22,13 +26,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 from .._util import dumps
-from ..errors import StorageWarning
 from . import _media
 from .image import Image, store_images
 
@@ -44,8 +45,14 @@ def _image_type(images: str):  # type: ignore[no-untyped-def]
     return pa.struct(
         [first, ("sha256", pa.string()),
          ("width", pa.int32()), ("height", pa.int32()), ("mode", pa.string()),
-         ("caption", pa.string())]
+         ("caption", pa.string()), *_pack_fields(images)]
     )  # fmt: skip
+
+
+def _pack_fields(images: str) -> list[Any]:
+    import pyarrow as pa
+
+    return [("offset", pa.int64()), ("length", pa.int64())] if images == "run" else []
 
 
 def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -101,47 +108,21 @@ def _image_cell(
 ) -> dict[str, Any]:
     if images == "run":
         ref = stored[id(img)]
-        return {k: ref[k] for k in ("path", "sha256", "width", "height", "mode", "caption")}
+        return {k: ref.get(k) for k in ("path", "sha256", "width", "height", "mode", "caption",
+                                        "offset", "length")}  # fmt: skip
     cell = {"sha256": img.sha256, "width": img.width, "height": img.height, "mode": img.mode,
             "caption": img.caption}  # fmt: skip
     if images == "png":
         cell["png"] = img.png_bytes()
     else:  # "path"
         if img._file is not None:
-            cell["path"] = str(img._file)
+            cell["path"] = str(img.file_path())
         else:
             assert base is not None
             rel = f"{img.sha256}.png"
             _media.write_once(base, rel, img.png_bytes())
             cell["path"] = str((base / rel).resolve())
     return cell
-
-
-def write_logged(table: Any, run_dir: Path, key: str, step: int) -> dict[str, Any]:
-    """Store one version of a logged table in the run folder; return its history ref."""
-    import pyarrow.parquet as pq
-
-    rel = _media.table_path(key, step)
-    ref = {"_type": "table-file", "path": rel, "key": key, "step": int(step),
-           "nrows": len(table.data), "ncols": len(table.columns),
-           "columns": list(table.columns), "column_types": list(table._types)}  # fmt: skip
-    try:
-        tbl = to_arrow(table, "run", run_dir, {"key": key, "step": int(step)})
-        path = run_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(tbl, tmp, compression="zstd")
-        os.replace(tmp, path)
-        ref["size"] = path.stat().st_size
-    except OSError as exc:
-        warnings.warn(
-            f"nbtracker could not store table {key!r} at step {step} ({exc}); your code "
-            "continues, this version of the table is missing.",
-            StorageWarning,
-            stacklevel=4,
-        )
-        ref["error"] = str(exc)
-    return ref
 
 
 def write_export(table: Any, path: Path, images: str) -> None:

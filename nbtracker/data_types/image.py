@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,25 @@ class Image:
         self._meta = meta
         return self
 
+    @property
+    def _span(self) -> tuple[int | None, int | None]:
+        """Where the PNG sits in ``_file``: ``(offset, length)`` in a pack, else (None, None)."""
+        meta = self._meta or {}
+        off = meta.get("offset")
+        return (None, None) if off is None else (int(off), int(meta.get("length") or 0))
+
+    def file_path(self) -> Path:
+        """The stored PNG file of an image read back from a run. A packed image is
+        extracted beside its pack as ``<sha256>.png`` on first request."""
+        if self._file is None:
+            msg = "images='path' needs a table read back from a run (nbtracker.media.load_table)"
+            raise ValueError(msg)
+        if self._span[0] is None:
+            return self._file
+        path = self._file.parent / f"{self.sha256}.png"
+        _media.write_once(path.parent, path.name, self.png_bytes())
+        return path
+
     # -- pixels and bytes ------------------------------------------------------------------
     def _pixels_now(self) -> Any:
         if self._pixels is None:
@@ -132,7 +152,7 @@ class Image:
         """The PNG file content (deterministic for the same pixels)."""
         if self._png is None:
             if self._file is not None and self._pixels is None:
-                self._png = self._file.read_bytes()
+                self._png = _media.read_bytes(self._file, *self._span)
             else:
                 self._png = encode_png(self._pixels)
         return self._png
@@ -146,13 +166,13 @@ class Image:
 
     @property
     def width(self) -> int:
-        if self._pixels is None and self._meta:
+        if self._pixels is None and self._meta and self._meta.get("width") is not None:
             return int(self._meta["width"])
         return int(self._pixels_now().shape[1])
 
     @property
     def height(self) -> int:
-        if self._pixels is None and self._meta:
+        if self._pixels is None and self._meta and self._meta.get("height") is not None:
             return int(self._meta["height"])
         return int(self._pixels_now().shape[0])
 
@@ -166,13 +186,17 @@ class Image:
     # -- storage ---------------------------------------------------------------------------
     def _store(self, run_dir: Path) -> dict[str, Any]:
         """Write the PNG into the run's media folder (once) and return its reference."""
-        rel = f"{_media.IMAGES}/{self.sha256}.png"
-        _media.write_once(run_dir, rel, self.png_bytes())
+        return store_images([self], run_dir)[id(self)]
+
+    def _ref(self, where: tuple[str, int | None, int | None]) -> dict[str, Any]:
+        rel, offset, length = where
         ref = {
             "_type": "image-file", "path": rel, "sha256": self.sha256, "format": "png",
             "width": self.width, "height": self.height, "mode": self.mode,
             "caption": self.caption,
         }  # fmt: skip
+        if offset is not None:
+            ref["offset"], ref["length"] = offset, length
         if self._pixels is not None and self._pixels.nbytes > KEEP_PIXELS_BYTES:
             # Once stored, keep only the (smaller) PNG, as wandb frees its pixels; they are
             # decoded again if asked for.
@@ -214,25 +238,102 @@ class Image:
 
 
 _POOL: Any = None
-_POOL_MIN = 16  # below this many images, threads cost more than they save
+_WORKERS = 4
+_POOL_MIN_BYTES = 4 << 20  # encode in threads past this many pixel bytes (zlib drops the GIL)
+# Per run folder: where each stored image is, by sha256: (relative path, offset, length).
+_INDEX: dict[str, dict[str, tuple[str, int | None, int | None]]] = {}
+_INDEX_LOCK = threading.Lock()
 
 
-def store_images(images: list[Image], run_dir: Path) -> dict[int, dict[str, Any]]:
-    """Store many images (encode + hash + write); return ``{id(image): reference}``.
-
-    zlib and file creation release the GIL, and creating files is latency-bound on a busy
-    disk, so larger batches go through a small thread pool.
-    """
+def _encode_all(images: list[Image]) -> None:
+    """Compute every image's PNG bytes and hash (in a few threads for big images)."""
     global _POOL
-    unique = list({id(img): img for img in images}.values())
-    if len(unique) < _POOL_MIN:
-        return {id(img): img._store(run_dir) for img in unique}
+    todo = [img for img in images if img._sha is None]
+    size = sum(img._pixels.nbytes for img in todo if img._pixels is not None)
+    if len(todo) < 2 or size < _POOL_MIN_BYTES:
+        for img in todo:
+            img.sha256  # noqa: B018 - encodes and hashes
+        return
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbtracker-media")
-    refs = _POOL.map(lambda img: img._store(run_dir), unique)
-    return {id(img): ref for img, ref in zip(unique, refs, strict=True)}
+        _POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="nbtracker-media")
+    chunks = [todo[i::_WORKERS] for i in range(_WORKERS)]
+    list(_POOL.map(lambda c: [img.sha256 for img in c], chunks))
+
+
+def _run_index(run_dir: Path) -> dict[str, tuple[str, int | None, int | None]]:
+    """The images already stored in a run folder (built once per process from its files,
+    so a resumed run does not store an image again)."""
+    key = os.path.abspath(run_dir)
+    index = _INDEX.get(key)
+    if index is not None:
+        return index
+    index = {}
+    folder = Path(run_dir) / _media.IMAGES
+    try:
+        names = sorted(e.name for e in os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    for name in names:
+        rel = f"{_media.IMAGES}/{name}"
+        if name.startswith(_media.PACK_PREFIX) and name.endswith(_media.PACK_SUFFIX):
+            try:
+                data = (folder / name).read_bytes()
+                for off, n in _media.pack_contents(folder / name):
+                    index.setdefault(_media.content_hash(data[off : off + n]), (rel, off, n))
+            except OSError:
+                continue
+        elif name.endswith(".png") and len(name) == 36:
+            index[name[:32]] = (rel, None, None)
+    _INDEX[key] = index
+    return index
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def store_images(images: list[Image], run_dir: Path) -> dict[int, dict[str, Any]]:
+    """Store many images and return ``{id(image): reference}``.
+
+    Each distinct image (by PNG hash) is stored once per run. The images that are new are
+    written together: one pack file for several, a ``<sha256>.png`` file for one alone.
+    """
+    unique = list({id(img): img for img in images}.values())
+    _encode_all(unique)
+    with _INDEX_LOCK:
+        index = _run_index(run_dir)
+        present: dict[str, bool] = {}
+        new: dict[str, Image] = {}
+        for img in unique:
+            sha = img.sha256
+            where = index.get(sha)
+            if where is not None:
+                rel = where[0]
+                if where[1] is None:  # a file of its own: intact (not torn by a crash)?
+                    if _size(os.path.join(run_dir, rel)) == len(img.png_bytes()):
+                        continue
+                else:
+                    if rel not in present:  # the folder may have been removed meanwhile
+                        present[rel] = os.path.exists(os.path.join(run_dir, rel))
+                    if present[rel]:
+                        continue
+            new.setdefault(sha, img)
+        if len(new) == 1:
+            ((sha, img),) = new.items()
+            rel = f"{_media.IMAGES}/{sha}.png"
+            _media.write_once(run_dir, rel, img.png_bytes())
+            index[sha] = (rel, None, None)
+        elif new:
+            blobs = [img.png_bytes() for img in new.values()]
+            rel, offsets = _media.write_pack(run_dir, blobs)
+            for sha, off, blob in zip(new, offsets, blobs, strict=True):
+                index[sha] = (rel, off, len(blob))
+        return {id(img): img._ref(index[img.sha256]) for img in unique}
 
 
 class ImageList:

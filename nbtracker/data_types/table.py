@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +64,6 @@ class Table:
         allow_mixed_types: bool = False,
         log_mode: str | None = None,
     ) -> None:
-        _warm_arrow()
         if dataframe is None and _is_dataframe(data):
             dataframe, data = data, None
         if data is None:
@@ -329,7 +326,7 @@ class Table:
 
     # -- storage ---------------------------------------------------------------------------
     def _to_history(self, run: Any, key: str, step: int) -> tuple[str, str]:
-        from ._arrow import write_logged
+        from ._logged import write_logged
 
         return "table", json.dumps(write_logged(self, Path(run.dir), key, step), ensure_ascii=False)
 
@@ -351,28 +348,6 @@ class Table:
         from ._arrow import read_table_file
 
         return read_table_file(Path(path))
-
-
-_warming = False
-
-
-def _warm_arrow() -> None:
-    """Import pyarrow (and the pandas it pulls in on first use, ~0.3 s) in the background
-    while the user fills the table, so that ``log()`` does not wait for it."""
-    global _warming
-    if _warming or "pandas" in sys.modules:
-        return
-    _warming = True
-
-    def warm() -> None:
-        try:
-            import pyarrow as pa
-
-            pa.array([0])
-        except Exception:  # noqa: BLE001 - only a warm-up; log() reports real problems
-            pass
-
-    threading.Thread(target=warm, name="nbtracker-warm").start()  # not a daemon: see TableView
 
 
 def _is_dataframe(x: Any) -> bool:
@@ -398,10 +373,7 @@ def _image_out(img: Image, mode: str) -> Any:
         return img.to_numpy()
     if mode == "pil":
         return img.to_pil()
-    if img._file is None:
-        msg = "images='path' needs a table read back from a run (nbtracker.media.load_table)"
-        raise ValueError(msg)
-    return str(img._file)
+    return str(img.file_path())
 
 
 _FAST: dict[type, str | None] = {

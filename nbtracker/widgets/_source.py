@@ -417,7 +417,9 @@ def media_kind(ref: dict[str, Any]) -> str | None:
 def _thumb(rdir: Path, ref: dict[str, Any]) -> dict[str, Any] | None:
     if not ref.get("path"):
         return None
-    hit = _thumb_of_file(str(rdir), str(ref["path"]))
+    off = ref.get("offset")
+    span = (None, None) if off is None else (int(off), int(ref.get("length") or 0))
+    hit = _thumb_of_file(str(rdir), str(ref["path"]), *span)
     if hit is None:
         return None
     cap = ref.get("caption")
@@ -425,14 +427,18 @@ def _thumb(rdir: Path, ref: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @functools.lru_cache(maxsize=512)
-def _thumb_of_file(rdir: str, rel: str) -> dict[str, Any] | None:
-    """Thumbnail of a stored image (files are named by content hash: safe to cache)."""
+def _thumb_of_file(
+    rdir: str, rel: str, offset: int | None = None, length: int | None = None
+) -> dict[str, Any] | None:
+    """Thumbnail of a stored image (files and packs are never rewritten: safe to cache)."""
     from ..data_types import _media
     from ..data_types._render import thumbnail_uri
     from ..data_types.image import Image
 
     try:
-        img = Image._from_file(_media.resolve_in_run(Path(rdir), rel), {})
+        img = Image._from_file(
+            _media.resolve_in_run(Path(rdir), rel), {"offset": offset, "length": length}
+        )
         src = thumbnail_uri(img, MEDIA_THUMB)
         w, h = int(img.width), int(img.height)
     except (OSError, ValueError):

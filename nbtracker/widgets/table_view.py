@@ -441,7 +441,7 @@ class TableView(anywidget.AnyWidget):
         return Image._from_file(_media.resolve_in_run(run_dir, cell["path"]), cell)
 
     def _thumb(self, row: int, col: int, cell: dict[str, Any]) -> dict[str, Any]:
-        key = cell.get("path") or (row, col)
+        key = (cell["path"], cell.get("offset")) if cell.get("path") else (row, col)
         hit = self._thumbs.get(key)
         if hit is None:
             try:
