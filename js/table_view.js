@@ -2,9 +2,10 @@
 // no chart library is needed, so there is nothing to share through the page-wide loader.
 //
 // The kernel runs every query (DuckDB over the table's Parquet) and syncs one page in the
-// `page` trait: rows of plain values, images as small data: URI thumbnails. The view only
-// sets the `query` trait (sort, filter, search, page) and asks for a full-size image with
-// a custom message when a thumbnail is clicked. Every user string is put in the page with
+// `page` trait: rows of plain values, image thumbnails as PNG bytes (binary buffers, which
+// arrive here as DataViews; `src` data: URIs instead where buffers are off, as in Colab).
+// The view only sets the `query` trait (sort, filter, search, page) and asks for a
+// full-size image with a custom message when a thumbnail is clicked. Every user string is put in the page with
 // textContent / attribute properties, never as HTML, so cells and captions cannot run code.
 
 const CSS = `
@@ -67,6 +68,14 @@ function hideFallback(uid) {
   };
 }
 
+/** An image source for PNG bytes (a DataView / ArrayBuffer from a binary buffer); the URL
+ * is remembered in `urls` so that it can be revoked when the page is redrawn. */
+function pngURL(bytes, urls) {
+  const url = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+  urls.push(url);
+  return url;
+}
+
 function render({ model, el }) {
   const uid = String(model.get("_uid") || "").replace(/[^0-9a-f]/g, "");
   const unhide = uid ? hideFallback(uid) : () => {};
@@ -108,6 +117,8 @@ function render({ model, el }) {
   };
   let pending = new Map(); // id -> overlay waiting for its full-size image
   let nextId = 1;
+  let pageURLs = []; // blob: URLs of the thumbnails drawn now
+  let zoomURLs = []; // blob: URL of the enlarged image
 
   const query = () => ({ ...(model.get("query") || {}) });
   const setQuery = (patch) => {
@@ -137,6 +148,7 @@ function render({ model, el }) {
     const close = () => {
       overlay.remove();
       pending.delete(id);
+      for (const u of zoomURLs.splice(0)) URL.revokeObjectURL(u);
       document.removeEventListener("keydown", onKey);
     };
     const onKey = (e) => {
@@ -150,10 +162,12 @@ function render({ model, el }) {
     model.send({ type: "image", id, row, col });
   }
 
-  function onMsg(msg) {
+  function onMsg(msg, buffers) {
     if (!msg || msg.type !== "image") return;
     const img = pending.get(msg.id);
-    if (img && msg.src) img.src = msg.src;
+    if (!img) return;
+    if (buffers && buffers.length) img.src = pngURL(buffers[0], zoomURLs);
+    else if (msg.src) img.src = msg.src;
   }
   model.on("msg:custom", onMsg);
 
@@ -161,7 +175,8 @@ function render({ model, el }) {
     const td = h("td");
     if (v == null) return td;
     if (type === "image") {
-      const img = h("img", { src: v.src, alt: v.caption || "", title: v.caption || "", width: v.w, height: v.h, className: "nbt-tv-thumb" });
+      const src = v.png ? pngURL(v.png, pageURLs) : v.src || "";
+      const img = h("img", { src, alt: v.caption || "", title: v.caption || "", width: v.w, height: v.h, className: "nbt-tv-thumb" });
       img.addEventListener("click", () => zoom(row, col, img));
       td.append(img);
       if (v.caption) td.append(h("div", { class: "nbt-tv-cap", textContent: v.caption }));
@@ -208,12 +223,15 @@ function render({ model, el }) {
       head.append(th);
     }
     const body = h("tbody");
+    const oldURLs = pageURLs;
+    pageURLs = [];
     for (const r of page.rows || []) {
       const tr = h("tr");
       cols.forEach((c, j) => tr.append(cell(r.cells[j], c.type, r.row, c.name)));
       body.append(tr);
     }
     table.replaceChildren(h("thead", {}, head), body);
+    for (const u of oldURLs) URL.revokeObjectURL(u);
     const total = page.total ?? 0;
     const first = total ? page.offset + 1 : 0;
     const last = page.offset + (page.rows || []).length;
@@ -230,6 +248,7 @@ function render({ model, el }) {
     model.off("msg:custom", onMsg);
     for (const name of TRAITS) model.off(`change:${name}`, draw);
     pending = new Map();
+    for (const u of [...pageURLs.splice(0), ...zoomURLs.splice(0)]) URL.revokeObjectURL(u);
   };
 }
 

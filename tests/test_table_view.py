@@ -64,7 +64,7 @@ def test_first_page_sort_filter_search_paging(logged) -> None:  # type: ignore[n
     page = v.page
     assert page["total"] == 61 and len(page["rows"]) == 25 and page["offset"] == 0
     thumb = page["rows"][0]["cells"][0]
-    assert thumb["src"].startswith("data:image/png;base64,") and thumb["w"] == 64
+    assert _png_pixels(thumb["png"]).shape == (28, 28) and thumb["w"] == 64 and "src" not in thumb
     assert thumb["caption"] == f"{XSS} 0"  # raw text: the view sets it with textContent
     scores = [r["cells"][4] for r in _query(v, sort="score", desc=True)["rows"]]
     assert scores == sorted(scores, reverse=True)
@@ -76,6 +76,58 @@ def test_first_page_sort_filter_search_paging(logged) -> None:  # type: ignore[n
     assert page["total"] == 11  # row 1, row 10..19
     assert _query(v, search="", page=2)["offset"] == 50
     assert len(_query(v, page=99)["rows"]) == 11  # clamped to the last page
+
+
+def _png_pixels(png: bytes) -> Any:
+    import io
+
+    from PIL import Image as PILImage
+
+    assert isinstance(png, bytes) and png.startswith(b"\x89PNG")
+    return np.asarray(PILImage.open(io.BytesIO(png)))
+
+
+def test_page_images_travel_as_binary_buffers(logged) -> None:  # type: ignore[no-untyped-def]
+    """What ipywidgets puts on the wire: the page's JSON without image bytes, and one
+    binary buffer per thumbnail (no base64 anywhere)."""
+    import json
+
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    v = TableView.for_run(logged, "preds")
+    state, paths, buffers = _remove_buffers(v.get_state())
+    image_paths = [p for p in paths if p[0] == "page"]
+    assert len(image_paths) == 25 and image_paths[0] == ["page", "rows", 0, "cells", 0, "png"]
+    assert all(bytes(b[:4]) == b"\x89PNG" for b in buffers)
+    text = json.dumps(state["page"])
+    assert "base64" not in text and len(text) < 8000  # 25 rows of numbers and captions
+    full = media.load_table(logged.dir, "preds", images="array")["image"][0]
+    assert (_png_pixels(bytes(buffers[paths.index(image_paths[0])])) == full).all()
+
+
+def test_without_binary_buffers_images_are_data_uris(logged, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Colab drops binary buffers: there (detected, or NBTRACKER_WIDGET_BUFFERS=0)
+    thumbnails and enlarged images travel as data: URIs."""
+    import base64
+    import sys
+    import types
+
+    from nbtracker.widgets.table_view import binary_buffers
+
+    assert binary_buffers()
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert not binary_buffers()
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.setenv("NBTRACKER_WIDGET_BUFFERS", "0")
+    v = TableView.for_run(logged, "preds")
+    thumb = v.page["rows"][0]["cells"][0]
+    assert "png" not in thumb and thumb["src"].startswith("data:image/png;base64,")
+    sent: list[tuple[dict[str, Any], Any]] = []
+    v.send = lambda content, buffers=None: sent.append((content, buffers))  # type: ignore[method-assign]
+    v._on_custom(v, {"type": "image", "id": 3, "row": 0, "col": "image"}, [])
+    content, buffers = sent[-1]
+    assert not buffers and content["src"].startswith("data:image/png;base64,")
+    assert _png_pixels(base64.b64decode(content["src"].split(",")[1])).shape == (28, 28)
 
 
 def test_bad_filters_are_reported_not_run(logged) -> None:  # type: ignore[no-untyped-def]
@@ -92,20 +144,16 @@ def test_step_switch_and_enlarge(logged) -> None:  # type: ignore[no-untyped-def
     v = TableView.for_run(logged, "preds")
     v.step = 0
     assert v.nrows == 60 and v.page["total"] == 60
-    sent: list[dict[str, Any]] = []
-    v.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    sent: list[tuple[dict[str, Any], Any]] = []
+    v.send = lambda content, buffers=None: sent.append((content, buffers))  # type: ignore[method-assign]
     v._on_custom(v, {"type": "image", "id": 7, "row": 3, "col": "image"}, [])
-    assert sent[-1]["id"] == 7 and sent[-1]["src"].startswith("data:image/png;base64,")
+    content, buffers = sent[-1]
+    assert content["id"] == 7 and "src" not in content and len(buffers) == 1
     full = media.load_table(logged.dir, "preds", step=0, images="array")["image"][3]
-    import base64
-    import io
-
-    from PIL import Image as PILImage
-
-    got = np.asarray(PILImage.open(io.BytesIO(base64.b64decode(sent[-1]["src"].split(",")[1]))))
-    assert (got == full).all()
+    assert (_png_pixels(buffers[0]) == full).all()
+    assert content["caption"] == f"{XSS} 3"
     v._on_custom(v, {"type": "image", "id": 8, "row": 3, "col": "nope"}, [])
-    assert "error" in sent[-1]
+    assert "error" in sent[-1][0] and not sent[-1][1]
 
 
 def test_in_memory_table_and_fallback() -> None:
@@ -159,17 +207,11 @@ def test_compare_across_runs(init) -> None:  # type: ignore[no-untyped-def]
     page = _query(v, sort="score", desc=True)
     assert [r["cells"][0] for r in page["rows"][:2]] == ["r1", "r1"]
     assert _query(v, sort=None, filter="run = 'r0' AND pred >= 3")["total"] == 2
-    sent: list[dict[str, Any]] = []
-    v.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    sent: list[Any] = []
+    v.send = lambda content, buffers=None: sent.append(buffers)  # type: ignore[method-assign]
     row = page["rows"][0]["row"]
     v._on_custom(v, {"type": "image", "id": 1, "row": row, "col": "image"}, [])
-    import base64
-    import io
-
-    from PIL import Image as PILImage
-
-    png = base64.b64decode(sent[-1]["src"].split(",")[1])
-    assert int(np.asarray(PILImage.open(io.BytesIO(png)))[0, 0]) == 40 * 4 + 1  # run r1's file
+    assert int(_png_pixels(sent[-1][0])[0, 0]) == 40 * 4 + 1  # run r1's image
     v.close()
 
 
@@ -211,7 +253,7 @@ def test_show_a_table_and_a_logged_table(init, shown) -> None:  # type: ignore[n
     t = _table(30)
     v = nbtracker.show(t)
     assert isinstance(v, TableView) and shown == [v] and v.nrows == 30
-    assert v.page["rows"][0]["cells"][0]["src"].startswith("data:image/png;base64,")
+    assert _png_pixels(v.page["rows"][0]["cells"][0]["png"]).shape == (28, 28)
     run = init(name="r1")
     run.log({"preds": t})
     t.add_data(None, 0, 0, "x", 0.0)

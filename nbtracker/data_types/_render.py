@@ -26,14 +26,21 @@ STYLE = (
 )
 
 
+def thumbnail_png(img: Any, max_side: int = 64) -> bytes:
+    """PNG bytes of the image, box-reduced to at most ``max_side`` pixels a side."""
+    if max(img.width, img.height) <= max_side:
+        return bytes(img.png_bytes())
+    factor = math.ceil(max(img.width, img.height) / max_side)
+    return encode_png(box_reduce(img.to_numpy(), factor))
+
+
+def png_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def thumbnail_uri(img: Any, max_side: int = 64) -> str:
     """A ``data:`` URI of the image, box-reduced to at most ``max_side`` pixels a side."""
-    if max(img.width, img.height) <= max_side:
-        png = img.png_bytes()
-    else:
-        factor = math.ceil(max(img.width, img.height) / max_side)
-        png = encode_png(box_reduce(img.to_numpy(), factor))
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return png_uri(thumbnail_png(img, max_side))
 
 
 def image_html(img: Any, max_side: int = 64, *, scale_to: int | None = None) -> str:

@@ -4,16 +4,18 @@ The table lives in a private in-memory DuckDB (a view over the version's Parquet
 copied into memory in the background; or Arrow for a table in memory), locked with
 ``enable_external_access=false`` (only that one file stays readable). The view sets the ``query`` trait (sort, filter, search, page); the kernel runs
 it and syncs only the visible page in ``page``: plain values plus image thumbnails as
-``data:`` URIs (JSON, so it also works in Colab, which drops binary buffers). A click on
-a thumbnail asks for the full image with a custom message. Filters are DuckDB expressions
+PNG bytes, which ipywidgets sends as binary buffers beside the JSON (no base64). Colab's
+widget manager drops binary buffers, so there (or with ``NBTRACKER_WIDGET_BUFFERS=0``)
+thumbnails travel as ``data:`` URIs instead. A click on a thumbnail asks for the full
+image with a custom message; the reply carries the PNG as a buffer the same way. Filters are DuckDB expressions
 over the columns (``pred != target``, ``score_3 > 0.5 AND name ILIKE '%cat%'``), parsed
 as one expression through the relational API, never spliced into a statement.
 """
 
 from __future__ import annotations
 
-import base64
 import math
+import os
 import secrets
 import threading
 from collections import OrderedDict
@@ -24,7 +26,7 @@ import anywidget
 import traitlets as t
 
 from ..data_types import _media
-from ..data_types._render import STYLE, cell_html, thumbnail_uri
+from ..data_types._render import STYLE, cell_html, png_uri, thumbnail_png
 from ..data_types.image import Image
 
 PAGE_SIZE = 25
@@ -45,6 +47,13 @@ def _esm() -> str:
             "nbtracker, or build it from a source checkout with `npm install && npm run build`."
         )
         raise RuntimeError(msg) from None
+
+
+def binary_buffers() -> bool:
+    """Whether images may travel as binary buffers (not in Colab, which drops them)."""
+    from ._lib import in_colab
+
+    return os.environ.get("NBTRACKER_WIDGET_BUFFERS", "1") != "0" and not in_colab()
 
 
 def _qi(name: str) -> str:
@@ -73,7 +82,9 @@ class TableView(anywidget.AnyWidget):
         ``{"sort": column or None, "desc": bool, "filter": str, "search": str, "page": int}``
         (set by the view, or from Python).
     page : dict
-        ``{"rows": [{"row": n, "cells": [...]}], "offset", "total", "error"}``.
+        ``{"rows": [{"row": n, "cells": [...]}], "offset", "total", "error"}``. An image
+        cell is ``{"png": bytes, "w", "h", "caption"}`` (``{"src": "data:..."}`` instead
+        of ``png`` where binary buffers are off).
     """
 
     _esm = _esm()
@@ -107,6 +118,7 @@ class TableView(anywidget.AnyWidget):
         self._table: Any = None
         self._thumbs: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         self._seq = 0
+        self._binary = binary_buffers()
         self._lock = threading.RLock()  # queries come from the kernel thread and the follower
         self.on_msg(self._on_custom)
 
@@ -446,12 +458,13 @@ class TableView(anywidget.AnyWidget):
         if hit is None:
             try:
                 img = self._image(row, col, cell)
-                src = thumbnail_uri(img, THUMB)
+                png = thumbnail_png(img, THUMB)
             except (OSError, ValueError) as exc:
                 return {"src": "", "w": 0, "h": 0, "caption": f"(missing image: {exc})"}
             w, h = int(cell["width"]), int(cell["height"])
             zoom = min(THUMB / max(w, h), 4.0)
-            hit = {"src": src, "w": max(1, round(w * zoom)), "h": max(1, round(h * zoom))}
+            data = {"png": png} if self._binary else {"src": png_uri(png)}
+            hit = {**data, "w": max(1, round(w * zoom)), "h": max(1, round(h * zoom))}
             self._thumbs[key] = hit
             if len(self._thumbs) > 4096:
                 self._thumbs.popitem(last=False)
@@ -462,6 +475,7 @@ class TableView(anywidget.AnyWidget):
             return
         col_name = content.get("col")
         reply: dict[str, Any] = {"type": "image", "id": content.get("id")}
+        buffers: list[bytes] = []
         try:
             col = self._names.index(col_name)
             row = int(content.get("row"))
@@ -470,11 +484,15 @@ class TableView(anywidget.AnyWidget):
                     f"SELECT {_qi(col_name)} FROM {self._src} WHERE {_ROW} = ?", [row]
                 ).fetchall()[0][0]
             img = self._image(row, col, cell)
-            reply["src"] = "data:image/png;base64," + base64.b64encode(img.png_bytes()).decode()
+            png = bytes(img.png_bytes())
+            if self._binary:
+                buffers = [png]
+            else:
+                reply["src"] = png_uri(png)
             reply["caption"] = img.caption
         except Exception as exc:  # noqa: BLE001 - the view shows the thumbnail instead
             reply["error"] = str(exc)
-        self.send(reply)
+        self.send(reply, buffers or None)
 
     # -- display ---------------------------------------------------------------------------
     def _fallback_html(self, n: int = 10) -> str:

@@ -55,6 +55,9 @@ def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
         "e => e.complete && e.naturalWidth === 28)",
         arg=tv.element_handle(),
     )
+    # the thumbnails came as binary buffers (blob: URLs), not base64 inside the JSON
+    srcs = thumbs.evaluate_all("els => els.map(e => e.src)")
+    assert all(s.startswith("blob:") for s in srcs), srcs[:3]
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 60")
     snapshot = nb.output_area(1).locator(".nbt-fallback:has(table.nbt-table)")
     expect(snapshot).to_have_count(1)  # the static snapshot is there, under the widget...
@@ -90,10 +93,16 @@ def test_table_view_in_lab(lab, page, recorded, ui) -> None:  # noqa: ANN001
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 26–50 of 60")
 
     # click a thumbnail: the full image opens in an overlay; a click closes it
+    thumb_src = thumbs.first.get_attribute("src")
     thumbs.first.click()
     zoom = page.get_by_test_id("nbt-tv-zoom")
     expect(zoom).to_be_visible()
     expect(zoom.locator("div")).to_have_text(XSS)
+    page.wait_for_function(  # the full image arrived (a buffer of its own) and decoded
+        "([img, old]) => img.src.startsWith('blob:') && img.src !== old && img.complete "
+        "&& img.naturalWidth === 28",
+        arg=[zoom.locator("img").element_handle(), thumb_src],
+    )
     lab.screenshot(page, f"table-view-enlarged-{ui}")
     page.keyboard.press("Escape")
     expect(zoom).to_have_count(0)
