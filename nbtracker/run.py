@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections import deque
@@ -382,6 +383,8 @@ class Run:
         writer = self._writer
         assert writer is not None and self._store is not None
         writer.stop()
+        if "nbtracker.data_types.image" in sys.modules:  # the run's index of stored images
+            sys.modules["nbtracker.data_types.image"].forget_run(self.dir)
 
         def final() -> dict[str, Any]:
             try:

@@ -115,8 +115,8 @@ def _image_cell(
     if images == "png":
         cell["png"] = img.png_bytes()
     else:  # "path"
-        if img._file is not None:
-            cell["path"] = str(img.file_path())
+        if img._file is not None and img._span[0] is None:  # a PNG file of its own
+            cell["path"] = str(img._file)
         else:
             assert base is not None
             rel = f"{img.sha256}.png"

@@ -290,6 +290,12 @@ def _run_index(run_dir: Path) -> dict[str, tuple[str, int | None, int | None]]:
     return index
 
 
+def forget_run(run_dir: Path | str) -> None:
+    """Drop a finished run's index of stored images (rebuilt from its files if needed)."""
+    with _INDEX_LOCK:
+        _INDEX.pop(os.path.abspath(run_dir), None)
+
+
 def _size(path: str) -> int:
     try:
         return os.stat(path).st_size
