@@ -26,8 +26,9 @@ import _common as C  # noqa: E402
 import bench_lifecycle  # noqa: E402
 import bench_log  # noqa: E402
 import bench_read  # noqa: E402
+import bench_table  # noqa: E402
 
-BENCHES = {"log": bench_log, "lifecycle": bench_lifecycle, "read": bench_read}
+BENCHES = {"log": bench_log, "lifecycle": bench_lifecycle, "read": bench_read, "table": bench_table}
 
 
 def _git_state() -> str:

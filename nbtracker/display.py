@@ -51,8 +51,10 @@ def show(
         The key of a logged ``Table``: show the table widget of that table instead of the
         run panel (``show(run, "predictions_table")``; for several runs, one table with a
         ``run`` column). A live run's table follows new versions as they are logged.
-    step : int, optional
-        With ``key``: the version logged at this step (default: the latest).
+    step : int, list of int or "all", optional
+        With ``key``: the version logged at this step (default: the latest). A list of
+        steps or ``"all"``: those versions in one table with a ``step`` column, to compare
+        predictions across training (``filter: step = 10 AND pred != target``).
     store : Store, optional
         Where to look runs up (default: the default store root).
     follow : bool

@@ -328,3 +328,34 @@ def test_snapshot_under_a_followed_view_ends_with_the_last_version(init) -> None
     wait_until(lambda: handle.html, timeout=10)
     assert "preds (step 1): first 6 of 6 rows" in handle.html[-1]
     assert XSS not in handle.html[-1]
+
+
+def test_compare_versions_across_steps(init) -> None:  # type: ignore[no-untyped-def]
+    """Several versions of one table in one view: a numeric ``step`` column to sort and
+    filter on, and each version's own images."""
+
+    run = init()
+    for step in (0, 5, 10):
+        t = Table(columns=["image", "pred", "target"])
+        for i in range(4):
+            t.add_data(Image(np.full((6, 6), step * 10 + i, np.uint8)), (i + step) % 3, i % 3)
+        run.log({"preds": t}, step=step)
+    run.finish()
+    v = TableView.for_run(run, "preds", step="all")
+    assert v.nrows == 12 and [c["name"] for c in v.columns][:2] == ["step", "image"]
+    assert v.columns[0]["type"] == "number" and "steps 0, 5, 10" in v.title
+    page = _query(v, filter="step = 10 AND pred != target", sort="step")
+    rows = page["rows"]
+    assert page["error"] is None and {r["cells"][0] for r in rows} == {10} and len(rows) == 4
+    assert all(int(_png_pixels(r["cells"][1]["png"])[0, 0]) // 10 == 10 for r in rows)
+    sent: list[Any] = []
+    v.send = lambda content, buffers=None: sent.append(buffers)  # type: ignore[method-assign]
+    v._on_custom(v, {"type": "image", "id": 1, "row": rows[0]["row"], "col": "image"}, [])
+    assert int(_png_pixels(sent[-1][0])[0, 0]) // 10 == 10
+    from nbtracker.display import table_view
+
+    two = table_view(run.dir, "preds", step=[0, 5])
+    assert two.nrows == 8 and sorted({r["cells"][0] for r in two.page["rows"]}) == [0, 5]
+    two.close()
+    with pytest.raises(media.TableNotFound, match="logged at steps"):
+        TableView.for_run(run, "preds", step=[0, 7])

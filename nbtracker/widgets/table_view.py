@@ -143,11 +143,17 @@ class TableView(anywidget.AnyWidget):
     def for_run(
         cls, run: Any, key: str, step: int | None = None, *, page_size: int = PAGE_SIZE
     ) -> TableView:
-        """A view of the table logged under ``key`` in a run (a ``Run`` or its folder)."""
+        """A view of the table logged under ``key`` in a run (a ``Run`` or its folder).
+
+        ``step`` picks the version (default: the latest; the view's step selector switches
+        between versions). A list of steps, or ``"all"``, shows those versions together
+        with a ``step`` column (:meth:`compare_steps`)."""
         from .. import media
 
         run_dir = Path(getattr(run, "dir", run))
         versions = media.table_versions(run_dir, key)
+        if isinstance(step, (list, tuple, range)) or step == "all":
+            return cls.compare_steps(run, key, None if step == "all" else step, page_size=page_size)
         path = media.table_path(run_dir, key, step)  # raises TableNotFound with a hint
         self = cls(title=key, page_size=page_size)
         self._run_dir, self._key = run_dir, key
@@ -158,6 +164,33 @@ class TableView(anywidget.AnyWidget):
         self._refresh()
         if hasattr(run, "_hooks") and not getattr(run, "_finished", True):
             self._follow_run(run)
+        return self
+
+    @classmethod
+    def compare_steps(
+        cls, run: Any, key: str, steps: Any = None, *, page_size: int = PAGE_SIZE
+    ) -> TableView:
+        """Several logged versions of one table in one view, with a ``step`` column first.
+
+        ``steps`` lists the steps to include (default: every version). Sort by a score and
+        filter across versions, e.g. ``step = 10 AND pred != target`` or, to follow one
+        example through training, search its caption or filter on an id column.
+        """
+        from .. import media
+
+        run_dir = Path(getattr(run, "dir", run))
+        versions = dict(media.table_versions(run_dir, key))
+        wanted = sorted(versions) if steps is None else [int(s) for s in steps]
+        paths = [media.table_path(run_dir, key, s) for s in wanted]  # TableNotFound: lists steps
+        if not paths:
+            msg = f"no table logged under {key!r} in {run_dir}"
+            raise media.TableNotFound(msg)
+        shown = ", ".join(map(str, wanted[:6])) + (", ..." if len(wanted) > 6 else "")
+        self = cls(title=f"{key} (steps {shown})", page_size=page_size)
+        self._run_dirs, self._key = [run_dir] * len(paths), key
+        self._load_files(paths, wanted, "step")
+        self._start_copy()
+        self._refresh()
         return self
 
     def _follow_run(self, run: Any) -> None:
@@ -250,8 +283,11 @@ class TableView(anywidget.AnyWidget):
         self._load_files([path], None)
         self._start_copy()
 
-    def _load_files(self, paths: list[Path], labels: list[str] | None) -> None:
-        """One file, or several (one per run, with a ``run`` column telling them apart).
+    def _load_files(
+        self, paths: list[Path], labels: list[str] | list[int] | None, label_col: str = "run"
+    ) -> None:
+        """One file, or several (one per run or per step, with a ``run`` or ``step``
+        column telling them apart: text labels, or integers for steps).
 
         Row ids are ``file index * 10**12 + row in file``: stable and unique, and the file
         index says which run folder an image path is relative to.
@@ -278,14 +314,16 @@ class TableView(anywidget.AnyWidget):
             label = (
                 "CASE filename "
                 + " ".join(
-                    f"WHEN {_ql(str(p))} THEN {_ql(lab)}"
+                    f"WHEN {_ql(str(p))} THEN "
+                    + (str(int(lab)) if isinstance(lab, int) else _ql(str(lab)))
                     for p, lab in zip(paths, labels, strict=True)
                 )
                 + " END"
             )
-            run_col = "run" if "run" not in names else "__run"
-            extra = f", {label} AS {_qi(run_col)}"
-            names, kinds = [run_col, *names], ["str", *kinds]
+            col = label_col if label_col not in names else f"__{label_col}"
+            extra = f", {label} AS {_qi(col)}"
+            kind = "number" if labels and isinstance(labels[0], int) else "str"
+            names, kinds = [col, *names], [kind, *kinds]
         con = self._connect()
         con.execute(
             f"CREATE VIEW t AS SELECT * EXCLUDE (filename, file_row_number){extra}, "
