@@ -13,8 +13,7 @@ import pytest
 
 import nbtracker
 from nbtracker import media
-from nbtracker.data_types import Histogram, Html, Image, Table
-from nbtracker.data_types import _media
+from nbtracker.data_types import Histogram, Html, Image, Table, _media
 from nbtracker.data_types import image as image_module
 from nbtracker.data_types._png import decode_png, encode_png
 from nbtracker.errors import ValueConversionWarning
