@@ -24,6 +24,7 @@ and moved into place, so a crash never leaves a torn one.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import secrets
 import struct
@@ -102,7 +103,7 @@ def write_pack(run_dir: Path | str, blobs: list[bytes]) -> tuple[str, list[int]]
         os.makedirs(parent, exist_ok=True)
         f = open(tmp, "wb")  # noqa: SIM115
     with f:
-        f.write(b"".join(blobs))
+        f.writelines(blobs)  # no joined copy: a pack of big images stays one copy in memory
     os.replace(tmp, path)
     return rel, offsets
 
@@ -123,7 +124,14 @@ def read_bytes(path: Path | str, offset: int | None = None, length: int | None =
 def pack_contents(path: Path | str) -> list[tuple[int, int]]:
     """``[(offset, length), ...]`` of the PNG files in a pack, found by walking their chunks
     (used to rebuild a run's image index after a restart)."""
-    data = Path(path).read_bytes()
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return []
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _walk_pngs(data)
+
+
+def _walk_pngs(data: Any) -> list[tuple[int, int]]:
     out, pos, n = [], 0, len(data)
     while pos + 8 <= n and data[pos : pos + 8] == b"\x89PNG\r\n\x1a\n":
         start, pos = pos, pos + 8

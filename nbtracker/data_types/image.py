@@ -279,9 +279,10 @@ def _run_index(run_dir: Path) -> dict[str, tuple[str, int | None, int | None]]:
         rel = f"{_media.IMAGES}/{name}"
         if name.startswith(_media.PACK_PREFIX) and name.endswith(_media.PACK_SUFFIX):
             try:
-                data = (folder / name).read_bytes()
-                for off, n in _media.pack_contents(folder / name):
-                    index.setdefault(_media.content_hash(data[off : off + n]), (rel, off, n))
+                with open(folder / name, "rb") as f:
+                    for off, n in _media.pack_contents(folder / name):
+                        f.seek(off)
+                        index.setdefault(_media.content_hash(f.read(n)), (rel, off, n))
             except OSError:
                 continue
         elif name.endswith(".png") and len(name) == 36:
