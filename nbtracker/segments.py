@@ -145,6 +145,24 @@ def write_rows_duckdb(
     K: list[str] = []
     V: list[float | None] = []
     X: list[str | None] = []
+    cols = _same_key_columns(rows)
+    if cols is not None:  # the common case, column by column at C speed
+        n = len(rows)
+        for k, (kind, vals) in cols.items():
+            S.extend(steps)
+            T.extend(stamps)
+            K.extend([k] * n)
+            if kind == "str":
+                V.extend([None] * n)
+                X.extend(vals)
+            else:
+                V.extend(vals if kind == "float" else map(float, vals))
+                X.extend([None] * n)
+            if key_types.get(k, "").startswith("media:"):
+                kind = key_types[k]
+            if key_types.get(k) != kind:
+                key_types[k] = merge_type(key_types.get(k), kind)
+        rows = []  # nothing left for the loop below
     for step, ts, row in zip(steps, stamps, rows):
         for k, v in row.items():
             S.append(step)
@@ -163,15 +181,53 @@ def write_rows_duckdb(
                 kind = key_types[k]
             if key_types.get(k) != kind:
                 key_types[k] = merge_type(key_types.get(k), kind)
+    import numpy as np
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    con.execute(
-        "COPY (SELECT CAST(unnest($1) AS BIGINT) AS step, CAST(unnest($2) AS DOUBLE) AS ts, "
-        "CAST(unnest($3) AS VARCHAR) AS key, CAST(unnest($4) AS DOUBLE) AS value, "
-        "CAST(unnest($5) AS VARCHAR) AS text) "
-        f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)",
-        [S, T, K, V, X],
-    )
+    value = np.array(V, dtype=np.float64)  # None -> NaN here; told apart by `nan` below
+    nan = np.isnan(value)
+    if nan.any():
+        nan &= np.array([v is not None for v in V], dtype=bool)
+    # numpy arrays scan ~7x faster than list parameters; DuckDB reads a NaN in a numpy
+    # float array as NULL, so real NaNs come back through the `nan` mask
+    con.register("nbt_rows", {
+        "step": np.array(S, dtype=np.int64), "ts": np.array(T, dtype=np.float64),
+        "key": np.array(K, dtype=object), "value": value, "nan": nan,
+        "text": np.array(X, dtype=object),
+    })  # fmt: skip
+    try:
+        con.execute(
+            "COPY (SELECT step, ts, CAST(key AS VARCHAR) AS key, "
+            "CASE WHEN nan THEN CAST('nan' AS DOUBLE) ELSE value END AS value, "
+            "CAST(text AS VARCHAR) AS text FROM nbt_rows) "
+            f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
+        )
+    finally:
+        con.unregister("nbt_rows")
     os.replace(tmp, path)
+
+
+_KIND_OF = {frozenset([float]): "float", frozenset([int]): "int", frozenset([bool]): "bool",
+            frozenset([str]): "str", frozenset([int, float]): "float"}  # fmt: skip
+
+
+def _same_key_columns(rows: list[dict[str, Any]]) -> dict[str, tuple[str, list[Any]]] | None:
+    """``{key: (kind, values)}`` when every row has the same keys and each key one kind of
+    value; None otherwise (the caller goes value by value)."""
+    if not rows:
+        return None
+    keys = list(rows[0])
+    n = len(keys)
+    if any(len(r) != n for r in rows) or any(list(r) != keys for r in rows):
+        return None
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows]
+        kind = _KIND_OF.get(frozenset(map(type, vals)))
+        if kind is None:
+            return None
+        out[k] = (kind, vals)
+    return out
 
 
 def write_parquet_atomic(table, path: Path, *, row_group_size: int | None = None) -> None:  # type: ignore[no-untyped-def]
