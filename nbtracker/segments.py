@@ -136,75 +136,100 @@ def write_rows_duckdb(
 ) -> None:  # fmt: skip
     """Write rows as a segment through DuckDB alone (no pyarrow, so no pandas import).
 
-    Used for the first flushes of a run, while pyarrow and pandas still load in the
-    background (up to a second or more on a busy machine): the first rows reach the disk
-    within the flush interval all the same. Slower per row than the Arrow path.
+    The writer's path for every flush but huge ones: columns go to DuckDB as numpy arrays
+    (key by key when the rows share their keys), about 0.27 us a value, a little faster
+    than :func:`rows_to_long` + pyarrow, and without the 0.3-1 s pandas import.
     """
+    arrays = _arrays_by_key(steps, stamps, rows, key_types)
+    if arrays is None:  # rows with differing keys or mixed kinds: value by value
+        arrays = _arrays_by_value(steps, stamps, rows, key_types)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # numpy arrays scan ~7x faster than list parameters; DuckDB reads a NaN in a numpy
+    # float array as NULL, so real NaNs come back through the `nan` mask
+    con.register("nbt_rows", arrays)
+    try:
+        con.execute(
+            "COPY (SELECT step, ts, CAST(key AS VARCHAR) AS key, "
+            "CASE WHEN is_text THEN NULL WHEN nan THEN CAST('nan' AS DOUBLE) "
+            "ELSE value END AS value, CAST(text AS VARCHAR) AS text FROM nbt_rows) "
+            f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
+        )
+    finally:
+        con.unregister("nbt_rows")
+    os.replace(tmp, path)
+
+
+def _note_kind(key_types: dict[str, str], k: str, kind: str) -> None:
+    if key_types.get(k, "").startswith("media:"):
+        kind = key_types[k]
+    if key_types.get(k) != kind:
+        key_types[k] = merge_type(key_types.get(k), kind)
+
+
+def _arrays_by_key(
+    steps: list[int], stamps: list[float], rows: list[dict[str, Any]], key_types: dict[str, str]
+) -> dict[str, Any] | None:
+    """The segment's columns as numpy arrays, one key after another (no Python list of
+    all values), when every row has the same keys; None otherwise."""
+    import numpy as np
+
+    cols = _same_key_columns(rows)
+    if cols is None:
+        return None
+    n, k = len(rows), len(cols)
+    value = np.empty(n * k, np.float64)
+    text = np.empty(n * k, dtype=object)  # None everywhere
+    nan = np.zeros(n * k, bool)
+    for i, (key, (kind, vals)) in enumerate(cols.items()):
+        part = slice(i * n, (i + 1) * n)
+        if kind == "str":
+            value[part] = 0.0
+            text[part] = vals
+        else:
+            value[part] = vals
+            nan[part] = np.isnan(value[part])
+        _note_kind(key_types, key, kind)
+    return {
+        "step": np.tile(np.array(steps, np.int64), k),
+        "ts": np.tile(np.array(stamps, np.float64), k),
+        "key": np.repeat(np.array(list(cols), dtype=object), n),
+        "value": value, "nan": nan, "text": text,
+        "is_text": np.repeat(np.array([kind == "str" for kind, _ in cols.values()]), n),
+    }  # fmt: skip
+
+
+def _arrays_by_value(
+    steps: list[int], stamps: list[float], rows: list[dict[str, Any]], key_types: dict[str, str]
+) -> dict[str, Any]:
+    import numpy as np
+
     S: list[int] = []
     T: list[float] = []
     K: list[str] = []
-    V: list[float | None] = []
+    V: list[float] = []
     X: list[str | None] = []
-    cols = _same_key_columns(rows)
-    if cols is not None:  # the common case, column by column at C speed
-        n = len(rows)
-        for k, (kind, vals) in cols.items():
-            S.extend(steps)
-            T.extend(stamps)
-            K.extend([k] * n)
-            if kind == "str":
-                V.extend([None] * n)
-                X.extend(vals)
-            else:
-                V.extend(vals if kind == "float" else map(float, vals))
-                X.extend([None] * n)
-            if key_types.get(k, "").startswith("media:"):
-                kind = key_types[k]
-            if key_types.get(k) != kind:
-                key_types[k] = merge_type(key_types.get(k), kind)
-        rows = []  # nothing left for the loop below
-    for step, ts, row in zip(steps, stamps, rows):
+    for step, ts, row in zip(steps, stamps, rows, strict=True):
         for k, v in row.items():
             S.append(step)
             T.append(ts)
             K.append(k)
             cls = v.__class__
             if cls is str:
-                V.append(None)
+                V.append(0.0)
                 X.append(v)
                 kind = "str"
             else:
                 V.append(float(v))
                 X.append(None)
                 kind = "bool" if cls is bool else "int" if cls is int else "float"
-            if key_types.get(k, "").startswith("media:"):
-                kind = key_types[k]
-            if key_types.get(k) != kind:
-                key_types[k] = merge_type(key_types.get(k), kind)
-    import numpy as np
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    value = np.array(V, dtype=np.float64)  # None -> NaN here; told apart by `nan` below
-    nan = np.isnan(value)
-    if nan.any():
-        nan &= np.array([v is not None for v in V], dtype=bool)
-    # numpy arrays scan ~7x faster than list parameters; DuckDB reads a NaN in a numpy
-    # float array as NULL, so real NaNs come back through the `nan` mask
-    con.register("nbt_rows", {
-        "step": np.array(S, dtype=np.int64), "ts": np.array(T, dtype=np.float64),
-        "key": np.array(K, dtype=object), "value": value, "nan": nan,
-        "text": np.array(X, dtype=object),
-    })  # fmt: skip
-    try:
-        con.execute(
-            "COPY (SELECT step, ts, CAST(key AS VARCHAR) AS key, "
-            "CASE WHEN nan THEN CAST('nan' AS DOUBLE) ELSE value END AS value, "
-            "CAST(text AS VARCHAR) AS text FROM nbt_rows) "
-            f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
-        )
-    finally:
-        con.unregister("nbt_rows")
-    os.replace(tmp, path)
+            _note_kind(key_types, k, kind)
+    value = np.array(V, np.float64)
+    text = np.array(X, dtype=object)
+    return {
+        "step": np.array(S, np.int64), "ts": np.array(T, np.float64),
+        "key": np.array(K, dtype=object), "value": value, "nan": np.isnan(value),
+        "text": text, "is_text": np.array([x is not None for x in X], bool),
+    }  # fmt: skip
 
 
 _KIND_OF = {frozenset([float]): "float", frozenset([int]): "int", frozenset([bool]): "bool",

@@ -99,3 +99,61 @@ def test_storage_trouble_is_one_warning_and_rows_are_kept(init) -> None:
     run.finish()
     h = nbtracker.Api(run._store.root).run(f"p/{run.id}").history(samples=None)
     assert h["x"].tolist() == [1, 2, 3]
+
+
+def _history_rows(run_dir) -> list[tuple]:  # type: ignore[no-untyped-def]
+    wait_for_background()  # finish() writes the last rows in the background
+    files = segments.list_files(run_dir / "history")[0]
+    con = duckdb.connect()
+    try:
+        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        return con.execute(
+            f"SELECT step, key, CAST(value AS VARCHAR), text FROM read_parquet([{listing}]) "
+            "ORDER BY key, step"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_both_flush_paths_write_the_same_history(init, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Segments go through DuckDB from numpy arrays; a flush past COLD_MAX_VALUES goes
+    through pyarrow. Both keep every value exactly: NaN, inf, bools, ints, text, rows with
+    other keys, a key whose kind changes."""
+    import math
+
+    from nbtracker import writer
+
+    def log_all(run) -> None:  # type: ignore[no-untyped-def]
+        for i in range(300):
+            run.log({"loss": 1 / (i + 1), "n": i, "ok": i % 2 == 0, "tag": f"t{i % 3}"})
+        run.log({"loss": math.nan, "n": 3, "ok": True, "tag": "x"})
+        run.log({"loss": math.inf, "extra": -math.inf})
+        run.log({"mixed": 1})
+        run.flush()  # pyarrow turns a key's numbers into text when a flush also has text
+        run.log({"mixed": "one"})
+        run.finish()
+
+    duck = init(name="duck")
+    log_all(duck)
+    monkeypatch.setattr(writer, "COLD_MAX_VALUES", 10)
+    arrow = init(name="arrow", reinit="create_new")
+    log_all(arrow)
+    rows = _history_rows(duck.dir)
+    assert rows == _history_rows(arrow.dir) and len(rows) == 300 * 4 + 4 + 2 + 2
+    assert (300, "loss", "nan", None) in rows and (301, "extra", "-inf", None) in rows
+    assert (302, "mixed", "1.0", None) in rows and (303, "mixed", None, "one") in rows
+    assert (0, "ok", "1.0", None) in rows and (2, "tag", None, "t2") in rows
+    keys = [json.loads((r.dir / "run.json").read_text())["history_keys"] for r in (duck, arrow)]
+    assert keys[0] == keys[1] and keys[0]["mixed"] == "str" and keys[0]["ok"] == "bool"
+
+
+def test_duckdb_flush_keeps_each_values_kind_within_one_flush(init) -> None:  # type: ignore[no-untyped-def]
+    run = init()
+    run.log({"mixed": 1})
+    run.log({"mixed": "one", "b": True})
+    run.log({"mixed": 2.5, "b": 3})
+    run.finish()
+    assert _history_rows(run.dir) == [
+        (1, "b", "1.0", None), (2, "b", "3.0", None),
+        (0, "mixed", "1.0", None), (1, "mixed", None, "one"), (2, "mixed", "2.5", None),
+    ]  # fmt: skip
