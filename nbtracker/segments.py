@@ -242,12 +242,14 @@ def _same_key_columns(rows: list[dict[str, Any]]) -> dict[str, tuple[str, list[A
     if not rows:
         return None
     keys = list(rows[0])
-    n = len(keys)
-    if any(len(r) != n for r in rows) or any(list(r) != keys for r in rows):
+    if set(map(len, rows)) != {len(keys)}:  # same length and every key of row 0: same keys
         return None
     out = {}
     for k in keys:
-        vals = [r[k] for r in rows]
+        try:
+            vals = [r[k] for r in rows]
+        except KeyError:
+            return None
         kind = _KIND_OF.get(frozenset(map(type, vals)))
         if kind is None:
             return None

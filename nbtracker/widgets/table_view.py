@@ -64,6 +64,19 @@ def _ql(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _read_meta(con: Any, path: Path) -> dict[str, Any]:
+    """A table file's ``nbtracker`` metadata, read by DuckDB (no pyarrow import)."""
+    import json
+
+    rows = con.execute(
+        "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'nbtracker'", [str(path)]
+    ).fetchall()
+    if not rows:
+        msg = f"{path} is not a table file written by nbtracker"
+        raise ValueError(msg)
+    return json.loads(rows[0][0])
+
+
 class TableView(anywidget.AnyWidget):
     """A paged, sortable, filterable view of a table with image thumbnails.
 
@@ -162,6 +175,7 @@ class TableView(anywidget.AnyWidget):
         self.step = int(path.stem)
         self.observe(self._on_step, "step")
         self._refresh()
+        self._start_copy()
         if hasattr(run, "_hooks") and not getattr(run, "_finished", True):
             self._follow_run(run)
         return self
@@ -189,8 +203,8 @@ class TableView(anywidget.AnyWidget):
         self = cls(title=f"{key} (steps {shown})", page_size=page_size)
         self._run_dirs, self._key = [run_dir] * len(paths), key
         self._load_files(paths, wanted, "step")
-        self._start_copy()
         self._refresh()
+        self._start_copy()
         return self
 
     def _follow_run(self, run: Any) -> None:
@@ -262,8 +276,8 @@ class TableView(anywidget.AnyWidget):
         self = cls(title=f"{key} ({len(dirs)} runs)", page_size=page_size)
         self._run_dirs, self._key = dirs, key
         self._load_files(paths, labels)
-        self._start_copy()
         self._refresh()
+        self._start_copy()
         return self
 
     def _connect(self) -> Any:
@@ -278,10 +292,11 @@ class TableView(anywidget.AnyWidget):
         con.execute("SET lock_configuration = true")
 
     def _load_file(self, path: Path) -> None:
-        """Serve the first pages from a view over the Parquet file at once; copy the table
-        into memory in the background, after which sorts run on the copy (2-5x faster)."""
+        """Serve the first pages from a view over the Parquet file at once; the caller then
+        copies the table into memory in the background (:meth:`_start_copy`, after the
+        first page, so the two do not share the CPU), and sorts run on the copy (2-5x
+        faster)."""
         self._load_files([path], None)
-        self._start_copy()
 
     def _load_files(
         self, paths: list[Path], labels: list[str] | list[int] | None, label_col: str = "run"
@@ -292,12 +307,11 @@ class TableView(anywidget.AnyWidget):
         Row ids are ``file index * 10**12 + row in file``: stable and unique, and the file
         index says which run folder an image path is relative to.
         """
-        from ..data_types._arrow import read_meta
-
+        con = self._connect()
         names: list[str] = []
         kinds: list[str | None] = []
         for p in paths:
-            for c in read_meta(p)["columns"]:
+            for c in _read_meta(con, p)["columns"]:
                 if c["name"] not in names:
                     names.append(c["name"])
                     kinds.append(c["type"])
@@ -324,7 +338,6 @@ class TableView(anywidget.AnyWidget):
             extra = f", {label} AS {_qi(col)}"
             kind = "number" if labels and isinstance(labels[0], int) else "str"
             names, kinds = [col, *names], [kind, *kinds]
-        con = self._connect()
         con.execute(
             f"CREATE VIEW t AS SELECT * EXCLUDE (filename, file_row_number){extra}, "
             f"CAST({src} AS BIGINT) * {_FILE_STRIDE} + file_row_number AS {_ROW} "
@@ -409,6 +422,7 @@ class TableView(anywidget.AnyWidget):
                 self.page = {**self.page, "error": f"step {change['new']}: {exc}"}
                 return
             self._refresh()
+            self._start_copy()
 
     def _relation(self, q: dict[str, Any]) -> Any:
         rel = self._con.table(self._src)
