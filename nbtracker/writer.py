@@ -28,6 +28,11 @@ MERGE_AFTER_FILES = 64
 # than the pyarrow path, and no pandas import). Only a flush of more values than this (very
 # wide rows at a high rate) goes through pyarrow, which then loads in the background.
 COLD_MAX_VALUES = 2_000_000
+# The flush connection: one thread (segments are small; the other core stays with the
+# training) and DuckDB's allocator handing memory back after each flush (RSS growth over
+# 1M steps ~19 MB lower, measured here, for ~25 ms more per 250k values).
+_FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
+                 "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
 BACKPRESSURE_ROWS = 50_000  # log() writes a segment itself when the thread falls this far behind
 
 
@@ -180,8 +185,7 @@ class Writer:
 
             from .catalog import DUCKDB_CONFIG
 
-            # one thread: segments are small, and the other core stays with the training
-            self._cold_con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, "threads": 1})
+            self._cold_con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
         return self._cold_con
 
     def _write_cold(self, steps: list[int], stamps: list[float], rows: list[dict[str, Any]], path: Path) -> None:
