@@ -177,6 +177,9 @@ def test_example_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     html = [o["data"].get("text/html", "") for o in outputs if "data" in o]
     assert any("data-nbt-fallback" in h and "data:image/png;base64," in h for h in html)
     assert (tmp_path / "predictions.parquet").exists()
+    text = [o["data"].get("text/plain", "") for o in outputs if "data" in o]
+    # the last table view: both logged versions of the table, 64 rows each
+    assert any("predictions_table (steps 0, 4)" in t and "128 rows" in t for t in text), text
 
 
 def test_api_run_table(init, api) -> None:  # type: ignore[no-untyped-def]
