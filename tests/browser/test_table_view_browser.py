@@ -258,3 +258,44 @@ def test_table_view_follows_a_live_run_while_the_cell_runs(lab, page, recorded) 
     expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–8 of 8")
     expect(tv.locator("img.nbt-tv-thumb")).to_have_count(8)
     recorded.check()
+
+
+STEPS = """
+import numpy as np
+import nbtracker as nbt
+run = nbt.init(project="tv-steps", dir="runs")
+rng = np.random.default_rng(1)
+digits = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+for epoch in range(3):
+    t = nbt.Table(columns=["image", "pred", "target", "score"])
+    for i, img in enumerate(digits):
+        pred = (i + epoch * (i % 2)) % 4  # odd rows wrong at epoch 1 and 2, right at 0
+        t.add_data(nbt.Image(img), pred, i % 4, round((i * 7 + epoch) % 20 / 20, 3))
+    run.log({"preds": t, "epoch": epoch})
+run.finish()
+nbt.show(run, "preds", step="all")
+"""
+
+
+def test_table_versions_compared_across_steps(lab, page, recorded) -> None:  # noqa: ANN001
+    nb = lab.open(page, "table_view_steps", [STEPS])
+    nb.run(0)
+    nb.assert_no_error_output(0)
+    views = nb.output(0).get_by_test_id("nbt-tv")
+    expect(views).to_have_count(2)  # log() showed the latest version; show() all three
+    tv = views.filter(has=page.locator("b", has_text="preds (steps 0, 1, 2)"))
+    expect(tv).to_have_count(1)
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–25 of 60")
+    expect(tv.locator('th[data-col="step"]')).to_have_count(1)
+    page.wait_for_function(
+        "root => [...root.querySelectorAll('img.nbt-tv-thumb')].every("
+        "e => e.complete && e.naturalWidth === 28)",
+        arg=tv.element_handle(),
+    )
+    tv.get_by_test_id("nbt-tv-filter").fill("step = 2 AND pred != target")
+    tv.get_by_test_id("nbt-tv-filter").press("Enter")
+    expect(tv.get_by_test_id("nbt-tv-info")).to_have_text("rows 1–10 of 10 (filtered from 60)")
+    first = tv.locator("tbody tr").first.locator("td")
+    expect(first.nth(0)).to_have_text("2")
+    lab.screenshot(tv, "table-view-compare-steps")
+    recorded.check()
