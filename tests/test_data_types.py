@@ -423,3 +423,23 @@ def test_bfloat16_like_tensors_go_through_float() -> None:
     assert Image(BF16(data)).to_numpy().shape == (4, 5)
     assert sum(Histogram(BF16(data), num_bins=4).histogram) == 20
     assert Table(columns=["v"], data=[[BF16(np.float32(0.5))]]).data == [[0.5]]
+
+
+def test_table_cast_fixes_a_column_type() -> None:
+    t = Table(columns=["score", "img", "name"])
+    assert (t.cast("score", float), t.cast("img", Image), t.cast("name", "str")) == (
+        "number", "image", "str")  # fmt: skip
+    t.add_data(1, Image(np.zeros((2, 2), np.uint8)), "a")
+    with pytest.raises(TypeError, match="column 'score' holds number"):
+        t.add_data("high", None, None)  # checked against the cast type
+    with pytest.raises(TypeError, match=r"cannot cast column 'name' to number: row 0 holds a str"):
+        t.cast("name", int)
+    assert t.column_types == {"score": "number", "img": "image", "name": "str"}  # unchanged
+    with pytest.raises(ValueError, match="is not one of"):
+        t.cast("score", "nmuber")  # a typo is an error, not a silent text column
+    with pytest.raises(ValueError, match="is not one of"):
+        t.cast("score", object)
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        t.cast("nope", int)
+    assert Table(columns=["x"]).cast("x", 0.5) == "number"  # an example value, as in W&B
+    assert len(t) == 1

@@ -107,11 +107,11 @@ class Table:
             msg = f"dtype has {len(dtypes)} entries for {len(self.columns)} columns"
             raise ValueError(msg)
         for j, d in enumerate(dtypes):
-            kind = d if d is None or d in KINDS else _DTYPE_KINDS.get(d)
-            if d is not None and kind is None:
+            try:
+                self._types[j] = None if d is None else _kind_of_dtype(d)
+            except ValueError:
                 msg = f"dtype {d!r} for column {self.columns[j]!r} is not one of {KINDS}"
-                raise ValueError(msg)
-            self._types[j] = kind
+                raise ValueError(msg) from None
 
     # -- adding data -----------------------------------------------------------------------
     def add_data(self, *data: Any) -> None:
@@ -187,6 +187,31 @@ class Table:
                     raise TypeError(msg)
             out.append(v)
         return out, types
+
+    def cast(self, col_name: str, dtype: Any, optional: bool = False) -> str:
+        """Fix a column's type (as ``wandb.Table.cast``): ``int``, ``float``, ``str``,
+        ``bool``, ``list``, ``dict``, ``Image``, a name from ``KINDS`` or an example value.
+
+        Cells already in the column must fit (raises ``TypeError`` naming the first row
+        that does not, and changes nothing); rows added later are checked against it.
+        ``optional`` is accepted for compatibility: every column may hold None.
+        Returns the column's type name.
+        """
+        if col_name not in self.columns:
+            msg = f"no column {col_name!r}; the table has {self.columns}"
+            raise KeyError(msg)
+        kind = _kind_of_dtype(dtype)
+        j = self.columns.index(col_name)
+        for i, row in enumerate(self.data):
+            have = _cell(row[j], col_name)[1]
+            if have is not None and have != kind and kind != "mixed":
+                msg = (
+                    f"cannot cast column {col_name!r} to {kind}: row {i} holds a {have} "
+                    f"({row[j]!r:.40})"
+                )
+                raise TypeError(msg)
+        self._types[j] = kind
+        return kind
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -348,6 +373,26 @@ class Table:
         from ._arrow import read_table_file
 
         return read_table_file(Path(path))
+
+
+def _kind_of_dtype(d: Any) -> str:
+    """A column type from ``KINDS`` for a Python type, a type name or an example value."""
+    if isinstance(d, str) and d in KINDS:
+        return d
+    if isinstance(d, type):
+        if issubclass(d, bool):
+            return "bool"
+        for typ, kind in _DTYPE_KINDS.items():
+            if issubclass(d, typ):
+                return kind
+        if getattr(d, "_nbt_media", None) == "html":
+            return "html"
+    elif d is not None and not isinstance(d, str):  # an example value (a string is a name)
+        kind = _cell(d, "dtype")[1]
+        if kind is not None:
+            return kind
+    msg = f"dtype {d!r} is not one of {KINDS} (or int, float, str, bool, list, dict, Image)"
+    raise ValueError(msg)
 
 
 def _is_dataframe(x: Any) -> bool:
