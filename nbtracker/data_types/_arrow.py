@@ -163,6 +163,7 @@ def arrow_to_frame(tbl: Any, meta: dict[str, Any], base: Path | None, images: st
         kind = types.get(name)
         if kind == "image":
             cells = []
+            resolved: dict[str, Path] = {}  # a pack's images share one path: resolve it once
             for cell in col.to_pylist():
                 if cell is None:
                     cells.append(None)
@@ -174,7 +175,10 @@ def arrow_to_frame(tbl: Any, meta: dict[str, Any], base: Path | None, images: st
                         raise ValueError(msg)
                 else:
                     p = cell["path"]
-                    full = _media.resolve_in_run(base, p) if stored == "run" and base else Path(p)
+                    full = resolved.get(p)
+                    if full is None:
+                        in_run = stored == "run" and base
+                        full = resolved[p] = _media.resolve_in_run(base, p) if in_run else Path(p)
                     img = Image._from_file(full, cell)
                 cells.append(_image_out(img, images))
             data[name] = pd.Series(cells, dtype=object)
