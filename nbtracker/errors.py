@@ -37,3 +37,9 @@ class ValueConversionWarning(NbtrackerWarning):
 
 class StepWarning(NbtrackerWarning):
     """A ``log`` call named a step lower than the run's current step; that row was dropped."""
+
+
+class LogValueWarning(NbtrackerWarning):
+    """A value passed to ``log`` could not be logged; it was skipped and the rest of the row
+    was logged. Turn it into an error with
+    ``warnings.simplefilter("error", nbtracker.errors.LogValueWarning)``."""

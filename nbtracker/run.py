@@ -14,7 +14,7 @@ from typing import Any
 
 from ._util import HOSTNAME, process_start_ticks, to_jsonable
 from .config import Config
-from .errors import StepWarning, UsageError
+from .errors import LogValueWarning, StepWarning, UsageError
 from .store import Store
 from .summary import MetricRule, Summary
 from .writer import BACKPRESSURE_ROWS, MAX_BUFFER_ROWS, Writer
@@ -140,11 +140,12 @@ class Run:
         sync : bool, optional
             Accepted for wandb compatibility; ignored.
 
-        Raises
-        ------
-        TypeError
-            A value has a type that cannot be logged. The other keys of the row are
-            logged first.
+        Warns
+        -----
+        LogValueWarning
+            A value could not be logged (an unsupported type, or media that failed to
+            convert): it is skipped, the other keys of the row are logged and the training
+            loop goes on.
         """
         if self._disabled:
             return
@@ -177,7 +178,7 @@ class Run:
         if commit is not False and (step is None or commit):
             self._commit()
         if bad:
-            self._raise_bad(bad)
+            self._warn_bad(bad)
 
     def _commit(self) -> None:
         row = self._pending
@@ -240,16 +241,17 @@ class Run:
             return self._slow_value(k, Histogram(v), pend, bad)
         return [*(bad or []), (k, v, None)]
 
-    def _raise_bad(self, bad: list) -> None:  # type: ignore[type-arg]
+    def _warn_bad(self, bad: list) -> None:  # type: ignore[type-arg]
         parts = []
         for k, v, exc in bad:
             why = f": {exc}" if exc else ""
             parts.append(f"{k!r} ({type(v).__module__}.{type(v).__qualname__}{why})")
         msg = (
-            f"cannot log {', '.join(parts)}. Log numbers, bools, strings, nested dicts, or "
-            "nbtracker.Image / Table / Histogram; the other keys of this row were logged."
+            f"could not log {', '.join(parts)}; skipped. Log numbers, bools, strings, nested "
+            "dicts, or nbtracker.Image / Table / Histogram. The other keys of this row were "
+            "logged and your code goes on."
         )
-        raise TypeError(msg)
+        warnings.warn(msg, LogValueWarning, stacklevel=3)
 
     # -- define_metric ---------------------------------------------------------------------
     def define_metric(

@@ -71,10 +71,12 @@ def test_value_types(init, api) -> None:
     assert run.summary["nested.deep.b"] == 2
 
 
-def test_unsupported_value_raises_but_keeps_the_rest_of_the_row(init, api) -> None:
+def test_unsupported_value_warns_and_keeps_the_rest_of_the_row(init, api) -> None:
+    from nbtracker.errors import LogValueWarning
+
     run = init()
-    with pytest.raises(TypeError, match=r"'bad' \(builtins.object\).*other keys of this row were logged"):
-        run.log({"good": 1.0, "bad": object(), "also": 2})
+    with pytest.warns(LogValueWarning, match=r"'bad' \(builtins.object\).*other keys of this row were logged"):
+        run.log({"good": 1.0, "bad": object(), "also": 2})  # the training loop goes on
     run.log({"good": 3.0})
     run.finish()
     h = history(api, run)

@@ -162,3 +162,22 @@ def test_a_kill_while_logging_tables_leaves_every_version_readable(tmp_path) -> 
         assert len(df) == 100 and all(a.shape == (32, 32, 3) for a in df["image"])
     packs = [p for p in (run_dir / "media" / "images").iterdir() if p.suffix == ".pngs"]
     assert len(packs) >= len(versions)  # the last pack may be one whose table was not yet written
+
+
+def test_a_table_that_cannot_be_stored_warns_and_the_row_is_kept(init) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from nbtracker.errors import LogValueWarning
+
+    run = init()
+    bad = Table(columns=["text"], data=[["lone surrogate \ud800"]])  # not encodable as UTF-8
+    with pytest.warns(LogValueWarning, match=r"could not log 'preds'.*UTF-8.*your code goes on"):
+        run.log({"preds": bad, "loss": 0.5, "img": _digits(1, 4)[0]})
+    run.log({"loss": 0.25})
+    run.finish()
+    from nbtracker.store import wait_for_background
+
+    wait_for_background()
+    assert media.list_tables(run.dir) == {}
+    assert list((run.dir / "media" / "tables").rglob("*")) == [run.dir / "media/tables/preds"]
+    assert run.summary["loss"] == 0.25 and "img" in run.summary and "preds" not in run.summary

@@ -163,7 +163,11 @@ def write_logged(table: Any, run_dir: Path, key: str, step: int) -> dict[str, An
         path = run_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        _write(table, run_dir, {"key": key, "step": int(step)}, tmp)
+        try:
+            _write(table, run_dir, {"key": key, "step": int(step)}, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a value DuckDB refused: leave no half-written file
+            raise
         os.replace(tmp, path)
         ref["size"] = path.stat().st_size
     except OSError as exc:
