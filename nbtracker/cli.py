@@ -176,7 +176,9 @@ def repair(root: str | None) -> None:
 
     store = Store(root)
     n = store.repair()
-    click.echo(f"indexed {n} runs into {store.catalog.path}")
+    removed = getattr(store, "removed_temp_files", 0)
+    extra = f"; removed {removed} temp files left by killed processes" if removed else ""
+    click.echo(f"indexed {n} runs into {store.catalog.path}{extra}")
 
 
 def _json_arg(text: str | None, name: str) -> Any:

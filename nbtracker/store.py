@@ -64,6 +64,22 @@ def process_gone(rec: dict[str, Any], now: float | None = None) -> bool:
     return now - float(rec.get("heartbeat_at") or 0) > STALE_HEARTBEAT_S
 
 
+def remove_temp_files(run_dir: Path) -> int:
+    """Delete the temp files a killed process left in an ended run's folder (every file
+    nbtracker writes goes to ``.<name>.<pid>.tmp`` first and is renamed; a leftover one is
+    never read). Returns how many were removed."""
+    n = 0
+    for dirpath, _, names in os.walk(run_dir):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    n += 1
+                except OSError:
+                    pass
+    return n
+
+
 class Store:
     """Everything under one root folder.
 
@@ -259,8 +275,11 @@ class Store:
         """Rebuild the catalog from the run folders (compacting ended runs' history);
         return the number of runs indexed."""
         records = self.all_records()
+        self.removed_temp_files = 0
         for rec in records:
             if rec.get("state") != "running":
-                segments.compact(self.root / rec["dir"] / HISTORY_DIR)
+                rdir = self.root / rec["dir"]
+                segments.compact(rdir / HISTORY_DIR)
+                self.removed_temp_files += remove_temp_files(rdir)
         self.catalog.replace_all(records)
         return len(records)

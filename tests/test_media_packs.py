@@ -162,6 +162,18 @@ def test_a_kill_while_logging_tables_leaves_every_version_readable(tmp_path) -> 
         assert len(df) == 100 and all(a.shape == (32, 32, 3) for a in df["image"])
     packs = [p for p in (run_dir / "media" / "images").iterdir() if p.suffix == ".pngs"]
     assert len(packs) >= len(versions)  # the last pack may be one whose table was not yet written
+    # `nbtracker repair` removes what the kill left half-written (temp files: never read)
+    planted = run_dir / "media" / "images" / ".pack-0123.pngs.99999.tmp"  # as a kill leaves it
+    planted.write_bytes(b"\x89PNG half")
+    left = list(run_dir.rglob(".*.tmp"))
+    out = subprocess.run(
+        [sys.executable, "-m", "nbtracker", "repair", "--root", str(tmp_path / "root")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert "indexed 1 runs" in out.stdout
+    assert f"removed {len(left)} temp files" in out.stdout, out.stdout
+    assert not list(run_dir.rglob(".*.tmp"))
+    assert len(media.table_versions(run_dir, "t")) == len(versions)  # nothing real removed
 
 
 def test_a_table_that_cannot_be_stored_warns_and_the_row_is_kept(init) -> None:  # type: ignore[no-untyped-def]
