@@ -1,15 +1,12 @@
 """TableView: a logged (or in-memory) Table in the cell output, queried in DuckDB.
 
-The table lives in a private in-memory DuckDB (a view over the version's Parquet file,
-copied into memory in the background; or Arrow for a table in memory), locked with
-``enable_external_access=false`` (only that one file stays readable). The view sets the ``query`` trait (sort, filter, search, page); the kernel runs
-it and syncs only the visible page in ``page``: plain values plus image thumbnails as
-PNG bytes, which ipywidgets sends as binary buffers beside the JSON (no base64). Colab's
+The rows live in a :class:`._table_source.TableSource` (a private, locked-down in-memory
+DuckDB). The view sets the ``query`` trait (sort, filter, search, page); the kernel runs
+it and syncs only the visible page in ``page``: plain values plus image thumbnails as PNG
+bytes, which ipywidgets sends as binary buffers beside the JSON (no base64). Colab's
 widget manager drops binary buffers, so there (or with ``NBTRACKER_WIDGET_BUFFERS=0``)
 thumbnails travel as ``data:`` URIs instead. A click on a thumbnail asks for the full
-image with a custom message; the reply carries the PNG as a buffer the same way. Filters are DuckDB expressions
-over the columns (``pred != target``, ``score_3 > 0.5 AND name ILIKE '%cat%'``), parsed
-as one expression through the relational API, never spliced into a statement.
+image with a custom message; the reply carries the PNG as a buffer the same way.
 """
 
 from __future__ import annotations
@@ -28,12 +25,10 @@ import traitlets as t
 from ..data_types import _media
 from ..data_types._render import STYLE, cell_html, png_uri, thumbnail_png
 from ..data_types.image import Image
+from ._table_source import FILE_STRIDE, ROW, TableSource
 
 PAGE_SIZE = 25
 THUMB = 64
-_ROW = "__nbt_row"
-_FILE_STRIDE = 10**12
-_TEXT_KINDS = ("str", "list", "dict", "html", "mixed")
 _JS = Path(__file__).resolve().parent.parent / "static" / "table_view.js"
 
 
@@ -54,27 +49,6 @@ def binary_buffers() -> bool:
     from ._lib import in_colab
 
     return os.environ.get("NBTRACKER_WIDGET_BUFFERS", "1") != "0" and not in_colab()
-
-
-def _qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _ql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _read_meta(con: Any, path: Path) -> dict[str, Any]:
-    """A table file's ``nbtracker`` metadata, read by DuckDB (no pyarrow import)."""
-    import json
-
-    rows = con.execute(
-        "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'nbtracker'", [str(path)]
-    ).fetchall()
-    if not rows:
-        msg = f"{path} is not a table file written by nbtracker"
-        raise ValueError(msg)
-    return json.loads(rows[0][0])
 
 
 class TableView(anywidget.AnyWidget):
@@ -112,10 +86,9 @@ class TableView(anywidget.AnyWidget):
     page_size = t.Int(PAGE_SIZE).tag(sync=True)
     _uid = t.Unicode("").tag(sync=True)
 
-    _con: Any = None
+    _source: TableSource | None = None
     _lock = threading.RLock()  # replaced per instance in __init__
     _unfollow: Any = staticmethod(lambda: None)
-    _src = "t"  # the view over the file, then "t_mem" once copied into memory
     _closing = False
 
     def __init__(self, *, title: str = "", page_size: int = PAGE_SIZE) -> None:
@@ -145,10 +118,9 @@ class TableView(anywidget.AnyWidget):
 
         self = cls(title=title, page_size=page_size)
         self._table = table
-        self._kinds = list(table._types)
         arrow = to_arrow(table, "index", None, {})
-        arrow = arrow.append_column(_ROW, pa.array(range(len(table.data)), pa.int64()))
-        self._load_arrow(arrow, table.columns, table._types)
+        arrow = arrow.append_column(ROW, pa.array(range(len(table.data)), pa.int64()))
+        self._set_source(TableSource.from_arrow(arrow, list(table.columns), list(table._types)))
         self._refresh()
         return self
 
@@ -171,7 +143,7 @@ class TableView(anywidget.AnyWidget):
         self = cls(title=key, page_size=page_size)
         self._run_dir, self._key = run_dir, key
         self.steps = [s for s, _ in versions]
-        self._load_file(path)
+        self._set_source(TableSource.from_files([path]))
         self.step = int(path.stem)
         self.observe(self._on_step, "step")
         self._refresh()
@@ -202,7 +174,7 @@ class TableView(anywidget.AnyWidget):
         shown = ", ".join(map(str, wanted[:6])) + (", ..." if len(wanted) > 6 else "")
         self = cls(title=f"{key} (steps {shown})", page_size=page_size)
         self._run_dirs, self._key = [run_dir] * len(paths), key
-        self._load_files(paths, wanted, "step")
+        self._set_source(TableSource.from_files(paths, wanted, "step"))
         self._refresh()
         self._start_copy()
         return self
@@ -231,11 +203,11 @@ class TableView(anywidget.AnyWidget):
             while self._run_dir is not None:
                 wake.wait()
                 wake.clear()
-                if self._con is None:
+                if self._source is None:
                     break
                 steps = [s for s, _ in media.table_versions(self._run_dir, key)]
                 with self._lock:
-                    if self._con is None:  # closed meanwhile
+                    if self._source is None:  # closed meanwhile
                         break
                     latest = bool(self.steps) and self.step == self.steps[-1]
                     self.steps = steps
@@ -275,139 +247,30 @@ class TableView(anywidget.AnyWidget):
         paths = [media.table_path(d, key, step) for d in dirs]
         self = cls(title=f"{key} ({len(dirs)} runs)", page_size=page_size)
         self._run_dirs, self._key = dirs, key
-        self._load_files(paths, labels)
+        self._set_source(TableSource.from_files(paths, labels))
         self._refresh()
         self._start_copy()
         return self
 
-    def _connect(self) -> Any:
-        import duckdb
-
-        return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
-
-    def _lock_down(self, con: Any, allowed: list[str] | None = None) -> None:
-        if allowed:
-            con.execute("SET allowed_paths = ?", [allowed])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-
-    def _load_file(self, path: Path) -> None:
-        """Serve the first pages from a view over the Parquet file at once; the caller then
-        copies the table into memory in the background (:meth:`_start_copy`, after the
-        first page, so the two do not share the CPU), and sorts run on the copy (2-5x
-        faster)."""
-        self._load_files([path], None)
-
-    def _load_files(
-        self, paths: list[Path], labels: list[str] | list[int] | None, label_col: str = "run"
-    ) -> None:
-        """One file, or several (one per run or per step, with a ``run`` or ``step``
-        column telling them apart: text labels, or integers for steps).
-
-        Row ids are ``file index * 10**12 + row in file``: stable and unique, and the file
-        index says which run folder an image path is relative to.
-        """
-        con = self._connect()
-        names: list[str] = []
-        kinds: list[str | None] = []
-        for p in paths:
-            for c in _read_meta(con, p)["columns"]:
-                if c["name"] not in names:
-                    names.append(c["name"])
-                    kinds.append(c["type"])
-                elif kinds[names.index(c["name"])] is None:
-                    kinds[names.index(c["name"])] = c["type"]
-        files = "[" + ", ".join(_ql(str(p)) for p in paths) + "]"
-        src = (
-            "CASE filename "
-            + " ".join(f"WHEN {_ql(str(p))} THEN {i}" for i, p in enumerate(paths))
-            + " END"
-        )
-        extra = ""
-        if labels is not None:
-            label = (
-                "CASE filename "
-                + " ".join(
-                    f"WHEN {_ql(str(p))} THEN "
-                    + (str(int(lab)) if isinstance(lab, int) else _ql(str(lab)))
-                    for p, lab in zip(paths, labels, strict=True)
-                )
-                + " END"
-            )
-            col = label_col if label_col not in names else f"__{label_col}"
-            extra = f", {label} AS {_qi(col)}"
-            kind = "number" if labels and isinstance(labels[0], int) else "str"
-            names, kinds = [col, *names], [kind, *kinds]
-        con.execute(
-            f"CREATE VIEW t AS SELECT * EXCLUDE (filename, file_row_number){extra}, "
-            f"CAST({src} AS BIGINT) * {_FILE_STRIDE} + file_row_number AS {_ROW} "
-            f"FROM read_parquet({files}, filename = true, file_row_number = true, "
-            "union_by_name = true)"
-        )
-        self._lock_down(con, [str(p) for p in paths])
-        self._set_source(con, names, kinds)
+    def _set_source(self, source: TableSource) -> None:
+        """Show these rows from now on (the previous source is closed)."""
+        if self._source is not None:
+            self._source.close()
+        self._source = source
+        self._thumbs.clear()
+        self.nrows = source.nrows
+        self.columns = [
+            {"name": n, "type": k or "none"} for n, k in zip(source.names, source.kinds, strict=True)
+        ]
 
     def _start_copy(self) -> None:
-        con = self._con
-        cur = con.cursor()
-        # Not a daemon: a thread killed inside DuckDB at interpreter exit aborts the process.
-        self._copier = threading.Thread(
-            target=self._materialize, args=(con, cur), name="nbtracker-table-copy"
-        )
-        self._copier_cursor = cur
-        self._copier.start()
-
-    def _materialize(self, con: Any, cur: Any) -> None:
-        try:
-            cur.execute("CREATE TABLE t_mem AS SELECT * FROM t")
-        except Exception:  # noqa: BLE001 - interrupted or replaced meanwhile: keep the view
-            return
-        finally:
-            try:
-                cur.close()
-            except Exception:  # noqa: BLE001,S110
-                pass
-        if self._con is con:
-            self._src = "t_mem"
-
-    def _drop_connection(self) -> None:
-        """Stop a running copy, then close the connection (DuckDB refuses to close a busy one)."""
-        copier = getattr(self, "_copier", None)
-        if copier is not None and copier.is_alive():
-            try:
-                self._copier_cursor.interrupt()
-            except Exception:  # noqa: BLE001,S110
-                pass
-            copier.join(timeout=10)
-        self._copier = None
-        if self._con is not None:
-            try:
-                self._con.close()
-            except Exception:  # noqa: BLE001,S110 - still busy: dropped with the object
-                pass
-            self._con = None
-
-    def _load_arrow(self, arrow: Any, names: list[str], kinds: list[str | None]) -> None:
-        con = self._connect()
-        con.register("src", arrow)
-        con.execute("CREATE TABLE t AS SELECT * FROM src")
-        con.unregister("src")
-        self._lock_down(con)
-        self._set_source(con, names, kinds)
-
-    def _set_source(self, con: Any, names: list[str], kinds: list[str | None]) -> None:
-        self._drop_connection()
-        self._con = con
-        self._src = "t"
-        self._names, self._kinds = names, kinds
-        self._thumbs.clear()
-        self.nrows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
-        self.columns = [{"name": n, "type": k or "none"} for n, k in zip(names, kinds, strict=True)]
+        if self._source is not None:
+            self._source.start_copy()
 
     # -- queries ---------------------------------------------------------------------------
     @t.observe("query", "page_size")
     def _on_query(self, change: dict[str, Any]) -> None:
-        if self._con is not None:
+        if self._source is not None:
             self._refresh()
 
     def _on_step(self, change: dict[str, Any]) -> None:
@@ -417,34 +280,13 @@ class TableView(anywidget.AnyWidget):
             return
         with self._lock:
             try:
-                self._load_file(media.table_path(self._run_dir, self._key, int(change["new"])))
+                path = media.table_path(self._run_dir, self._key, int(change["new"]))
+                self._set_source(TableSource.from_files([path]))
             except Exception as exc:  # noqa: BLE001 - shown in the view
                 self.page = {**self.page, "error": f"step {change['new']}: {exc}"}
                 return
             self._refresh()
             self._start_copy()
-
-    def _relation(self, q: dict[str, Any]) -> Any:
-        rel = self._con.table(self._src)
-        expr = str(q.get("filter") or "").strip()
-        if expr:
-            rel = rel.filter(expr)
-        text = str(q.get("search") or "").strip()
-        if text:
-            pat = _ql(
-                "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            parts = [
-                f"CAST({_qi(n)} AS VARCHAR) ILIKE {pat} ESCAPE '\\'"
-                for n, k in zip(self._names, self._kinds, strict=True)
-                if k in _TEXT_KINDS
-            ] + [
-                f"{_qi(n)}.caption ILIKE {pat} ESCAPE '\\'"
-                for n, k in zip(self._names, self._kinds, strict=True)
-                if k == "image"
-            ]
-            rel = rel.filter(" OR ".join(parts) if parts else "false")
-        return rel
 
     def _refresh(self) -> None:
         with self._lock:
@@ -457,17 +299,8 @@ class TableView(anywidget.AnyWidget):
         q = dict(self.query)
         ps = self.page_size
         try:
-            rel = self._relation(q)
-            total = rel.aggregate("count(*)").fetchall()[0][0]
-            last = max(0, (total - 1) // ps)
-            page = min(max(0, int(q.get("page") or 0)), last)
-            sort = q.get("sort")
-            order = f"{_ROW}"
-            if sort in self._names and self._kinds[self._names.index(sort)] != "image":
-                way = "DESC" if q.get("desc") else "ASC"
-                order = f"{_qi(sort)} {way} NULLS LAST, {_ROW}"
-            cols = ", ".join([_ROW, *(_qi(n) for n in self._names)])
-            rows = rel.order(order).limit(ps, page * ps).project(cols).fetchall()
+            assert self._source is not None
+            rows, total, page = self._source.page(q, ps)
         except (duckdb.Error, ValueError, TypeError) as exc:
             msg = str(exc).split("\n")[0]
             self.page = {"rows": [], "offset": 0, "total": 0, "error": f"filter: {msg}",
@@ -483,7 +316,8 @@ class TableView(anywidget.AnyWidget):
 
     def _cells(self, row: int, values: tuple[Any, ...]) -> list[Any]:
         out: list[Any] = []
-        for j, (v, kind) in enumerate(zip(values, self._kinds, strict=True)):
+        assert self._source is not None
+        for j, (v, kind) in enumerate(zip(values, self._source.kinds, strict=True)):
             if v is None:
                 out.append(None)
             elif kind == "image":
@@ -500,7 +334,7 @@ class TableView(anywidget.AnyWidget):
     def _image(self, row: int, col: int, cell: dict[str, Any]) -> Image:
         if self._table is not None:
             return self._table.data[int(cell["idx"])][col]
-        run_dir = self._run_dirs[row // _FILE_STRIDE] if self._run_dirs else self._run_dir
+        run_dir = self._run_dirs[row // FILE_STRIDE] if self._run_dirs else self._run_dir
         assert run_dir is not None
         return Image._from_file(_media.resolve_in_run(run_dir, cell["path"]), cell)
 
@@ -529,12 +363,11 @@ class TableView(anywidget.AnyWidget):
         reply: dict[str, Any] = {"type": "image", "id": content.get("id")}
         buffers: list[bytes] = []
         try:
-            col = self._names.index(col_name)
             row = int(content.get("row"))
             with self._lock:
-                cell = self._con.execute(
-                    f"SELECT {_qi(col_name)} FROM {self._src} WHERE {_ROW} = ?", [row]
-                ).fetchall()[0][0]
+                assert self._source is not None
+                col = self._source.names.index(col_name)
+                cell = self._source.cell(row, col_name)
             img = self._image(row, col, cell)
             png = bytes(img.png_bytes())
             if self._binary:
@@ -552,14 +385,12 @@ class TableView(anywidget.AnyWidget):
             return self._fallback_html_locked(n)
 
     def _fallback_html_locked(self, n: int) -> str:
-        rows = self._con.execute(
-            f"SELECT {_ROW}, {', '.join(_qi(c) for c in self._names)} FROM {self._src} "
-            f"ORDER BY {_ROW} LIMIT {n}"
-        ).fetchall()
+        assert self._source is not None
+        rows = self._source.first_rows(n)
         body = []
         for r in rows:
             tds = []
-            for j, (v, kind) in enumerate(zip(r[1:], self._kinds, strict=True)):
+            for j, (v, kind) in enumerate(zip(r[1:], self._source.kinds, strict=True)):
                 if kind == "image" and v is not None:
                     try:
                         v = self._image(r[0], j, v)
@@ -571,7 +402,7 @@ class TableView(anywidget.AnyWidget):
             body.append("<tr>" + "".join(tds) + "</tr>")
         from html import escape
 
-        head = "".join(f"<th>{escape(c)}</th>" for c in self._names)
+        head = "".join(f"<th>{escape(c)}</th>" for c in self._source.names)
         uid = "".join(c for c in self._uid if c in "0123456789abcdef")
         shown = min(n, self.nrows)
         at = f" (step {self.step})" if self.steps else ""
@@ -623,12 +454,14 @@ class TableView(anywidget.AnyWidget):
                 pass
 
     def __repr__(self) -> str:
-        cols = len(self._names) if getattr(self, "_names", None) else 0
+        cols = len(self.columns)
         return f"TableView({self.title!r}: {self.nrows} rows x {cols} columns)"
 
     def close(self) -> None:
         self._closing = True
         self._unfollow()
         with self._lock:
-            self._drop_connection()
+            if self._source is not None:
+                self._source.close()
+                self._source = None
         super().close()
