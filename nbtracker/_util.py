@@ -20,6 +20,18 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 HOSTNAME = socket.gethostname()
 
 
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal (single quotes doubled). For our own paths and
+    JSON in statements that take no parameters (COPY targets, views); user values go
+    as parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (double quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def new_id(n: int = 8) -> str:
     """Return a short random run id (lowercase letters and digits)."""
     return "".join(random.choices(_ID_ALPHABET, k=n))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import segments
-from ._util import flatten
+from ._util import flatten, sql_literal
 from .catalog import DUCKDB_CONFIG, upsert_records
 from .store import Store
 
@@ -387,7 +387,7 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
     con.unregister("_files")
     if files:
         # a view cannot hold parameters: the file list is our own paths, quoted
-        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        listing = ", ".join(sql_literal(f) for f in files)
         con.execute(
             "CREATE VIEW history AS SELECT f.project, f.run_id, h.step, to_timestamp(h.ts) AS ts, "
             f"h.key, h.value, h.text FROM read_parquet([{listing}], filename = true) h "

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ._util import sql_literal
+
 SCHEMA_FIELDS = ("step", "ts", "key", "value", "text")
 _NAME = re.compile(r"^h-(\d+)-(\d+)\.parquet$")
 
@@ -152,7 +154,7 @@ def write_rows_duckdb(
             "COPY (SELECT step, ts, CAST(key AS VARCHAR) AS key, "
             "CASE WHEN is_text THEN NULL WHEN nan THEN CAST('nan' AS DOUBLE) "
             "ELSE value END AS value, CAST(text AS VARCHAR) AS text FROM nbt_rows) "
-            f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
+            f"TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
         )
     finally:
         con.unregister("nbt_rows")
@@ -329,11 +331,11 @@ def compact(hdir: Path, *, recent_only: bool = False) -> Path | None:
 
     con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, "memory_limit": COMPACT_MEMORY_LIMIT})
     try:
-        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-        target = str(tmp).replace("'", "''")
+        listing = ", ".join(sql_literal(str(p)) for p in files)
+        target = sql_literal(str(tmp))
         con.execute(
             f"COPY (SELECT step, ts, key, value, text FROM read_parquet([{listing}]) "
-            f"ORDER BY key, step) TO '{target}' "
+            f"ORDER BY key, step) TO {target} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536)"
         )
     finally:

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._util import dumps
+from .._util import dumps, sql_literal
 from ..errors import StorageWarning
 from . import _media
 from .image import store_images
@@ -29,10 +29,6 @@ from .image import store_images
 _IMAGE_FIELDS = (("path", "VARCHAR"), ("sha256", "VARCHAR"), ("width", "INTEGER"),
                  ("height", "INTEGER"), ("mode", "VARCHAR"), ("caption", "VARCHAR"),
                  ("offset", "BIGINT"), ("length", "BIGINT"))  # fmt: skip
-
-
-def _ql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class _Columns:
@@ -203,8 +199,8 @@ def _write(table: Any, run_dir: Path, meta: dict[str, Any], dest: Path) -> None:
         con.view("src").project(*cols.exprs).create_view("out")
         try:
             con.execute(
-                f"COPY out TO {_ql(str(dest))} (FORMAT parquet, COMPRESSION zstd, "
-                f"KV_METADATA {{nbtracker: {_ql(json.dumps(meta, ensure_ascii=False))}}})"
+                f"COPY out TO {sql_literal(str(dest))} (FORMAT parquet, COMPRESSION zstd, "
+                f"KV_METADATA {{nbtracker: {sql_literal(json.dumps(meta, ensure_ascii=False))}}})"
             )
         except duckdb.IOException as exc:
             raise OSError(str(exc).split("\n")[0]) from exc

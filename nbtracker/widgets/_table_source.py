@@ -17,19 +17,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .._util import sql_ident, sql_literal
+
 ROW = "__nbt_row"
 FILE_STRIDE = 10**12
 _TEXT_KINDS = ("str", "list", "dict", "html", "mixed")
-
-
-def qi(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def ql(text: str) -> str:
-    """A quoted SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _connect() -> Any:
@@ -74,10 +66,10 @@ class TableSource:
                     kinds.append(c["type"])
                 elif kinds[names.index(c["name"])] is None:
                     kinds[names.index(c["name"])] = c["type"]
-        files = "[" + ", ".join(ql(str(p)) for p in paths) + "]"
+        files = "[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"
         src = (
             "CASE filename "
-            + " ".join(f"WHEN {ql(str(p))} THEN {i}" for i, p in enumerate(paths))
+            + " ".join(f"WHEN {sql_literal(str(p))} THEN {i}" for i, p in enumerate(paths))
             + " END"
         )
         extra = ""
@@ -85,14 +77,14 @@ class TableSource:
             label = (
                 "CASE filename "
                 + " ".join(
-                    f"WHEN {ql(str(p))} THEN "
-                    + (str(int(lab)) if isinstance(lab, int) else ql(str(lab)))
+                    f"WHEN {sql_literal(str(p))} THEN "
+                    + (str(int(lab)) if isinstance(lab, int) else sql_literal(str(lab)))
                     for p, lab in zip(paths, labels, strict=True)
                 )
                 + " END"
             )
             col = label_col if label_col not in names else f"__{label_col}"
-            extra = f", {label} AS {qi(col)}"
+            extra = f", {label} AS {sql_ident(col)}"
             kind = "number" if labels and isinstance(labels[0], int) else "str"
             names, kinds = [col, *names], [kind, *kinds]
         con.execute(
@@ -164,15 +156,15 @@ class TableSource:
             rel = rel.filter(expr)
         text = str(q.get("search") or "").strip()
         if text:
-            pat = ql(
+            pat = sql_literal(
                 "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             )
             parts = [
-                f"CAST({qi(n)} AS VARCHAR) ILIKE {pat} ESCAPE '\\'"
+                f"CAST({sql_ident(n)} AS VARCHAR) ILIKE {pat} ESCAPE '\\'"
                 for n, k in zip(self.names, self.kinds, strict=True)
                 if k in _TEXT_KINDS
             ] + [
-                f"{qi(n)}.caption ILIKE {pat} ESCAPE '\\'"
+                f"{sql_ident(n)}.caption ILIKE {pat} ESCAPE '\\'"
                 for n, k in zip(self.names, self.kinds, strict=True)
                 if k == "image"
             ]
@@ -193,20 +185,20 @@ class TableSource:
         order = f"{ROW}"
         if sort in self.names and self.kinds[self.names.index(sort)] != "image":
             way = "DESC" if q.get("desc") else "ASC"
-            order = f"{qi(sort)} {way} NULLS LAST, {ROW}"
-        cols = ", ".join([ROW, *(qi(n) for n in self.names)])
+            order = f"{sql_ident(sort)} {way} NULLS LAST, {ROW}"
+        cols = ", ".join([ROW, *(sql_ident(n) for n in self.names)])
         rows = rel.order(order).limit(page_size, page * page_size).project(cols).fetchall()
         return rows, total, page
 
     def cell(self, row: int, column: str) -> Any:
         """The value of one cell, by row id."""
         return self.con.execute(
-            f"SELECT {qi(column)} FROM {self.src} WHERE {ROW} = ?", [row]
+            f"SELECT {sql_ident(column)} FROM {self.src} WHERE {ROW} = ?", [row]
         ).fetchall()[0][0]
 
     def first_rows(self, n: int) -> list[tuple[Any, ...]]:
         """The first ``n`` rows in file order, row id first."""
         return self.con.execute(
-            f"SELECT {ROW}, {', '.join(qi(c) for c in self.names)} FROM {self.src} "
+            f"SELECT {ROW}, {', '.join(sql_ident(c) for c in self.names)} FROM {self.src} "
             f"ORDER BY {ROW} LIMIT {int(n)}"
         ).fetchall()
