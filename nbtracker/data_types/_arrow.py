@@ -31,7 +31,7 @@ from typing import Any
 
 from .._util import dumps
 from . import _media
-from .image import Image, store_images
+from .image import Image
 
 META_KEY = b"nbtracker"
 
@@ -45,19 +45,21 @@ def _image_type(images: str):  # type: ignore[no-untyped-def]
     return pa.struct(
         [first, ("sha256", pa.string()),
          ("width", pa.int32()), ("height", pa.int32()), ("mode", pa.string()),
-         ("caption", pa.string()), *_pack_fields(images)]
+         ("caption", pa.string())]
     )  # fmt: skip
 
 
-def _pack_fields(images: str) -> list[Any]:
-    import pyarrow as pa
-
-    return [("offset", pa.int64()), ("length", pa.int64())] if images == "run" else []
+def table_meta(table: Any, images: str, meta: dict[str, Any]) -> str:
+    """The JSON stored under ``b"nbtracker"`` in a table file's metadata."""
+    cols = [{"name": n, "type": t} for n, t in zip(table.columns, table._types, strict=False)]
+    full = {"format": "nbtracker.table", "version": 1, **meta, "images": images, "columns": cols}
+    return json.dumps(full, ensure_ascii=False)
 
 
 def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Build the Arrow table; ``images`` is "run" (write PNGs under ``base``), "path", "png"
-    or "index" (the row number, for views of a table in memory)."""
+    """Build the Arrow table; ``images`` is "path" (PNG files under ``base``), "png" or
+    "index" (the row number, for views of a table in memory). Versions logged into a run
+    are written by :mod:`._logged` instead."""
     import pyarrow as pa
 
     arrays = []
@@ -79,37 +81,25 @@ def to_arrow(table: Any, images: str, base: Path | None, meta: dict[str, Any]): 
         elif kind in ("list", "dict", "mixed"):
             arr = pa.array([None if v is None else dumps(v) for v in vals], pa.string())
         elif kind == "image":
-            stored = {}
-            if images == "run":
-                assert base is not None
-                stored = store_images([v for v in vals if v is not None], base)
             if images == "index":  # in memory (TableView): the cell points into table.data
                 cells = [None if v is None else {"idx": i, "width": v.width, "height": v.height,
                          "mode": v.mode, "caption": v.caption} for i, v in enumerate(vals)]  # fmt: skip
             else:
-                cells = [None if v is None else _image_cell(v, images, base, stored) for v in vals]
+                cells = [None if v is None else _image_cell(v, images, base) for v in vals]
             arr = pa.array(cells, _image_type(images))
         else:
             arr = pa.nulls(len(vals))
         arrays.append(arr)
-    cols = [{"name": n, "type": t} for n, t in zip(table.columns, table._types, strict=False)]
-    meta = {"format": "nbtracker.table", "version": 1, **meta, "images": images, "columns": cols}
     schema = pa.schema(
         [pa.field(name, a.type) for name, a in zip(table.columns, arrays, strict=False)],
-        metadata={META_KEY: json.dumps(meta, ensure_ascii=False)},
+        metadata={META_KEY: table_meta(table, images, meta)},
     )
     if not arrays:
         return schema.empty_table()
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _image_cell(
-    img: Image, images: str, base: Path | None, stored: dict[int, dict[str, Any]]
-) -> dict[str, Any]:
-    if images == "run":
-        ref = stored[id(img)]
-        return {k: ref.get(k) for k in ("path", "sha256", "width", "height", "mode", "caption",
-                                        "offset", "length")}  # fmt: skip
+def _image_cell(img: Image, images: str, base: Path | None) -> dict[str, Any]:
     cell = {"sha256": img.sha256, "width": img.width, "height": img.height, "mode": img.mode,
             "caption": img.caption}  # fmt: skip
     if images == "png":

@@ -14,7 +14,6 @@ single quotes.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -181,18 +180,17 @@ def _write(table: Any, run_dir: Path, meta: dict[str, Any], dest: Path) -> None:
     import duckdb
 
     from ..catalog import DUCKDB_CONFIG
+    from ._arrow import META_KEY, table_meta
 
+    meta_json = table_meta(table, "run", meta)
     if not table.columns:  # DuckDB cannot write a file without columns; pyarrow can
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from ._arrow import to_arrow
-
-        pq.write_table(to_arrow(table, "run", run_dir, meta), dest, compression="zstd")
+        empty = pa.schema([], metadata={META_KEY: meta_json}).empty_table()
+        pq.write_table(empty, dest, compression="zstd")
         return
     cols = _arrays(table, run_dir)
-    columns = [{"name": n, "type": t} for n, t in zip(table.columns, table._types, strict=False)]
-    meta = {"format": "nbtracker.table", "version": 1, **meta, "images": "run",
-            "columns": columns}  # fmt: skip
     con = duckdb.connect(":memory:", config=dict(DUCKDB_CONFIG))
     try:
         con.register("src", cols.arrays)
@@ -200,7 +198,7 @@ def _write(table: Any, run_dir: Path, meta: dict[str, Any], dest: Path) -> None:
         try:
             con.execute(
                 f"COPY out TO {sql_literal(str(dest))} (FORMAT parquet, COMPRESSION zstd, "
-                f"KV_METADATA {{nbtracker: {sql_literal(json.dumps(meta, ensure_ascii=False))}}})"
+                f"KV_METADATA {{nbtracker: {sql_literal(meta_json)}}})"
             )
         except duckdb.IOException as exc:
             raise OSError(str(exc).split("\n")[0]) from exc
