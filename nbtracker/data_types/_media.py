@@ -48,6 +48,13 @@ def table_path(key: str, step: int) -> str:
     return f"{TABLES}/{slug(key)}/{int(step):08d}.parquet"
 
 
+def _ensure_folder(parent: str, *, again: bool = False) -> None:
+    """Make a media folder, once per process (``again``: it was removed meanwhile)."""
+    if again or parent not in _made_dirs:
+        os.makedirs(parent, exist_ok=True)
+        _made_dirs.add(parent)
+
+
 def write_once(run_dir: Path | str, rel: str, data: bytes) -> None:
     """Write a content-addressed file unless an intact copy is already there.
 
@@ -57,9 +64,7 @@ def write_once(run_dir: Path | str, rel: str, data: bytes) -> None:
     """
     path = os.path.join(run_dir, rel)
     parent = os.path.dirname(path)
-    if parent not in _made_dirs:
-        os.makedirs(parent, exist_ok=True)
-        _made_dirs.add(parent)
+    _ensure_folder(parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
@@ -67,8 +72,7 @@ def write_once(run_dir: Path | str, rel: str, data: bytes) -> None:
             return
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     except FileNotFoundError:  # the folder was removed after we made it
-        _made_dirs.discard(parent)
-        os.makedirs(parent, exist_ok=True)
+        _ensure_folder(parent, again=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
@@ -88,9 +92,7 @@ def write_pack(run_dir: Path | str, blobs: list[bytes]) -> tuple[str, list[int]]
     rel = f"{IMAGES}/{PACK_PREFIX}{secrets.token_hex(8)}{PACK_SUFFIX}"
     path = os.path.join(run_dir, rel)
     parent = os.path.dirname(path)
-    if parent not in _made_dirs:
-        os.makedirs(parent, exist_ok=True)
-        _made_dirs.add(parent)
+    _ensure_folder(parent)
     offsets, pos = [], 0
     for b in blobs:
         offsets.append(pos)
@@ -99,8 +101,7 @@ def write_pack(run_dir: Path | str, blobs: list[bytes]) -> tuple[str, list[int]]
     try:
         f = open(tmp, "wb")  # noqa: SIM115
     except FileNotFoundError:  # the folder was removed after we made it
-        _made_dirs.discard(parent)
-        os.makedirs(parent, exist_ok=True)
+        _ensure_folder(parent, again=True)
         f = open(tmp, "wb")  # noqa: SIM115
     with f:
         f.writelines(blobs)  # no joined copy: a pack of big images stays one copy in memory
