@@ -176,7 +176,7 @@ def repair(root: str | None) -> None:
 
     store = Store(root)
     n = store.repair()
-    removed = getattr(store, "removed_temp_files", 0)
+    removed = store.removed_temp_files
     extra = f"; removed {removed} temp files left by killed processes" if removed else ""
     click.echo(f"indexed {n} runs into {store.catalog.path}{extra}")
 

@@ -99,6 +99,7 @@ class Store:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = _paths.resolve_root(root)
         self.catalog = Catalog(self.root / _paths.CATALOG_NAME)
+        self.removed_temp_files = 0  # by the last repair()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -272,8 +273,9 @@ class Store:
         return out
 
     def repair(self) -> int:
-        """Rebuild the catalog from the run folders (compacting ended runs' history);
-        return the number of runs indexed."""
+        """Rebuild the catalog from the run folders (compacting ended runs' history and
+        removing the temp files killed processes left there, counted in
+        ``removed_temp_files``); return the number of runs indexed."""
         records = self.all_records()
         self.removed_temp_files = 0
         for rec in records:
