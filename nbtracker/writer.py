@@ -4,6 +4,10 @@ The training loop only appends ``(step, timestamp, row)`` tuples to a deque. Thi
 drains it at least every ``interval`` seconds (sooner when ``max_rows`` pile up), writes a
 segment atomically, keeps the run's ``run.json`` heartbeat fresh and, now and then, the
 catalog. Any storage error becomes one warning; the rows are kept and retried.
+
+Segments are written through DuckDB from numpy arrays (``segments.write_rows_duckdb``);
+pyarrow, and the pandas it imports, load only if a single flush exceeds
+``COLD_MAX_VALUES``, after which every flush goes through pyarrow.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class Writer:
         self._warmed = threading.Event()
         self._warm_started = False
         self._warm_start_lock = threading.Lock()
-        self._cold_con: Any = None
+        self._flush_con: Any = None  # DuckDB, until pyarrow takes over
         self._index_wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
         self._indexer = threading.Thread(target=self._index_loop, name="nbtracker-index", daemon=True)
@@ -108,7 +112,7 @@ class Writer:
         next_at = time.monotonic() + self.interval
         try:  # ready for the first flush before it is due
             with self._lock:
-                self._cold_connection()
+                self._flush_connection()
         except Exception:  # noqa: BLE001, S110 - the first flush reports a real problem
             pass
         while not self._stop.is_set():
@@ -150,11 +154,9 @@ class Writer:
         self._index_wake.set()
 
     def close(self) -> None:
-        """Release the DuckDB connection of the first flushes (after the final flush)."""
+        """Release the flush connection (after the final flush)."""
         with self._lock:
-            if self._cold_con is not None:
-                self._cold_con.close()
-                self._cold_con = None
+            self._close_flush_connection()
 
     def flush_rows(self) -> int:
         """Write what is buffered now, without touching run.json or the catalog."""
@@ -179,23 +181,19 @@ class Writer:
                 self._last_catalog = now
                 self.catalog_dirty = not self.save_catalog(snap)
 
-    def _cold_connection(self) -> Any:
-        if self._cold_con is None and not self._warmed.is_set():
+    def _flush_connection(self) -> Any:
+        if self._flush_con is None:
             import duckdb
 
             from .catalog import DUCKDB_CONFIG
 
-            self._cold_con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
-        return self._cold_con
+            self._flush_con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
+        return self._flush_con
 
-    def _write_cold(self, steps: list[int], stamps: list[float], rows: list[dict[str, Any]], path: Path) -> None:
-        con = self._cold_connection()
-        if con is None:  # warmed meanwhile
-            self._wait_warm()
-            table = segments.rows_to_long(steps, stamps, rows, self.key_types)
-            segments.write_parquet_atomic(table, path)
-            return
-        segments.write_rows_duckdb(con, steps, stamps, rows, self.key_types, path)
+    def _close_flush_connection(self) -> None:
+        if self._flush_con is not None:
+            self._flush_con.close()
+            self._flush_con = None
 
     def merge(self, *, recent_only: bool = False) -> None:
         """Merge history segments into one file (one merge at a time per run)."""
@@ -216,12 +214,13 @@ class Writer:
             self.hdir.mkdir(parents=True, exist_ok=True)
             path = self.hdir / segments.segment_name(self.seq, self.seq)
             if not self._warmed.is_set() and sum(len(r[2]) for r in rows) <= COLD_MAX_VALUES:
-                self._write_cold(list(steps), list(stamps), list(dicts), path)
-            else:
+                con = self._flush_connection()
+                segments.write_rows_duckdb(
+                    con, list(steps), list(stamps), list(dicts), self.key_types, path
+                )
+            else:  # a huge flush: pyarrow from now on (less memory per value)
                 self._wait_warm()
-                if self._cold_con is not None:
-                    self._cold_con.close()
-                    self._cold_con = None
+                self._close_flush_connection()
                 table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
                 segments.write_parquet_atomic(table, path)
                 del table
@@ -247,7 +246,7 @@ class Writer:
 
 
 def _warm_imports() -> None:
-    """Import pyarrow, and pandas through it, before the first flush needs them."""
+    """Import pyarrow, and pandas through it (only for flushes past COLD_MAX_VALUES)."""
     import pyarrow as pa
     import pyarrow.compute  # noqa: F401
     import pyarrow.parquet  # noqa: F401
