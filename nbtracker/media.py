@@ -15,7 +15,9 @@ Images come back in the form ``images=`` asks for:
   ``.info["caption"]``;
 * ``"array"``: ``uint8`` numpy arrays, ``(H, W)`` or ``(H, W, C)``;
 * ``"image"``: :class:`nbtracker.Image` objects that read their file on first use (cheap);
-* ``"path"``: the absolute path of each stored PNG (a string).
+* ``"path"``: the absolute path of each stored PNG (a string); an image stored in a pack
+  (the images of one ``log()`` call share one file) is extracted beside it as
+  ``<sha256>.png`` on first request.
 
 The frame keeps the column types in ``df.attrs["nbtracker_types"]``, so
 ``Table(dataframe=load_table(...))`` equals the logged table (same columns, values, and

@@ -29,7 +29,7 @@ STYLE = (
 def thumbnail_png(img: Any, max_side: int = 64) -> bytes:
     """PNG bytes of the image, box-reduced to at most ``max_side`` pixels a side."""
     if max(img.width, img.height) <= max_side:
-        return bytes(img.png_bytes())
+        return img.png_bytes()
     factor = math.ceil(max(img.width, img.height) / max_side)
     return encode_png(box_reduce(img.to_numpy(), factor))
 

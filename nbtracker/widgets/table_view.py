@@ -369,7 +369,7 @@ class TableView(anywidget.AnyWidget):
                 col = self._source.names.index(col_name)
                 cell = self._source.cell(row, col_name)
             img = self._image(row, col, cell)
-            png = bytes(img.png_bytes())
+            png = img.png_bytes()
             if self._binary:
                 buffers = [png]
             else:
