@@ -5,8 +5,9 @@
 // `page` trait: rows of plain values, image thumbnails as PNG bytes (binary buffers, which
 // arrive here as DataViews; `src` data: URIs instead where buffers are off, as in Colab).
 // The view only sets the `query` trait (sort, filter, search, page) and asks for a
-// full-size image with a custom message when a thumbnail is clicked. Every user string is put in the page with
-// textContent / attribute properties, never as HTML, so cells and captions cannot run code.
+// full-size image with a custom message when a thumbnail is clicked. Every user string is
+// put in the page with textContent / attribute properties, never as HTML, so cells and
+// captions cannot run code.
 
 const CSS = `
 .nbt-tv{font:12px/1.4 system-ui,-apple-system,sans-serif;color:var(--jp-ui-font-color1,#222)}
