@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,9 @@ def in_notebook() -> bool:
     return ip is not None and type(ip).__name__ in ("ZMQInteractiveShell", "Shell")
 
 
+exit_code: int | None = None  # what sys.exit() was called with (None: not called)
+
+
 def _install_exit_hooks() -> None:
     global _hooks_installed
     if _hooks_installed:
@@ -67,6 +71,22 @@ def _install_exit_hooks() -> None:
     _hooks_installed = True
     atexit.register(_finish_all_at_exit)
     prev = sys.excepthook
+    real_exit = sys.exit
+
+    def exit(status: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
+        """sys.exit, noting the status: a run ended by ``sys.exit(143)`` (say, from a
+        SIGTERM handler) is recorded as failed with that code, as W&B does."""
+        global exit_code
+        if status is None:
+            exit_code = 0
+        elif isinstance(status, int):
+            exit_code = status
+        else:
+            exit_code = 1
+        real_exit(status)
+
+    exit.__wrapped__ = real_exit  # type: ignore[attr-defined]
+    sys.exit = exit
 
     def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
         for run in list(active):
@@ -84,6 +104,30 @@ def _finish_all_at_exit() -> None:
     exiting = True
     for run in list(active):
         try:
-            run.finish()
+            run.finish(exit_code=exit_code or None)
         except Exception:  # noqa: BLE001, S110
             pass
+
+
+def _after_fork_in_child() -> None:
+    """A child made by ``os.fork()`` (multiprocessing's default on Linux) has copies of the
+    parent's runs but none of its threads, and locks that thread may have held: give every
+    run, and the read layer, fresh ones. Cheap: a child that never logs pays nothing more."""
+    global _lock
+    _lock = threading.RLock()
+    for run in list(active):
+        try:
+            run._after_fork_child()
+        except Exception:  # noqa: BLE001, S110 - never break the user's child process
+            pass
+    for name, attr in (("nbtracker.store", "_after_fork_child"), ("nbtracker.query", "_after_fork_child")):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            try:
+                getattr(mod, attr)()
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

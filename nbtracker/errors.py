@@ -15,6 +15,15 @@ class RunNotFound(NbtrackerError, LookupError):
     """No run matches the given path or id."""
 
 
+class RunBusy(UsageError):
+    """Another live process is writing the run that ``init(id=..., resume=...)`` named."""
+
+
+class StorageError(NbtrackerError):
+    """The storage folder cannot be written (a full disk, no permission) where nbtracker
+    must write before training starts (``init()``); the message names the path."""
+
+
 class StoreLocked(NbtrackerError):
     """The catalog file is held by another process for longer than the retry budget."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections import deque
@@ -12,14 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._util import HOSTNAME, process_start_ticks, to_jsonable
+from ._util import MAX_DEPTH, HOSTNAME, _safe_str, clean_int, clean_text, process_start_ticks, to_jsonable
 from .config import Config
-from .errors import LogValueWarning, StepWarning, UsageError
+from .errors import LogValueWarning, StepWarning, StorageWarning, UsageError
 from .store import Store
 from .summary import MetricRule, Summary
 from .writer import BACKPRESSURE_ROWS, MAX_BUFFER_ROWS, Writer
 
 _NUMBER_TYPES = (float, int, bool)
+# Columns every history row has: a logged key of that name would shadow them.
+RESERVED_KEYS = frozenset(("_step", "_runtime", "_timestamp"))
 
 
 class Run:
@@ -62,6 +66,10 @@ class Run:
         self._writer: Writer | None = None
         self._hooks: list[Any] = []  # callables(run, event, payload) for live widgets
         self._bad_keys_warned: set[str] = set()
+        self._lock = threading.Lock()  # log() from several threads: one row at a time
+        self._keys_ok: set[str] = set()  # keys checked once (text, not reserved): fast path
+        self._child = False  # a copy of the run in a forked child process
+        self._release: Any = None  # releases the run's writer lock (Store.lock_run)
         if disabled or store is None:
             self.dir = Path(os.devnull)
             return
@@ -104,7 +112,11 @@ class Run:
             return tuple(value or ()) if key == "tags" else value
 
         def set_(self: Run, value: Any) -> None:
-            self._rec[key] = tuple(value) if key == "tags" else value
+            if key == "tags":
+                value = tuple(clean_text(str(t), "a tag") for t in value)
+            elif value is not None:
+                value = clean_text(str(value), key)
+            self._rec[key] = value
             self._mark_dirty()
 
         return property(get, set_, doc=doc)
@@ -149,36 +161,57 @@ class Run:
         """
         if self._disabled:
             return
+        with self._lock:
+            bad = self._log(data, step, commit)
+        if bad:
+            self._warn_bad(bad)
+
+    def _log(self, data: Mapping[str, Any], step: Any, commit: bool | None) -> list | None:  # type: ignore[type-arg]
         if self._finished:
             msg = "This run has finished; call nbtracker.init() to start a new one before log()."
             raise UsageError(msg)
+        try:
+            items = data.items()
+        except AttributeError:
+            msg = (
+                f"log() takes a dict of {{name: value}}, not {type(data).__name__}: "
+                "write log({'loss': loss})."
+            )
+            raise TypeError(msg) from None
         if step is not None:
             if step.__class__ is not int:
-                step = int(step)
+                try:
+                    step = int(step)
+                except (TypeError, ValueError):
+                    msg = f"log(step={step!r}): step must be an int"
+                    raise TypeError(msg) from None
             if step < self._step:
                 warnings.warn(
                     f"log(step={step}) is lower than the run's current step {self._step}; "
                     "that row was dropped (steps must not go backwards). Log without step= "
                     "or use define_metric() with a custom step metric.",
                     StepWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-                return
+                return None
             if step > self._step:
                 if self._pending:
                     self._commit()
                 self._step = step
         pend = self._pending
+        ok = self._keys_ok
         bad = None
-        for k, v in data.items():
-            if v.__class__ in _NUMBER_TYPES and k.__class__ is str:
+        for k, v in items:
+            if v.__class__ in _NUMBER_TYPES and k in ok:
                 pend[k] = v
             else:
-                bad = self._slow_value(k, v, pend, bad)
+                try:
+                    bad = self._slow_value(k, v, pend, bad, ())
+                except Exception as exc:  # noqa: BLE001 - a hostile value never escapes log()
+                    bad = [*(bad or []), (_safe_str(k), v, exc)]
         if commit is not False and (step is None or commit):
             self._commit()
-        if bad:
-            self._warn_bad(bad)
+        return bad
 
     def _commit(self) -> None:
         row = self._pending
@@ -199,17 +232,44 @@ class Run:
             except Exception:  # noqa: BLE001 - a widget must never break training
                 pass
 
-    def _slow_value(self, k: Any, v: Any, pend: dict[str, Any], bad: list | None) -> list | None:  # type: ignore[type-arg]
-        if not isinstance(k, str):
-            k = str(k)
+    def _slow_value(
+        self, k: Any, v: Any, pend: dict[str, Any], bad: list | None, parents: tuple[int, ...]  # type: ignore[type-arg]
+    ) -> list | None:  # type: ignore[type-arg]
+        if k.__class__ is not str:
+            k = str(k) if isinstance(k, str) else _safe_str(k)
+        if k not in self._keys_ok:
+            if k in RESERVED_KEYS:
+                why = ValueError(f"{k!r} is reserved for the row's own {k[1:]}; pass step= to log()")
+                return [*(bad or []), (k, v, why)]
+            clean = clean_text(k, f"the key {k!r}")
+            if clean is k and not parents:
+                self._keys_ok.add(k)
+            k = clean
         if v is None:
             return bad
-        if isinstance(v, (bool, int, float, str)):
-            pend[k] = v if v.__class__ in (bool, int, float, str) else _builtin(v)
+        cls = v.__class__
+        if cls is str:
+            pend[k] = clean_text(v, f"the value of {k!r}")
             return bad
+        if cls is int or cls is float or cls is bool:
+            pend[k] = v
+            return bad
+        if isinstance(v, (bool, int, float, str)):
+            try:
+                x = _builtin(v)
+            except Exception as exc:  # noqa: BLE001 - a subclass whose conversion raises
+                return [*(bad or []), (k, v, exc)]
+            return self._slow_value(k, x, pend, bad, parents)
         if isinstance(v, Mapping):
+            if id(v) in parents:
+                return [*(bad or []), (k, v, ValueError("the dict contains itself"))]
+            if len(parents) >= MAX_DEPTH:
+                why = ValueError(f"nested more than {MAX_DEPTH} levels deep")
+                return [*(bad or []), (k, v, why)]
+            inner = (*parents, id(v))
             for k2, v2 in v.items():
-                bad = self._slow_value(f"{k}.{k2}", v2, pend, bad)
+                name = k2 if k2.__class__ is str else _safe_str(k2)
+                bad = self._slow_value(f"{k}.{name}", v2, pend, bad, inner)
             return bad
         to_history = getattr(v, "_to_history", None)
         if to_history is not None:
@@ -227,24 +287,23 @@ class Run:
             except Exception as exc:  # noqa: BLE001 - e.g. a tensor with many elements
                 return [*(bad or []), (k, v, exc)]
             if isinstance(x, (bool, int, float)):
-                pend[k] = x
-                return bad
+                return self._slow_value(k, x, pend, bad, parents)
         if isinstance(v, (list, tuple)) and v and all(
             getattr(x, "_nbt_media", None) == "image" for x in v
         ):
             from .data_types.image import ImageList
 
-            return self._slow_value(k, ImageList(v), pend, bad)
+            return self._slow_value(k, ImageList(v), pend, bad, parents)
         if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
             from .data_types import Histogram
 
-            return self._slow_value(k, Histogram(v), pend, bad)
+            return self._slow_value(k, Histogram(v), pend, bad, parents)
         return [*(bad or []), (k, v, None)]
 
     def _warn_bad(self, bad: list) -> None:  # type: ignore[type-arg]
         parts = []
         for k, v, exc in bad:
-            why = f": {exc}" if exc else ""
+            why = f": {_safe_str(exc)}" if exc else ""
             parts.append(f"{k!r} ({type(v).__module__}.{type(v).__qualname__}{why})")
         msg = (
             f"could not log {', '.join(parts)}; skipped. Log numbers, bools, strings, nested "
@@ -347,14 +406,72 @@ class Run:
         if self._writer is not None and not self._finished:
             self._writer.flush()
 
-    def _begin(self) -> None:
+    def _begin(self, release: Any = None) -> None:
+        """Write the first record and start the writer; ``release`` frees the run's writer
+        lock (taken by ``init()``) once the run is finished and stored."""
         assert self._store is not None and self._writer is not None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._release = release
+        # The writer needs these; imported here, in the caller's thread, they cost init()
+        # ~0.1-0.25 s once per process instead of stalling the training loop's first log()
+        # calls while a background import holds the GIL (and a fork() during a background
+        # import would leave the child's import lock held forever).
+        import duckdb  # noqa: F401
+        import numpy  # noqa: F401
+
         rec = self._snapshot()
         self._save_record(rec)
         # the catalog hears of the run at the writer's first catalog interval, or at
         # finish: readers see it at once anyway, from its run folder
         self._writer.start()
+
+    # -- forked children -------------------------------------------------------------------
+    def _after_fork_child(self) -> None:
+        """In a child made by ``os.fork()``: drop the parent's writer, threads and widgets.
+
+        The parent keeps owning the run (its record, state and catalog row). If the child
+        logs, its rows go to the same run through a writer of its own (own segment files,
+        so nothing is overwritten), started on the child's first row and flushed when the
+        child exits; steps count on from the step at the fork.
+        """
+        _fork_leaks.append(self._writer)  # never close the parent's DuckDB in the child
+        self._child = True
+        self._hooks = []
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._buffer = deque()
+        self._release = None
+        self._writer = None
+        self._commit = self._first_child_commit  # type: ignore[method-assign]
+
+    def _first_child_commit(self) -> None:
+        del self._commit  # back to the class's method for every later row
+        if self._store is not None and self._writer is None and not self._finished:
+            self._writer = Writer(
+                self._store.history_dir(self.dir), self._buffer, self._key_types,
+                self._snapshot, lambda rec: None, lambda rec: True,
+            )  # fmt: skip
+            self._writer.start(index=False)
+            _flush_children_at_exit()
+        self._commit()
+
+    def _finish_child(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        writer.stop()
+        try:
+            writer.flush_rows(final=True)
+        except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
+            writer._warn("finish", f"nbtracker could not write the history ({exc!r})")
+        left = writer.pending_rows()
+        if left or writer.rows_dropped:
+            warnings.warn(
+                f"nbtracker: {left + writer.rows_dropped:,} rows this forked process logged "
+                f"to {self.project}/{self.id} could not be stored (see the warnings above).",
+                StorageWarning,
+                stacklevel=2,
+            )
+        writer.close()
 
     # -- lifecycle -------------------------------------------------------------------------
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
@@ -367,9 +484,10 @@ class Run:
         quiet : bool, optional
             Accepted for wandb compatibility; ignored.
         """
-        if self._finished:
-            return
-        self._finished = True
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
         from . import _state
 
         _state.forget(self)
@@ -378,6 +496,9 @@ class Run:
             return
         if self._pending:
             self._commit()
+        if self._child:  # a forked copy: store its rows, leave the run to the parent
+            self._finish_child()
+            return
         state = "failed" if exit_code else "finished"
         self._rec["state"] = state
         self._rec["exit_code"] = exit_code or 0
@@ -387,16 +508,29 @@ class Run:
         writer.stop()
         if "nbtracker.data_types.image" in sys.modules:  # the run's index of stored images
             sys.modules["nbtracker.data_types.image"].forget_run(self.dir)
+        run_name = f"{self.project}/{self.id}"
 
         def final() -> dict[str, Any]:
             try:
-                writer.flush_rows()
+                writer.flush_rows(final=True)
             except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
                 writer._warn("finish", f"nbtracker could not write the history ({exc!r})")
+            lost = writer.pending_rows() + writer.rows_dropped
+            if lost:
+                warnings.warn(
+                    f"nbtracker: {lost:,} rows logged to {run_name} could not be stored "
+                    f"({writer.pending_rows():,} still unwritten at finish, "
+                    f"{writer.rows_dropped:,} dropped earlier; see the warnings above). "
+                    "Everything else is stored.",
+                    StorageWarning,
+                    stacklevel=2,
+                )
             writer.close()
             return self._snapshot()
 
-        self._store.finalize_background(self.dir, final, writer.merge, sync=_state.exiting)
+        self._store.finalize_background(
+            self.dir, final, writer.merge, sync=_state.exiting, done=self._release
+        )
         for hook in list(self._hooks):
             try:
                 hook(self, "finish", state)
@@ -442,6 +576,61 @@ class Run:
 
     def log_code(self, *args: Any, **kwargs: Any) -> None:
         """Accepted for wandb compatibility; ignored."""
+
+
+_fork_leaks: list[Any] = []  # objects a forked child must never close or collect
+_child_exit_installed = False
+
+
+def _flush_children_at_exit() -> None:
+    """In a forked child that logs: store its rows when it ends, also through the exits
+    that skip ``atexit`` (multiprocessing's ``os._exit``, ``Pool.terminate``'s SIGTERM)."""
+    global _child_exit_installed
+    if _child_exit_installed:
+        return
+    _child_exit_installed = True
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:  # a multiprocessing child runs these before os._exit()
+        mp_util.Finalize(None, _finish_children, exitpriority=100)
+    try:
+        if (
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            and threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGTERM, _sigterm_in_child)
+    except (ValueError, OSError):  # not the main thread of the interpreter
+        pass
+
+
+_child_exit = {"finishing": False, "term": False}
+
+
+def _finish_children() -> None:
+    """Store the rows of every run this forked child logged to (once; re-entered from the
+    SIGTERM handler while it runs, it lets the running flush finish first)."""
+    from . import _state
+
+    if _child_exit["finishing"]:
+        return
+    _child_exit["finishing"] = True
+    try:
+        for run in list(_state.active):
+            if run._child:
+                try:
+                    run.finish()
+                except Exception:  # noqa: BLE001, S110 - the process is ending
+                    pass
+    finally:
+        _child_exit["finishing"] = False
+    if _child_exit["term"]:  # a SIGTERM came while we flushed: honour it now
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _sigterm_in_child(signum: int, frame: Any) -> None:
+    _child_exit["term"] = True
+    if not _child_exit["finishing"]:
+        _finish_children()
 
 
 def _builtin(v: Any) -> Any:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import getpass
 import os
-import random
 import re
+import secrets
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _paths, _state, segments
-from ._util import HOSTNAME, new_id, process_start_ticks
+from . import _paths, _state, _util, segments
+from ._util import HOSTNAME, clean_text, new_id, process_start_ticks
 from .config import Config, _as_mapping, defaults_from_environment
-from .errors import UsageError
+from .errors import StorageError, UsageError
 from .run import Run, new_record
 from .store import Store
 
@@ -33,6 +33,7 @@ _NOUN = (
     "moon morning mountain night ocean paper pine planet pond rain river sea shadow sky "
     "snow sound star sun surf thunder tree violet water wave wind wood"
 ).split()
+_rng = secrets.SystemRandom()  # names never draw from the user's seeded `random`
 _ID_OK = re.compile(r"^[^\x00-\x1f/\\]{1,128}$")
 
 
@@ -121,12 +122,18 @@ def init(
             return prev
         if reinit == "finish_previous":
             prev.finish()
-    project = str(_pick(project, "PROJECT", "uncategorized"))
+    # W&B's environment variables (NBTRACKER_* first); arguments win over them
+    notes, group = _pick(notes, "NOTES"), _pick(group, "RUN_GROUP")
+    job_type = _pick(job_type, "JOB_TYPE")
+    if tags is None:
+        tags = [t.strip() for t in (_paths.env("TAGS") or "").split(",") if t.strip()]
+    project = clean_text(str(_pick(project, "PROJECT", "uncategorized")), "project")
+    notes, group, job_type = _text(notes, "notes"), _text(group, "group"), _text(job_type, "job_type")
     entity = str(_pick(entity, "ENTITY") or _user())
     if isinstance(tags, str):
         tags = [tags]
-    tags = [str(t) for t in (tags or [])]
-    run_id = str(_pick(id, "RUN_ID") or new_id())
+    tags = [clean_text(str(t), "a tag") for t in (tags or [])]
+    run_id = clean_text(str(_pick(id, "RUN_ID") or new_id()), "id")
     if not _ID_OK.match(run_id):
         msg = f"init(id={run_id!r}): ids may not contain '/', '\\' or control characters"
         raise UsageError(msg)
@@ -137,30 +144,36 @@ def init(
         rec = new_record(run_id=run_id, project=project, entity=entity, name=name or "disabled",
                          notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
         run = Run(None, rec, cfg, disabled=True)
-        _state.set_current(run)
+        _make_current(run, reinit, prev)
         return run
 
     store = store or Store(dir)
     rdir = store.run_dir(project, run_id)
-    existing = store.read_record(rdir)
-    if existing is not None and existing.get("project") == project:
-        if resume in (None, "never"):
+    fresh_dir = not rdir.exists()
+    try:
+        release = store.lock_run(rdir)
+    except OSError as exc:
+        msg = (
+            f"nbtracker could not create the run folder {rdir} ({exc}). Free disk space or "
+            "choose another folder with init(dir=...) or NBTRACKER_DIR."
+        )
+        raise StorageError(msg) from exc
+    try:
+        run = _open_run(store, rdir, project, run_id, entity, resume, cfg, name, notes, tags,
+                        group, job_type, mode)  # fmt: skip
+        run._begin(release)
+    except BaseException as exc:
+        release()
+        if fresh_dir:
+            store.discard_run_dir(rdir)
+        if isinstance(exc, OSError):
             msg = (
-                f"run {project}/{run_id} already exists in {store.root}; pass "
-                "resume='allow' to continue it, or leave id= out to start a new run."
+                f"nbtracker could not write the run record in {rdir} ({exc}). Free disk "
+                "space or choose another folder with init(dir=...) or NBTRACKER_DIR."
             )
-            raise UsageError(msg)
-        run = _resume(store, existing, cfg, name, notes, tags, group, job_type)
-    else:
-        if resume == "must":
-            msg = f"resume='must' but there is no run {project}/{run_id} in {store.root}"
-            raise UsageError(msg)
-        name = name or _paths.env("NAME") or _readable_name(store, project)
-        rec = new_record(run_id=run_id, project=project, entity=entity, name=str(name),
-                         notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
-        run = Run(store, rec, cfg)
-    run._begin()
-    _state.set_current(run)
+            raise StorageError(msg) from exc
+        raise
+    _make_current(run, reinit, prev)
     if _state.in_notebook():  # the live panel, even without %load_ext nbtracker
         from .display import install_notebook_hook
 
@@ -171,6 +184,34 @@ def init(
         except Exception as exc:  # noqa: BLE001 - a display problem must not stop training
             warnings.warn(f"nbtracker could not show the run panel: {exc!r}", stacklevel=2)
     return run
+
+
+def _open_run(
+    store: Store, rdir: Any, project: str, run_id: str, entity: str, resume: str | None,
+    cfg: Config, name: Any, notes: Any, tags: list[str], group: Any, job_type: Any, mode: str,
+) -> Run:  # fmt: skip
+    """The new or resumed Run for ``rdir`` (whose writer lock the caller holds)."""
+    existing = store.read_record(rdir)
+    if existing is not None and existing.get("project") == project:
+        if resume in (None, "never"):
+            msg = (
+                f"run {project}/{run_id} already exists in {store.root}; pass "
+                "resume='allow' to continue it, or leave id= out to start a new run."
+            )
+            raise UsageError(msg)
+        return _resume(store, existing, cfg, name, notes, tags, group, job_type)
+    if resume == "must":
+        msg = f"resume='must' but there is no run {project}/{run_id} in {store.root}"
+        raise UsageError(msg)
+    name = _readable_name(store, project, name or _paths.env("NAME"))
+    rec = new_record(run_id=run_id, project=project, entity=entity, name=clean_text(str(name), "name"),
+                     notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
+    return Run(store, rec, cfg)
+
+
+def _text(value: Any, what: str) -> Any:
+    """A name, tag or note from the user, as storable text (None stays None)."""
+    return None if value is None else clean_text(str(value), what)
 
 
 def _user() -> str:
@@ -220,9 +261,32 @@ def _build_config(config: Any, exclude: Any, include: Any, allow: bool) -> Confi
     return cfg
 
 
-def _readable_name(store: Store, project: str) -> str:
-    n = sum(1 for _ in store.iter_run_dirs(project)) + 1
-    return f"{random.choice(_ADJ)}-{random.choice(_NOUN)}-{n}"
+def _readable_name(store: Store, project: str, given: Any = None) -> str:
+    """``given``, or a name such as ``swift-river-7``: 7 is the run's number in the project.
+
+    Every new run counts (named ones too), in ``runs/<project>/.counter`` (one byte per
+    run, see :func:`_util.count_up`): O(1), where counting the run folders made ``init()``
+    slower as the project grew. The words come from the OS's randomness, never from the
+    user's seeded ``random`` stream.
+    """
+    counter = _paths.run_counter(store.root, project)
+    try:
+        counter.parent.mkdir(parents=True, exist_ok=True)
+        n = _util.count_up(counter, lambda: sum(1 for _ in store.iter_run_dirs(project)))
+    except OSError:  # a read-only or odd file system: count the folders as before
+        n = sum(1 for _ in store.iter_run_dirs(project)) + 1
+    if given:
+        return str(given)
+    return f"{_rng.choice(_ADJ)}-{_rng.choice(_NOUN)}-{n}"
+
+
+def _make_current(run: Run, reinit: str, prev: Run | None) -> None:
+    """Make ``run`` the current run (``nbtracker.run``, ``nbtracker.log``), except that
+    ``reinit="create_new"`` leaves an active current run in place, as W&B leaves
+    ``wandb.run`` (a create_new run becomes current only when there is none)."""
+    _state.set_current(run)
+    if reinit == "create_new" and prev is not None and not prev._finished:
+        _state.current = prev
 
 
 def _resume(
@@ -275,7 +339,11 @@ def current_run(action: str) -> Run:
 def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None,
         sync: bool | None = None) -> None:  # fmt: skip
     """Log a row to the current run; see :meth:`Run.log`."""
-    current_run("log").log(data, step=step, commit=commit)
+    run = current_run("log")
+    if data.__class__ is not dict and not isinstance(data, Mapping):
+        msg = f"log() takes a dict of {{name: value}}, not {type(data).__name__}: log({{'loss': 0.1}})"
+        raise TypeError(msg)
+    run.log(data, step=step, commit=commit)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

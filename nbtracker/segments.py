@@ -5,9 +5,12 @@ Layout of every history file (one run's rows, long format)::
     step BIGINT, ts DOUBLE, key VARCHAR, value DOUBLE, text VARCHAR
 
 Numbers and bools go to ``value`` (bools as 0/1; NaN and inf kept); strings and media
-references (JSON) go to ``text``. Files are named ``h-<first>-<last>.parquet`` after the
-segment numbers they hold: a file whose range lies inside another file's range is
-superseded (left behind by a compaction that was interrupted) and is never read.
+references (JSON) go to ``text``. Files are named ``h-<first>-<last>-<writer>.parquet``
+after the writer that wrote them (a random id per process and run, so two processes that
+write one run never replace each other's files) and the segment numbers they hold. Within
+one writer's files, a file whose range lies inside another file's range is superseded
+(left behind by a compaction that was interrupted) and is never read. Files named
+``h-<first>-<last>.parquet`` (no writer) come from older versions and count as one writer.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from ._util import sql_literal
 
 SCHEMA_FIELDS = ("step", "ts", "key", "value", "text")
-_NAME = re.compile(r"^h-(\d+)-(\d+)\.parquet$")
+_NAME = re.compile(r"^h-(\d+)-(\d+)(?:-([0-9a-z]{1,16}))?\.parquet$")
 
 # Precedence when a key is logged with different types over a run.
 _TYPE_RANK = {"bool": 0, "int": 1, "float": 2, "str": 3}
@@ -156,9 +159,12 @@ def write_rows_duckdb(
             "ELSE value END AS value, CAST(text AS VARCHAR) AS text FROM nbt_rows) "
             f"TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
         )
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)  # a failed write (full disk, a bad value) leaves no temp file
+        raise
     finally:
         con.unregister("nbt_rows")
-    os.replace(tmp, path)
 
 
 def _note_kind(key_types: dict[str, str], k: str, kind: str) -> None:
@@ -190,6 +196,8 @@ def _arrays_by_key(
         else:
             value[part] = vals
             nan[part] = np.isnan(value[part])
+            if kind == "int" and n and np.abs(value[part]).max() >= _TWO63:
+                kind = _wide_int(key)
         _note_kind(key_types, key, kind)
     return {
         "step": np.tile(np.array(steps, np.int64), k),
@@ -224,6 +232,8 @@ def _arrays_by_value(
                 V.append(float(v))
                 X.append(None)
                 kind = "bool" if cls is bool else "int" if cls is int else "float"
+                if kind == "int" and not -_TWO63 <= v < _TWO63:
+                    kind = _wide_int(k)
             _note_kind(key_types, k, kind)
     value = np.array(V, np.float64)
     text = np.array(X, dtype=object)
@@ -232,6 +242,26 @@ def _arrays_by_value(
         "key": np.array(K, dtype=object), "value": value, "nan": np.isnan(value),
         "text": text, "is_text": np.array([x is not None for x in X], bool),
     }  # fmt: skip
+
+
+_TWO63 = 2.0**63
+_wide_warned: set[str] = set()
+
+
+def _wide_int(key: str) -> str:
+    """An int key with a value beyond int64: stored (and read back) as floats, one warning."""
+    if key not in _wide_warned:
+        _wide_warned.add(key)
+        import warnings
+
+        from .errors import ValueConversionWarning
+
+        warnings.warn(
+            f"log(): {key!r} holds an int beyond 64 bits; its values are stored as floats.",
+            ValueConversionWarning,
+            stacklevel=2,
+        )
+    return "float"
 
 
 _KIND_OF = {frozenset([float]): "float", frozenset([int]): "int", frozenset([bool]): "bool",
@@ -264,43 +294,87 @@ def write_parquet_atomic(table, path: Path, *, row_group_size: int | None = None
     import pyarrow.parquet as pq
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
 
 
-def segment_name(first: int, last: int) -> str:
-    return f"h-{first:08d}-{last:08d}.parquet"
+def new_writer_id() -> str:
+    """A random writer id for segment names (``os.urandom``: never the user's ``random``)."""
+    return os.urandom(5).hex()
 
 
-def list_files(hdir: Path) -> tuple[list[Path], list[Path], int]:
-    """Return (effective files, superseded files, next segment number) in a history folder."""
-    ranges: list[tuple[int, int, Path]] = []
+def segment_name(first: int, last: int, writer: str = "") -> str:
+    tail = f"-{writer}" if writer else ""
+    return f"h-{first:08d}-{last:08d}{tail}.parquet"
+
+
+def _parse(name: str) -> tuple[int, int, str] | None:
+    m = _NAME.match(name)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2)), m.group(3) or ""
+
+
+def list_files(hdir: Path, writer: str | None = None) -> tuple[list[Path], list[Path], int]:
+    """Return (effective files, superseded files, next segment number) in a history folder.
+
+    Files of every writer (or of ``writer`` only) are listed; ranges are compared within
+    each writer's files. The next number is the one after ``writer``'s last segment (after
+    the highest of any writer when ``writer`` is None).
+    """
+    groups: dict[str, list[tuple[int, int, Path]]] = {}
     try:
         entries = list(os.scandir(hdir))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return [], [], 1
     for e in entries:
-        m = _NAME.match(e.name)
-        if m:
-            ranges.append((int(m.group(1)), int(m.group(2)), Path(e.path)))
-    ranges.sort(key=lambda r: (r[0], -r[1]))
+        parsed = _parse(e.name)
+        if parsed is not None and (writer is None or parsed[2] == writer):
+            groups.setdefault(parsed[2], []).append((parsed[0], parsed[1], Path(e.path)))
     effective: list[Path] = []
     superseded: list[Path] = []
-    covered_to = 0
-    for first, last, path in ranges:
-        if last <= covered_to:
-            superseded.append(path)
-        else:
-            effective.append(path)
-            covered_to = last
-    return effective, superseded, covered_to + 1
+    top = 0
+    for wid in sorted(groups):
+        ranges = sorted(groups[wid], key=lambda r: (r[0], -r[1]))
+        covered_to = 0
+        for first, last, path in ranges:
+            if last <= covered_to:
+                superseded.append(path)
+            else:
+                effective.append(path)
+                covered_to = last
+        top = max(top, covered_to)
+    return effective, superseded, top + 1
+
+
+def writers(hdir: Path) -> list[str]:
+    """The writer ids that have files in a history folder (``""`` for old unnamed files)."""
+    try:
+        names = [e.name for e in os.scandir(hdir)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted({p[2] for p in map(_parse, names) if p is not None})
 
 
 COMPACT_MEMORY_LIMIT = "192MB"
 
 
-def compact(hdir: Path, *, recent_only: bool = False) -> Path | None:
-    """Merge history files into one file sorted by (key, step); return it.
+def compact_all(hdir: Path) -> list[Path]:
+    """Compact each writer's files (see :func:`compact`); return the merged files."""
+    out = []
+    for wid in writers(hdir):
+        merged = compact(hdir, writer=wid)
+        if merged is not None:
+            out.append(merged)
+    return out
+
+
+def compact(hdir: Path, *, recent_only: bool = False, writer: str = "") -> Path | None:
+    """Merge one writer's history files into one file sorted by (key, step); return it.
 
     ``recent_only`` merges just the trailing single segments (what a live run wrote since
     its last merge), so merging during a long run costs the new data only, not the whole
@@ -308,22 +382,22 @@ def compact(hdir: Path, *, recent_only: bool = False) -> Path | None:
     not in Python memory. Safe against kills at any point: the merged file is moved into
     place before the files it covers are deleted, and readers skip covered files.
     """
-    files, superseded, nxt = list_files(hdir)
+    files, superseded, _ = list_files(hdir, writer)
     for p in superseded:
         _unlink(p)
     if recent_only:
         tail: list[Path] = []
         for p in reversed(files):
-            m = _NAME.match(p.name)
-            if m is None or m.group(1) != m.group(2):
+            parsed = _parse(p.name)
+            if parsed is None or parsed[0] != parsed[1]:
                 break
             tail.append(p)
         files = tail[::-1]
     if len(files) <= 1:
         return files[0] if files else None
-    first = int(_NAME.match(files[0].name).group(1))  # type: ignore[union-attr]
-    last = int(_NAME.match(files[-1].name).group(2))  # type: ignore[union-attr]
-    out = hdir / segment_name(first, last)
+    first = _parse(files[0].name)[0]  # type: ignore[index]
+    last = _parse(files[-1].name)[1]  # type: ignore[index]
+    out = hdir / segment_name(first, last, writer)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     import duckdb
 

@@ -14,7 +14,7 @@ from typing import Any
 from . import _paths, segments
 from ._util import atomic_write_json, pid_alive, read_json
 from .catalog import Catalog, CatalogBusy
-from .errors import StorageWarning
+from .errors import RunBusy, StorageWarning
 
 RUN_FILE = "run.json"
 _background: list[threading.Thread] = []
@@ -49,7 +49,17 @@ def wait_for_background(timeout: float = 10.0) -> None:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
     with _bg_lock:
         _background[:] = [t for t in _background if t.is_alive()]
+def _after_fork_child() -> None:
+    """In a forked child: the parent's finishing threads do not exist here; never wait on
+    them (they would keep the child from exiting)."""
+    global _bg_lock
+    _bg_lock = threading.Lock()
+    _background.clear()
+    _durable.clear()
+
+
 HISTORY_DIR = "history"
+WRITER_LOCK = ".writer.lock"
 STALE_HEARTBEAT_S = 90.0
 
 
@@ -113,6 +123,74 @@ class Store:
 
     def write_record(self, rdir: Path, rec: dict[str, Any]) -> None:
         atomic_write_json(rdir / RUN_FILE, rec)
+
+    def lock_run(self, rdir: Path) -> Callable[[], None]:
+        """Take the run's writer lock (one live writing process per run; a forked child
+        shares its parent's); return the function that releases it.
+
+        Raises
+        ------
+        RunBusy
+            Another live process writes this run (the lock dies with its process, so a
+            crashed run can always be resumed).
+        """
+        import fcntl
+
+        rdir.mkdir(parents=True, exist_ok=True)
+        path = rdir / WRITER_LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a run this process just finished: wait until stored
+                wait_for_durable()
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            msg = (
+                f"run {rdir.name} in {self.root} is being written by another process "
+                f"({holder}). Wait for it to finish, or leave id= out to start a new run."
+            )
+            raise RunBusy(msg) from None
+        except OSError:
+            os.close(fd)
+            raise
+        from ._util import HOSTNAME
+
+        info = f"pid {os.getpid()} on {HOSTNAME}".encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info, 0)
+        except OSError:  # a full disk: the lock itself still holds
+            pass
+        state = {"fd": fd}
+
+        def release() -> None:
+            fd_ = state.pop("fd", None)
+            if fd_ is not None and os.getpid() == owner:
+                try:
+                    os.close(fd_)
+                except OSError:
+                    pass
+
+        owner = os.getpid()
+        return release
+
+    def discard_run_dir(self, rdir: Path) -> None:
+        """Remove a run folder that ``init()`` created and then could not use (it holds
+        at most the writer lock and an unfinished first record)."""
+        for name in (WRITER_LOCK, RUN_FILE):
+            try:
+                (rdir / name).unlink()
+            except OSError:
+                pass
+        try:
+            rdir.rmdir()
+        except OSError:  # something else is in it: leave it
+            pass
 
     def read_record(self, rdir: Path) -> dict[str, Any] | None:
         wait_for_durable()
@@ -223,6 +301,7 @@ class Store:
         compact: Callable[[], None],
         *,
         sync: bool = False,
+        done: Callable[[], None] | None = None,
     ) -> None:
         """Finish a run off the caller's thread: ``final()`` flushes the last rows and
         returns the final record; then run.json, compaction and the catalog follow.
@@ -244,6 +323,8 @@ class Store:
                 except OSError as exc:
                     warnings.warn(f"nbtracker could not write {rdir / RUN_FILE} ({exc})", StorageWarning, stacklevel=1)
             finally:
+                if done is not None:
+                    done()  # the run may be resumed now (compaction is this writer's own)
                 durable.set()  # all rows and the final state are on disk: readers may go
             compact()
             rec = dict(rec, dir=str(rdir.relative_to(self.root)))
@@ -281,7 +362,7 @@ class Store:
         for rec in records:
             if rec.get("state") != "running":
                 rdir = self.root / rec["dir"]
-                segments.compact(rdir / HISTORY_DIR)
+                segments.compact_all(rdir / HISTORY_DIR)
                 self.removed_temp_files += remove_temp_files(rdir)
         self.catalog.replace_all(records)
         return len(records)

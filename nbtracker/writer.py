@@ -12,6 +12,7 @@ pyarrow, and the pandas it imports, load only if a single flush exceeds
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import segments
+from ._util import _safe_str, clean_int, clean_text
 from .errors import StorageWarning
 
 FLUSH_INTERVAL_S = 0.4
@@ -38,6 +40,8 @@ COLD_MAX_VALUES = 2_000_000
 _FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
                  "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
 BACKPRESSURE_ROWS = 50_000  # log() writes a segment itself when the thread falls this far behind
+MAX_RETRY_ROWS = 200_000  # rows kept in memory while storage fails; older ones thinned past it
+MAX_BACKOFF_S = 5.0
 
 
 class Writer:
@@ -54,6 +58,7 @@ class Writer:
         *,
         interval: float = FLUSH_INTERVAL_S,
         first_seq: int = 1,
+        writer_id: str | None = None,
     ) -> None:
         self.hdir = hdir
         self.buffer = buffer
@@ -63,6 +68,7 @@ class Writer:
         self.save_catalog = save_catalog
         self.interval = interval
         self.seq = first_seq
+        self.wid = writer_id or segments.new_writer_id()
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one segment write at a time (thread vs finish/flush())
@@ -73,7 +79,11 @@ class Writer:
         self._merged_at = 0
         self.catalog_dirty = False
         self.rows_written = 0
+        self.rows_dropped = 0  # rows given up on (bad values, or thinned while storage failed)
+        self.values_dropped = 0
         self.flushes = 0
+        self._retry_at = 0.0  # monotonic time of the next write attempt after a failure
+        self._backoff = 0.0
         self._merge_lock = threading.Lock()
         self._warmed = threading.Event()
         self._warm_started = False
@@ -83,13 +93,16 @@ class Writer:
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
         self._indexer = threading.Thread(target=self._index_loop, name="nbtracker-index", daemon=True)
 
-    def start(self) -> None:
+    def start(self, *, index: bool = True) -> None:
+        """Start the flush thread (and the heartbeat/merge thread unless ``index`` is False,
+        as for a forked child, which leaves the run's record to its parent)."""
         # pandas (pulled in by pyarrow) imports this; importing it first, here, keeps a
         # late import in our threads from failing at interpreter shutdown
         import concurrent.futures.thread  # noqa: F401
 
         self._thread.start()
-        self._indexer.start()
+        if index:
+            self._indexer.start()
 
     def _start_warmup(self) -> None:
         with self._warm_start_lock:
@@ -102,10 +115,12 @@ class Writer:
         self._warmed.wait()
 
     def _warm(self) -> None:
+        _importing.append(self._warmed)
         try:
             _warm_imports()
         finally:
             self._warmed.set()
+            _importing.remove(self._warmed)
 
     def _loop(self) -> None:
         """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
@@ -158,11 +173,6 @@ class Writer:
         with self._lock:
             self._close_flush_connection()
 
-    def flush_rows(self) -> int:
-        """Write what is buffered now, without touching run.json or the catalog."""
-        with self._lock:
-            return self._flush_rows()
-
     def flush(self) -> int:
         """Write buffered rows and the run record now."""
         n = self.flush_rows()
@@ -199,50 +209,165 @@ class Writer:
         """Merge history segments into one file (one merge at a time per run)."""
         with self._merge_lock:
             try:
-                segments.compact(self.hdir, recent_only=recent_only)
+                segments.compact(self.hdir, recent_only=recent_only, writer=self.wid)
             except Exception as exc:  # noqa: BLE001
                 self._warn("merge", f"could not merge history segments ({exc!r})")
 
-    def _flush_rows(self) -> int:
+    def flush_rows(self, *, final: bool = False) -> int:
+        """Write what is buffered now, without touching run.json or the catalog.
+
+        While storage fails (a full disk, a folder gone read-only), rows wait in memory and
+        are retried with a growing pause (up to ``MAX_BACKOFF_S``); ``final`` tries at once.
+        """
+        with self._lock:
+            return self._flush_rows(final)
+
+    def pending_rows(self) -> int:
+        """Rows logged but not stored yet (buffered, or waiting for storage to recover)."""
+        return len(self._retry) + len(self.buffer)
+
+    def _flush_rows(self, final: bool = False) -> int:
         buf = self.buffer
         n = len(buf)
         rows = self._retry + [buf.popleft() for _ in range(n)]
         if not rows:
             return 0
+        if not final and self._retry and time.monotonic() < self._retry_at:
+            self._retry = self._bounded(rows)  # storage failed a moment ago: wait
+            return 0
         try:
-            steps, stamps, dicts = zip(*rows)
-            self.hdir.mkdir(parents=True, exist_ok=True)
-            path = self.hdir / segments.segment_name(self.seq, self.seq)
-            if not self._warmed.is_set() and sum(len(r[2]) for r in rows) <= COLD_MAX_VALUES:
-                con = self._flush_connection()
+            written = self._write_isolating(rows)
+        except OSError as exc:  # disk full, permissions, folder gone: keep and retry
+            self._backoff = min(MAX_BACKOFF_S, max(self._backoff * 2, 0.5))
+            self._retry_at = time.monotonic() + self._backoff
+            self._retry = self._bounded(rows)
+            self._warn(
+                "segment",
+                f"nbtracker could not write history to {self.hdir} ({exc}). Your code "
+                f"continues; {len(self._retry)} rows are kept in memory and retried (older "
+                f"rows are thinned past {MAX_RETRY_ROWS:,}; a warning says how many).",
+            )
+            return 0
+        if self._retry and self._backoff:
+            self._warned.discard("segment")  # a later failure is news again
+        self._retry = []
+        self._backoff = 0.0
+        return written
+
+    def _bounded(self, rows: list[tuple[int, float, dict[str, Any]]]) -> list[tuple[int, float, dict[str, Any]]]:
+        """Keep memory bounded while storage fails: past ``MAX_RETRY_ROWS`` rows, the older
+        half is thinned to every other row (a coarser history of the past, the recent rows
+        kept whole), with a warning saying how many rows were dropped."""
+        if len(rows) <= MAX_RETRY_ROWS:
+            return rows
+        half = len(rows) // 2
+        old, new = rows[:half], rows[half:]
+        kept = old[::2]
+        dropped = len(old) - len(kept)
+        self.rows_dropped += dropped
+        self._warned.discard("thinned")
+        self._warn(
+            "thinned",
+            f"nbtracker still cannot write history to {self.hdir}; to bound memory, "
+            f"{self.rows_dropped:,} older rows were dropped so far (every other row of the "
+            "oldest half is kept). Free disk space to keep the rest.",
+        )
+        return kept + new
+
+    def _write_isolating(self, rows: list[tuple[int, float, dict[str, Any]]]) -> int:
+        """Write ``rows``; when a value breaks the write (an int DuckDB cannot hold, text that
+        is not UTF-8, an odd type), clean the rows value by value and, if that still fails,
+        split them until the rows that fail are found: those are dropped with one warning
+        naming their keys, and every other row is stored."""
+        try:
+            self._write(rows)
+            return len(rows)
+        except OSError:
+            raise
+        except Exception:  # noqa: BLE001 - a value, not the disk: find it
+            pass
+        cleaned = [(s, t, self._clean_row(r)) for s, t, r in rows]
+        return self._write_split(cleaned)
+
+    def _write_split(self, rows: list[tuple[int, float, dict[str, Any]]]) -> int:
+        try:
+            self._write(rows)
+            return len(rows)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if len(rows) > 1:
+                mid = len(rows) // 2
+                return self._write_split(rows[:mid]) + self._write_split(rows[mid:])
+            step, _, row = rows[0]
+            self.rows_dropped += 1
+            self.values_dropped += len(row)
+            self._warned.discard("badrow")
+            self._warn(
+                "badrow",
+                f"nbtracker could not store the row of step {step} (keys "
+                f"{', '.join(map(repr, list(row)[:10]))}): {exc!r}; it was skipped "
+                f"({self.rows_dropped} rows skipped so far), every other row is stored.",
+            )
+            return 0
+
+    def _clean_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in row.items():
+            name = clean_text(k, f"the key {k!r}") if k.__class__ is str else str(k)
+            cls = v.__class__
+            if cls is str:
+                v = clean_text(v, f"the value of {name!r}")
+            elif cls is int:
+                v = clean_int(v, f"the value of {name!r}")
+            elif cls not in (float, bool):
+                v = _safe_str(v)
+            out[name] = v
+        return out
+
+    def _write(self, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
+        steps, stamps, dicts = zip(*rows)
+        self.hdir.mkdir(parents=True, exist_ok=True)
+        path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
+        if not self._warmed.is_set() and sum(len(r[2]) for r in rows) <= COLD_MAX_VALUES:
+            con = self._flush_connection()
+            import duckdb
+
+            try:
                 segments.write_rows_duckdb(
                     con, list(steps), list(stamps), list(dicts), self.key_types, path
                 )
-            else:  # a huge flush: pyarrow from now on (less memory per value)
-                self._wait_warm()
-                self._close_flush_connection()
-                table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
-                segments.write_parquet_atomic(table, path)
-                del table
-                _release_arrow_memory()
-        except Exception as exc:  # noqa: BLE001 - disk full, permissions, odd values
-            self._retry = rows
-            self._warn(
-                "segment",
-                f"nbtracker could not write history to {self.hdir} ({exc!r}). Your code "
-                f"continues; {len(rows)} rows are kept in memory and retried.",
-            )
-            return 0
-        self._retry = []
+            except duckdb.IOException as exc:  # storage trouble, not a value: retry later
+                raise OSError(str(exc)) from exc
+        else:  # a huge flush: pyarrow from now on (less memory per value)
+            self._wait_warm()
+            self._close_flush_connection()
+            table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
+            segments.write_parquet_atomic(table, path)
+            del table
+            _release_arrow_memory()
         self.seq += 1
         self.rows_written += len(rows)
         self.flushes += 1
-        return len(rows)
 
     def _warn(self, what: str, msg: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
             warnings.warn(msg, StorageWarning, stacklevel=2)
+
+
+_importing: list[threading.Event] = []  # warm-up imports running in a thread
+
+
+def _before_fork() -> None:
+    """A fork() while a thread imports would leave the child's module lock held forever:
+    let a running warm-up import finish first (at most a few seconds, once per process)."""
+    for ev in list(_importing):
+        ev.wait(10.0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork)
 
 
 def _warm_imports() -> None:

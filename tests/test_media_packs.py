@@ -121,7 +121,7 @@ def test_logging_a_table_imports_neither_pandas_nor_pyarrow(tmp_path) -> None:  
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
-    (run_dir,) = (tmp_path / "root" / "runs").glob("*/*")
+    (run_dir,) = [p for p in (tmp_path / "root" / "runs").glob("*/*") if p.is_dir()]
     df = media.load_table(run_dir, "predictions_table", images="array")
     assert len(df) == 300 and df["image"][0].shape == (28, 28)
 
@@ -147,7 +147,7 @@ def test_a_kill_while_logging_tables_leaves_every_version_readable(tmp_path) -> 
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        (run_dir,) = (tmp_path / "root" / "runs").glob("*/*")
+        (run_dir,) = [p for p in (tmp_path / "root" / "runs").glob("*/*") if p.is_dir()]
         deadline = time.monotonic() + 60
         while len(media.table_versions(run_dir, "t")) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)

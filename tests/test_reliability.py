@@ -472,7 +472,7 @@ def worst_case_loss(hdir: Path, skip: int = 2) -> list[tuple[str, float]]:
 
     out = []
     for f in sorted(hdir.glob("h-*.parquet")):
-        first, last = f.stem.split("-")[1:]
+        first, last = f.stem.split("-")[1:3]
         if first != last or int(first) <= skip:
             continue
         ts = pq.read_table(f, columns=["ts"]).column("ts")
