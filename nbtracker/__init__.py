@@ -11,12 +11,25 @@ import sys
 import types
 from typing import Any
 
-from . import _state
+from . import _state, _wandb_compat
+from ._wandb_compat import (
+    NotSupportedError,
+    Settings,
+    login,
+    mark_preempting,
+    setup,
+    teardown,
+    termerror,
+    termlog,
+    termwarn,
+)
 from .config import Config
 from .errors import NbtrackerError, RunNotFound, UsageError
 from .run import Run
 from .sdk import define_metric, finish, init, log
 from .store import Store
+
+Error = NbtrackerError  # wandb.Error: ``except wandb.Error`` catches nbtracker's errors
 
 __version__ = "0.1.0"
 
@@ -33,9 +46,10 @@ _LAZY = {
 }
 
 __all__ = [
-    "Api", "Config", "Histogram", "Html", "Image", "NbtrackerError", "Run", "RunNotFound",
-    "Store", "Table", "UsageError", "config", "define_metric", "finish", "init", "log",
-    "run", "show", "sql", "summary",
+    "Api", "Config", "Histogram", "Html", "Image", "NbtrackerError", "NotSupportedError",
+    "Run", "RunNotFound", "Settings", "Store", "Table", "UsageError", "config",
+    "define_metric", "finish", "init", "log", "login", "mark_preempting", "run", "setup",
+    "show", "sql", "summary", "teardown", "termerror", "termlog", "termwarn",
 ]  # fmt: skip
 
 
@@ -45,13 +59,17 @@ def _module_getattr(name: str) -> Any:
 
         mod, attr = _LAZY[name]
         return getattr(importlib.import_module(mod), attr)
+    if name in _wandb_compat.UNSUPPORTED:  # W&B API not built yet: raises when used
+        return _wandb_compat.stand_in(name)
     msg = f"module 'nbtracker' has no attribute {name!r}"
     raise AttributeError(msg)
 
 
 class _Module(types.ModuleType):
     """Makes ``nbtracker.run``, ``.config`` and ``.summary`` follow the current run, and
-    lets ``nbtracker.config = {...}`` update the run's config (as ``wandb.config = ...``)."""
+    lets ``nbtracker.config = {...}`` update the run's config (as ``wandb.config = ...``).
+    Before ``init()`` (and after ``finish()``) ``run`` is None, ``config`` collects values
+    for the next run and ``summary`` is an empty placeholder: probing them never raises."""
 
     @property
     def run(self) -> Run | None:
@@ -76,8 +94,7 @@ class _Module(types.ModuleType):
     def summary(self) -> Any:
         run = _state.current
         if run is None:
-            msg = "Call nbtracker.init() before using nbtracker.summary."
-            raise UsageError(msg)
+            return _wandb_compat.SUMMARY_BEFORE_INIT
         return run.summary
 
     def __getattr__(self, name: str) -> Any:

@@ -23,10 +23,19 @@ def env(name: str, default: str | None = None) -> str | None:
     return default
 
 
+def env_flag(name: str, default: bool = False) -> bool:
+    """``env(name)`` read as a yes/no switch (``1``/``true``/``yes``/``on``, any case)."""
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """Return the storage root: argument, then ``$NBTRACKER_DIR``, then ``./nbruns``."""
+    """Return the storage root: argument, then ``$NBTRACKER_DIR`` / ``$WANDB_DIR``, then
+    ``./nbruns``."""
     if root is None:
-        root = os.environ.get("NBTRACKER_DIR") or DEFAULT_DIRNAME
+        root = env("DIR") or DEFAULT_DIRNAME
     return Path(root).expanduser().absolute()
 
 
@@ -48,6 +57,12 @@ def slug(name: str) -> str:
 
 def project_dir(root: Path, project: str) -> Path:
     return root / "runs" / slug(project)
+
+
+def run_counter(root: Path, project: str) -> Path:
+    """The file whose size counts the project's runs (names ``swift-river-<n>``). Its name
+    starts with a dot, which no run folder's name does (see :func:`slug`)."""
+    return project_dir(root, project) / ".counter"
 
 
 def run_dir(root: Path, project: str, run_id: str) -> Path:

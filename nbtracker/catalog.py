@@ -42,6 +42,10 @@ RUN_COLUMNS = (
     "host", "pid", "dir", "config", "summary", "json_mtime",
 )  # fmt: skip
 
+# Our own generator (the OS's): temp names and retry jitter never draw from, or move, the
+# user's seeded ``random`` stream.
+_rng = random.SystemRandom()
+
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": True}
 
 
@@ -134,7 +138,7 @@ class Catalog:
         with open(self.lock_path, "a+") as lock:
             self._lock(lock, timeout)
             self._remove_stale_copies()
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{random.getrandbits(32):x}.tmp")
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{_rng.getrandbits(32):x}.tmp")
             try:
                 fresh = not self.path.exists()
                 if not fresh:
@@ -182,7 +186,7 @@ class Catalog:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise CatalogBusy(str(lock.name)) from None
-                time.sleep(delay * (0.5 + random.random()))
+                time.sleep(delay * (0.5 + _rng.random()))
                 delay = min(delay * 2, 0.1)
 
     def upsert(self, records: Iterable[dict[str, Any]], *, timeout: float = 2.0) -> None:
@@ -212,12 +216,12 @@ class Catalog:
 
         if not self.path.exists():
             return None
-        alias = f"cat_{os.getpid()}_{random.getrandbits(40):x}"
+        alias = f"cat_{os.getpid()}_{_rng.getrandbits(40):x}"
         for attempt in range(retries):
             try:
                 con.execute(f"ATTACH '{_sql_str(str(self.path))}' AS {alias} (READ_ONLY)")
             except duckdb.IOException:
-                time.sleep(0.005 * (attempt + 1) * (0.5 + random.random()))
+                time.sleep(0.005 * (attempt + 1) * (0.5 + _rng.random()))
                 continue
             except duckdb.Error:
                 return None
