@@ -120,7 +120,10 @@ def _after_fork_in_child() -> None:
             run._after_fork_child()
         except Exception:  # noqa: BLE001, S110 - never break the user's child process
             pass
-    for name, attr in (("nbtracker.store", "_after_fork_child"), ("nbtracker.query", "_after_fork_child")):
+    for name, attr in (
+        ("nbtracker.store", "_after_fork_child"),
+        ("nbtracker.query", "_after_fork_child"),
+    ):
         mod = sys.modules.get(name)
         if mod is not None:
             try:

@@ -86,7 +86,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, allow_nan=True).encode("utf-8"))
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=True)
+    # values are cleaned where they enter; "replace" is the last guard, so that a record
+    # is never unwritable
+    atomic_write_bytes(path, text.encode("utf-8", "replace"))
 
 
 def read_json(path: Path) -> Any:

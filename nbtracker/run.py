@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._util import MAX_DEPTH, HOSTNAME, _safe_str, clean_int, clean_text, process_start_ticks, to_jsonable
+from ._util import (
+    HOSTNAME,
+    MAX_DEPTH,
+    _safe_str,
+    clean_text,
+    process_start_ticks,
+    to_jsonable,
+)
 from .config import Config
 from .errors import LogValueWarning, StepWarning, StorageWarning, UsageError
 from .store import Store
@@ -233,13 +240,20 @@ class Run:
                 pass
 
     def _slow_value(
-        self, k: Any, v: Any, pend: dict[str, Any], bad: list | None, parents: tuple[int, ...]  # type: ignore[type-arg]
+        self,
+        k: Any,
+        v: Any,
+        pend: dict[str, Any],
+        bad: list | None,
+        parents: tuple[int, ...],  # type: ignore[type-arg]
     ) -> list | None:  # type: ignore[type-arg]
         if k.__class__ is not str:
             k = str(k) if isinstance(k, str) else _safe_str(k)
         if k not in self._keys_ok:
             if k in RESERVED_KEYS:
-                why = ValueError(f"{k!r} is reserved for the row's own {k[1:]}; pass step= to log()")
+                why = ValueError(
+                    f"{k!r} is reserved for the row's own {k[1:]}; pass step= to log()"
+                )
                 return [*(bad or []), (k, v, why)]
             clean = clean_text(k, f"the key {k!r}")
             if clean is k and not parents:
@@ -288,8 +302,10 @@ class Run:
                 return [*(bad or []), (k, v, exc)]
             if isinstance(x, (bool, int, float)):
                 return self._slow_value(k, x, pend, bad, parents)
-        if isinstance(v, (list, tuple)) and v and all(
-            getattr(x, "_nbt_media", None) == "image" for x in v
+        if (
+            isinstance(v, (list, tuple))
+            and v
+            and all(getattr(x, "_nbt_media", None) == "image" for x in v)
         ):
             from .data_types.image import ImageList
 
@@ -415,9 +431,9 @@ class Run:
         # ~0.1-0.25 s once per process instead of stalling the training loop's first log()
         # calls while a background import holds the GIL (and a fork() during a background
         # import would leave the child's import lock held forever).
-        import duckdb  # noqa: F401
         import numpy  # noqa: F401
 
+        self._writer.prepare()
         rec = self._snapshot()
         self._save_record(rec)
         # the catalog hears of the run at the writer's first catalog interval, or at

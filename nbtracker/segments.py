@@ -74,7 +74,7 @@ def rows_to_long(
         # a key the first row lacks (the common case, and the fast path)
         try:
             wide = pa.Table.from_pylist(rows)
-            columns = list(zip(wide.column_names, wide.columns))
+            columns = list(zip(wide.column_names, wide.columns, strict=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
     if columns is None:
@@ -97,7 +97,13 @@ def rows_to_long(
             value = pa.nulls(m, pa.float64())
             text = c.cast(pa.string())
         elif pa.types.is_boolean(typ) or pa.types.is_integer(typ) or pa.types.is_floating(typ):
-            kind = "bool" if pa.types.is_boolean(typ) else "int" if pa.types.is_integer(typ) else "float"
+            kind = (
+                "bool"
+                if pa.types.is_boolean(typ)
+                else "int"
+                if pa.types.is_integer(typ)
+                else "float"
+            )
             value = c.cast(pa.float64())
             text = pa.nulls(m, pa.string())
         else:  # anything exotic that slipped through: keep its text
@@ -108,9 +114,7 @@ def rows_to_long(
             kind = key_types[name]
         key_types[name] = merge_type(key_types.get(name), kind)
         parts.append(
-            pa.table(
-                [s, t, pa.array([name] * m, pa.string()), value, text], schema=schema
-            )
+            pa.table([s, t, pa.array([name] * m, pa.string()), value, text], schema=schema)
         )
     if not parts:
         return schema.empty_table()
@@ -145,26 +149,111 @@ def write_rows_duckdb(
     (key by key when the rows share their keys), about 0.27 us a value, a little faster
     than :func:`rows_to_long` + pyarrow, and without the 0.3-1 s pandas import.
     """
-    arrays = _arrays_by_key(steps, stamps, rows, key_types)
-    if arrays is None:  # rows with differing keys or mixed kinds: value by value
-        arrays = _arrays_by_value(steps, stamps, rows, key_types)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # numpy arrays scan ~7x faster than list parameters; DuckDB reads a NaN in a numpy
-    # float array as NULL, so real NaNs come back through the `nan` mask
-    con.register("nbt_rows", arrays)
+    target = sql_literal(str(tmp))
+    numeric = _numeric_arrays(steps, stamps, rows, key_types)
     try:
-        con.execute(
-            "COPY (SELECT step, ts, CAST(key AS VARCHAR) AS key, "
-            "CASE WHEN is_text THEN NULL WHEN nan THEN CAST('nan' AS DOUBLE) "
-            "ELSE value END AS value, CAST(text AS VARCHAR) AS text FROM nbt_rows) "
-            f"TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        if numeric is not None:  # the common case: same keys, numbers only
+            arrays, names = numeric
+            # no Python objects for DuckDB to scan (that holds the GIL): keys go as small
+            # ints joined to a table of the names; a NaN comes back through the mask
+            con.register("nbt_rows", arrays)
+            con.register("nbt_keys", {"kid": _np().arange(len(names), dtype="int32"),
+                                      "name": _np().array(names, dtype=object)})  # fmt: skip
+            try:
+                con.execute(
+                    "COPY (SELECT r.step, r.ts, CAST(k.name AS VARCHAR) AS key, "
+                    "CASE WHEN r.nan THEN CAST('nan' AS DOUBLE) ELSE r.value END AS value, "
+                    "CAST(NULL AS VARCHAR) AS text FROM nbt_rows r JOIN nbt_keys k USING (kid)) "
+                    f"TO {target} (FORMAT parquet, COMPRESSION zstd)"
+                )
+            finally:
+                con.unregister("nbt_rows")
+                con.unregister("nbt_keys")
+        else:
+            arrays = _arrays_by_key(steps, stamps, rows, key_types)
+            if arrays is None:  # rows with differing keys or mixed kinds: value by value
+                arrays = _arrays_by_value(steps, stamps, rows, key_types)
+            # numpy arrays scan ~7x faster than list parameters; DuckDB reads a NaN in a
+            # numpy float array as NULL, so real NaNs come back through the `nan` mask
+            con.register("nbt_rows", arrays)
+            try:
+                con.execute(
+                    "COPY (SELECT step, ts, CAST(key AS VARCHAR) AS key, "
+                    "CASE WHEN is_text THEN NULL WHEN nan THEN CAST('nan' AS DOUBLE) "
+                    "ELSE value END AS value, CAST(text AS VARCHAR) AS text FROM nbt_rows) "
+                    f"TO {target} (FORMAT parquet, COMPRESSION zstd)"
+                )
+            finally:
+                con.unregister("nbt_rows")
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)  # a failed write (full disk, a bad value) leaves no temp file
         raise
-    finally:
-        con.unregister("nbt_rows")
+
+
+def _np() -> Any:
+    import numpy as np
+
+    return np
+
+
+_NUMERIC_KIND = {float: "float", int: "int", bool: "bool"}
+_CHUNK = 2048
+
+
+def _numeric_arrays(
+    steps: list[int], stamps: list[float], rows: list[dict[str, Any]], key_types: dict[str, str]
+) -> tuple[dict[str, Any], list[str]] | None:
+    """Numeric columns without Python objects, when every row has the same keys and only
+    numbers: a values matrix built in one C call, kinds from the first row checked against
+    the values (an int key with a fraction, a bool key beyond 0/1, is a float key); None
+    otherwise (the caller takes the general path)."""
+    import operator
+
+    np = _np()
+    if not rows:
+        return None
+    first = rows[0]
+    names = list(first)
+    k = len(names)
+    if k == 0 or any(len(r) != k for r in rows):
+        return None
+    kinds = [_NUMERIC_KIND.get(v.__class__) for v in first.values()]
+    if None in kinds:
+        return None
+    getter = operator.itemgetter(*names)
+    n = len(rows)
+    try:  # in chunks: each C call holds the GIL, so the training thread waits ~1 ms at most
+        parts = [
+            np.array(list(map(getter, rows[i : i + _CHUNK])), dtype=np.float64)
+            for i in range(0, n, _CHUNK)
+        ]
+    except (KeyError, TypeError, ValueError, OverflowError):  # other keys, text, huge ints
+        return None
+    mat = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    mat = mat.reshape(n, k)
+    nan = np.isnan(mat)
+    for j, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+        if kind != "float":
+            col = mat[:, j]
+            if nan[:, j].any():
+                kind = "float"
+            elif kind == "int":
+                if not np.array_equal(col, np.floor(col)):
+                    kind = "float"
+                elif n and np.abs(col).max() >= _TWO63:
+                    kind = _wide_int(name)
+            elif not np.isin(col, (0.0, 1.0)).all():
+                kind = "float"
+        _note_kind(key_types, name, kind)
+    values = mat.T.ravel()
+    return {
+        "step": np.tile(np.asarray(steps, np.int64), k),
+        "ts": np.tile(np.asarray(stamps, np.float64), k),
+        "kid": np.repeat(np.arange(k, dtype=np.int32), n),
+        "value": values, "nan": nan.T.ravel(),
+    }, names  # fmt: skip
 
 
 def _note_kind(key_types: dict[str, str], k: str, kind: str) -> None:
@@ -341,7 +430,7 @@ def list_files(hdir: Path, writer: str | None = None) -> tuple[list[Path], list[
     for wid in sorted(groups):
         ranges = sorted(groups[wid], key=lambda r: (r[0], -r[1]))
         covered_to = 0
-        for first, last, path in ranges:
+        for _first, last, path in ranges:
             if last <= covered_to:
                 superseded.append(path)
             else:

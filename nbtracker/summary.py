@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from ._util import to_jsonable
+from ._util import clean_text, to_jsonable
 
 SUMMARY_MODES = ("min", "max", "mean", "last", "first", "none", "best")
 
@@ -175,6 +175,7 @@ class Summary(MutableMapping[str, Any]):
         return v
 
     def __setitem__(self, key: str, value: Any) -> None:
+        key = clean_text(key if key.__class__ is str else str(key), f"the summary key {key!r}")
         self._user[key] = to_jsonable(value, f"summary.{key}")
         self.dirty = True
 
@@ -189,8 +190,7 @@ class Summary(MutableMapping[str, Any]):
         self.dirty = True
 
     def __iter__(self) -> Iterator[str]:
-        for k in self._keys():
-            yield k
+        yield from self._keys()
 
     def _keys(self) -> list[str]:
         keys = list(dict.fromkeys([*self._last, *self._user]))

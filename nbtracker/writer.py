@@ -91,7 +91,15 @@ class Writer:
         self._flush_con: Any = None  # DuckDB, until pyarrow takes over
         self._index_wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
-        self._indexer = threading.Thread(target=self._index_loop, name="nbtracker-index", daemon=True)
+        self._indexer = threading.Thread(
+            target=self._index_loop, name="nbtracker-index", daemon=True
+        )
+
+    def prepare(self) -> None:
+        """Import DuckDB and open the flush connection in the caller's thread (``init()``),
+        so the writer thread's start never holds the GIL while training runs."""
+        with self._lock:
+            self._flush_connection()
 
     def start(self, *, index: bool = True) -> None:
         """Start the flush thread (and the heartbeat/merge thread unless ``index`` is False,
@@ -254,17 +262,19 @@ class Writer:
         self._backoff = 0.0
         return written
 
-    def _bounded(self, rows: list[tuple[int, float, dict[str, Any]]]) -> list[tuple[int, float, dict[str, Any]]]:
+    def _bounded(
+        self, rows: list[tuple[int, float, dict[str, Any]]]
+    ) -> list[tuple[int, float, dict[str, Any]]]:
         """Keep memory bounded while storage fails: past ``MAX_RETRY_ROWS`` rows, the older
         half is thinned to every other row (a coarser history of the past, the recent rows
         kept whole), with a warning saying how many rows were dropped."""
         if len(rows) <= MAX_RETRY_ROWS:
             return rows
-        half = len(rows) // 2
-        old, new = rows[:half], rows[half:]
-        kept = old[::2]
-        dropped = len(old) - len(kept)
-        self.rows_dropped += dropped
+        before = len(rows)
+        while len(rows) > MAX_RETRY_ROWS:
+            half = len(rows) // 2
+            rows = rows[:half:2] + rows[half:]
+        self.rows_dropped += before - len(rows)
         self._warned.discard("thinned")
         self._warn(
             "thinned",
@@ -272,7 +282,7 @@ class Writer:
             f"{self.rows_dropped:,} older rows were dropped so far (every other row of the "
             "oldest half is kept). Free disk space to keep the rest.",
         )
-        return kept + new
+        return rows
 
     def _write_isolating(self, rows: list[tuple[int, float, dict[str, Any]]]) -> int:
         """Write ``rows``; when a value breaks the write (an int DuckDB cannot hold, text that
@@ -326,7 +336,7 @@ class Writer:
         return out
 
     def _write(self, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
-        steps, stamps, dicts = zip(*rows)
+        steps, stamps, dicts = zip(*rows, strict=True)
         self.hdir.mkdir(parents=True, exist_ok=True)
         path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
         if not self._warmed.is_set() and sum(len(r[2]) for r in rows) <= COLD_MAX_VALUES:
