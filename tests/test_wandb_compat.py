@@ -313,7 +313,7 @@ def test_run_settings_offline_and_resumed(init) -> None:
     )
     run.finish()
     again = init(id="r1", resume="allow")
-    assert again.resumed and not again.offline
+    assert again.resumed
     assert Path(again.settings.files_dir) == again.dir
 
 
