@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -65,7 +66,8 @@ class Run:
         self._rec = record
         self.config = config
         self.summary = Summary()
-        self._step = start_step
+        self._step = start_step  # the next step (a mirror of the counter below)
+        self._steps = itertools.count(start_step)
         self._pending: dict[str, Any] = {}
         self._buffer: deque[tuple[int, float, dict[str, Any]]] = deque()
         self._key_types: dict[str, str] = dict(key_types or {})
@@ -168,8 +170,28 @@ class Run:
         """
         if self._disabled:
             return
-        with self._lock:
-            bad = self._log(data, step, commit)
+        if step is None and commit is None and not self._pending and not self._finished:
+            # The hot path: this call's own row, committed at once. Lock-free and safe
+            # from several threads: the row is local and its step comes from an atomic
+            # counter, so two threads' rows never merge.
+            row: dict[str, Any] = {}
+            ok = self._keys_ok
+            bad = None
+            try:
+                for k, v in data.items():
+                    if v.__class__ in _NUMBER_TYPES and k in ok:
+                        row[k] = v
+                    else:
+                        bad = self._slow_item(k, v, row, bad)
+            except AttributeError:
+                if hasattr(data, "items"):
+                    raise
+                with self._lock:
+                    self._log(data, step, commit)  # raises the TypeError
+            self._commit_row(row)
+        else:  # step=, commit= or a pending row: one thread at a time
+            with self._lock:
+                bad = self._log(data, step, commit)
         if bad:
             self._warn_bad(bad)
 
@@ -185,6 +207,8 @@ class Run:
                 "write log({'loss': loss})."
             )
             raise TypeError(msg) from None
+        self._step = next(self._steps)  # the next free step (the counter is the truth)
+        self._steps = itertools.count(self._step)
         if step is not None:
             if step.__class__ is not int:
                 try:
@@ -205,6 +229,7 @@ class Run:
                 if self._pending:
                     self._commit()
                 self._step = step
+                self._steps = itertools.count(step)
         pend = self._pending
         ok = self._keys_ok
         bad = None
@@ -212,10 +237,7 @@ class Run:
             if v.__class__ in _NUMBER_TYPES and k in ok:
                 pend[k] = v
             else:
-                try:
-                    bad = self._slow_value(k, v, pend, bad, ())
-                except Exception as exc:  # noqa: BLE001 - a hostile value never escapes log()
-                    bad = [*(bad or []), (_safe_str(k), v, exc)]
+                bad = self._slow_item(k, v, pend, bad)
         if commit is not False and (step is None or commit):
             self._commit()
         return bad
@@ -223,7 +245,10 @@ class Run:
     def _commit(self) -> None:
         row = self._pending
         self._pending = {}
-        step = self._step
+        self._commit_row(row)
+
+    def _commit_row(self, row: dict[str, Any]) -> None:
+        step = next(self._steps)  # atomic: threads never share a step
         self._step = step + 1
         if not row:
             return
@@ -238,6 +263,12 @@ class Run:
                 hook(self, "row", (step, row))
             except Exception:  # noqa: BLE001 - a widget must never break training
                 pass
+
+    def _slow_item(self, k: Any, v: Any, pend: dict[str, Any], bad: list | None) -> list | None:  # type: ignore[type-arg]
+        try:
+            return self._slow_value(k, v, pend, bad, ())
+        except Exception as exc:  # noqa: BLE001 - a hostile value never escapes log()
+            return [*(bad or []), (_safe_str(k), v, exc)]
 
     def _slow_value(
         self,
@@ -457,10 +488,10 @@ class Run:
         self._buffer = deque()
         self._release = None
         self._writer = None
-        self._commit = self._first_child_commit  # type: ignore[method-assign]
+        self._commit_row = self._first_child_commit  # type: ignore[method-assign]
 
-    def _first_child_commit(self) -> None:
-        del self._commit  # back to the class's method for every later row
+    def _first_child_commit(self, row: dict[str, Any]) -> None:
+        del self._commit_row  # back to the class's method for every later row
         if self._store is not None and self._writer is None and not self._finished:
             self._writer = Writer(
                 self._store.history_dir(self.dir), self._buffer, self._key_types,
@@ -468,7 +499,7 @@ class Run:
             )  # fmt: skip
             self._writer.start(index=False)
             _flush_children_at_exit()
-        self._commit()
+        self._commit_row(row)
 
     def _finish_child(self) -> None:
         writer = self._writer
@@ -511,7 +542,8 @@ class Run:
             self._rec["state"] = "finished"
             return
         if self._pending:
-            self._commit()
+            with self._lock:
+                self._commit()
         if self._child:  # a forked copy: store its rows, leave the run to the parent
             self._finish_child()
             return
