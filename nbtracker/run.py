@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import signal
@@ -71,6 +72,7 @@ class Run:
         self._pending: dict[str, Any] = {}
         self._buffer: deque[tuple[int, float, dict[str, Any]]] = deque()
         self._key_types: dict[str, str] = dict(key_types or {})
+        self.summary.kinds = self._key_types
         self._finished = False
         self._writer: Writer | None = None
         self._hooks: list[Any] = []  # callables(run, event, payload) for live widgets
@@ -325,27 +327,56 @@ class Run:
             self._key_types[k] = f"media:{kind}"
             pend[k] = ref
             return bad
+        shape = getattr(v, "shape", None)
+        if shape is not None and hasattr(v, "tolist"):  # numpy arrays, torch tensors, jax
+            try:
+                size = math.prod(int(d) for d in shape)
+                if size == 1:
+                    return self._slow_value(k, v.item(), pend, bad, parents)
+                if size > MAX_LIST_VALUES:
+                    from .data_types import Histogram
+
+                    return self._slow_value(k, Histogram(v, num_bins=32), pend, bad, parents)
+                return self._log_sequence(k, v.tolist(), pend, bad)
+            except Exception as exc:  # noqa: BLE001 - an array we cannot read
+                return [*(bad or []), (k, v, exc)]
         item = getattr(v, "item", None)
         if item is not None:
             try:
                 x = item()
-            except Exception as exc:  # noqa: BLE001 - e.g. a tensor with many elements
+            except Exception as exc:  # noqa: BLE001
                 return [*(bad or []), (k, v, exc)]
-            if isinstance(x, (bool, int, float)):
+            if isinstance(x, (bool, int, float, str)):
                 return self._slow_value(k, x, pend, bad, parents)
-        if (
-            isinstance(v, (list, tuple))
-            and v
-            and all(getattr(x, "_nbt_media", None) == "image" for x in v)
-        ):
-            from .data_types.image import ImageList
+        if isinstance(v, (list, tuple)):
+            if v and all(getattr(x, "_nbt_media", None) == "image" for x in v):
+                from .data_types.image import ImageList
 
-            return self._slow_value(k, ImageList(v), pend, bad, parents)
-        if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
+                return self._slow_value(k, ImageList(v), pend, bad, parents)
+            return self._log_sequence(k, list(v), pend, bad)
+        return [*(bad or []), (k, v, None)]
+
+    def _log_sequence(
+        self, k: str, seq: list[Any], pend: dict[str, Any], bad: list | None
+    ) -> list | None:  # type: ignore[type-arg]
+        """A list, as W&B logs it: up to 32 numbers (or any texts) are kept as a list value
+        (read back as a list); more numbers become a 32-bin Histogram."""
+        items = [x.item() if hasattr(x, "item") and not isinstance(x, (bool, int, float)) else x
+                 for x in seq]  # fmt: skip
+        numbers = [x for x in items if x.__class__ in _NUMBER_TYPES]
+        if len(numbers) > MAX_LIST_VALUES and all(
+            x is None or x.__class__ in _NUMBER_TYPES for x in items
+        ):
             from .data_types import Histogram
 
-            return self._slow_value(k, Histogram(v), pend, bad, parents)
-        return [*(bad or []), (k, v, None)]
+            return self._slow_value(k, Histogram(numbers, num_bins=32), pend, bad, ())
+        if not all(_plain_json(x) for x in items):
+            why = TypeError("a list of numbers, texts, None or lists of them can be logged")
+            return [*(bad or []), (k, seq, why)]
+        pend[k] = json.dumps(to_jsonable(items, k, warn=False), allow_nan=True, ensure_ascii=False)
+        if self._key_types.get(k) != "json":
+            self._key_types[k] = "json"
+        return bad
 
     def _warn_bad(self, bad: list) -> None:  # type: ignore[type-arg]
         parts = []
@@ -624,6 +655,17 @@ class Run:
 
     def log_code(self, *args: Any, **kwargs: Any) -> None:
         """Accepted for wandb compatibility; ignored."""
+
+
+MAX_LIST_VALUES = 32  # a longer numeric list or array is logged as a Histogram (as W&B)
+
+
+def _plain_json(x: Any) -> bool:
+    if x is None or x.__class__ in (bool, int, float, str):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(_plain_json(y) for y in x)
+    return False
 
 
 _fork_leaks: list[Any] = []  # objects a forked child must never close or collect

@@ -110,7 +110,7 @@ def rows_to_long(
             kind = "str"
             value = pa.nulls(m, pa.float64())
             text = pa.array([None if v is None else str(v) for v in c.to_pylist()], pa.string())
-        if key_types.get(name, "").startswith("media:"):
+        if _sticky(key_types.get(name, "")):
             kind = key_types[name]
         key_types[name] = merge_type(key_types.get(name), kind)
         parts.append(
@@ -256,8 +256,14 @@ def _numeric_arrays(
     }, names  # fmt: skip
 
 
+def _sticky(kind: str) -> bool:
+    """Kinds set by log() itself (media references, JSON lists): stored as text, they
+    keep their kind for the reader."""
+    return kind.startswith("media:") or kind == "json"
+
+
 def _note_kind(key_types: dict[str, str], k: str, kind: str) -> None:
-    if key_types.get(k, "").startswith("media:"):
+    if _sticky(key_types.get(k, "")):
         kind = key_types[k]
     if key_types.get(k) != kind:
         key_types[k] = merge_type(key_types.get(k), kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
@@ -118,6 +119,7 @@ class Summary(MutableMapping[str, Any]):
         self._user: dict[str, Any] = {}
         self._rules: list[MetricRule] = []
         self._classified: set[str] = set()
+        self.kinds: dict[str, str] = {}  # the run's history key types (lists are JSON text)
         self.dirty = False
 
     # -- fed by Run.log (hot path: keep it short) -------------------------------------------
@@ -166,7 +168,10 @@ class Summary(MutableMapping[str, Any]):
         agg = self._aggs.get(key)
         if agg is not None:
             return agg.value(self._last.get(key))
-        return self._last[key]
+        value = self._last[key]
+        if value.__class__ is str and self.kinds.get(key) == "json":
+            return json.loads(value)  # a logged list reads back as a list
+        return value
 
     def __getitem__(self, key: str) -> Any:
         v = self._value(key)

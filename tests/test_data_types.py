@@ -174,10 +174,11 @@ def test_image_logged_alone_and_in_lists_is_stored_once(init) -> None:  # type: 
     run.finish()
 
 
-def test_numeric_lists_still_become_histograms(init) -> None:  # type: ignore[no-untyped-def]
+def test_long_numeric_lists_become_histograms(init) -> None:  # type: ignore[no-untyped-def]
     run = init()
-    run.log({"w": [0.1, 0.2, 0.3]})
+    run.log({"w": [i / 10 for i in range(33)], "short": [0.1, 0.2, 0.3]})
     assert json.loads(run.summary["w"])["_type"] == "histogram"
+    assert run.summary["short"] == [0.1, 0.2, 0.3]
     run.finish()
 
 

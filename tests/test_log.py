@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import pytest
@@ -83,12 +85,15 @@ def test_unsupported_value_warns_and_keeps_the_rest_of_the_row(init, api) -> Non
     assert list(h["good"]) == [1.0, 3.0] and h.loc[0, "also"] == 2
 
 
-def test_numeric_list_is_logged_as_histogram(init, api) -> None:
+def test_long_numeric_list_is_logged_as_histogram_short_one_as_a_list(init, api) -> None:
+    """As W&B: more than 32 numbers make a 32-bin histogram; up to 32 stay a list."""
     run = init()
-    run.log({"w": [1.0, 2.0, 2.5, 3.0]})
+    run.log({"w": [float(i) for i in range(40)], "short": [1.0, 2.0, 2.5, 3.0]})
     run.finish()
+    assert run.summary["short"] == [1.0, 2.0, 2.5, 3.0]
     h = history(api, run)
-    assert '"_type": "histogram"' in h.loc[0, "w"]
+    ref = json.loads(h.loc[0, "w"])
+    assert ref["_type"] == "histogram" and len(ref["values"]) == 32
 
 
 def test_log_after_finish_is_a_usage_error(init) -> None:
