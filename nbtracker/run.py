@@ -81,6 +81,7 @@ class Run:
         self._keys_ok: set[str] = set()  # keys checked once (text, not reserved): fast path
         self._child = False  # a copy of the run in a forked child process
         self._release: Any = None  # releases the run's writer lock (Store.lock_run)
+        self._cell_error: BaseException | None = None  # a notebook cell raised (see _cells)
         if disabled or store is None:
             self.dir = Path(os.devnull)
             return
@@ -502,6 +503,38 @@ class Run:
         # finish: readers see it at once anyway, from its run folder
         self._writer.start()
 
+    # -- a notebook cell that raised ------------------------------------------------------
+    def _cell_failed(self, exc: BaseException) -> None:
+        """The cell that was running raised (called from IPython's post_run_cell): note the
+        error now (the panel shows it, its clock stops); the run becomes ``failed`` at the
+        next ``init()``, ``finish()`` or kernel exit unless it is logged to again."""
+        if self._finished or self._disabled:
+            return
+        self._cell_error = exc
+        self._rec["error"] = _error_text(exc)
+        self._rec["error_at"] = time.time()
+        self._commit_row = self._commit_after_error  # type: ignore[method-assign]
+        self._mark_dirty()
+        for hook in list(self._hooks):
+            try:
+                hook(self, "error", self._rec["error"])
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _commit_after_error(self, row: dict[str, Any]) -> None:
+        """The first row after a failed cell: the user goes on, the run is running again."""
+        del self._commit_row
+        self._cell_error = None
+        self._rec.pop("error", None)
+        self._rec.pop("error_at", None)
+        self._mark_dirty()
+        for hook in list(self._hooks):
+            try:
+                hook(self, "resumed", None)
+            except Exception:  # noqa: BLE001
+                pass
+        self._commit_row(row)
+
     # -- forked children -------------------------------------------------------------------
     def _after_fork_child(self) -> None:
         """In a child made by ``os.fork()``: drop the parent's writer, threads and widgets.
@@ -578,6 +611,8 @@ class Run:
         if self._child:  # a forked copy: store its rows, leave the run to the parent
             self._finish_child()
             return
+        if self._cell_error is not None and not exit_code:  # a cell raised; nobody went on
+            exit_code = _exit_code_of(self._cell_error)
         state = "failed" if exit_code else "finished"
         self._rec["state"] = state
         self._rec["exit_code"] = exit_code or 0
@@ -618,8 +653,8 @@ class Run:
 
     def _mark_failed(self, exc: BaseException | None = None) -> None:
         if exc is not None:
-            self._rec["error"] = f"{type(exc).__name__}: {exc}"
-        self.finish(exit_code=1)
+            self._rec["error"] = _error_text(exc)
+        self.finish(exit_code=_exit_code_of(exc))
 
     def __enter__(self) -> Run:
         return self
@@ -655,6 +690,18 @@ class Run:
 
     def log_code(self, *args: Any, **kwargs: Any) -> None:
         """Accepted for wandb compatibility; ignored."""
+
+
+def _error_text(exc: BaseException) -> str:
+    """``"ZeroDivisionError: division by zero"``, as stored in the run (never raises)."""
+    name = type(exc).__name__
+    text = _safe_str(exc)
+    return clean_text(f"{name}: {text}" if text else name, warn=False)[:2000]
+
+
+def _exit_code_of(exc: BaseException | None) -> int:
+    """130 for KeyboardInterrupt (the notebook's stop button, Ctrl-C), 1 otherwise."""
+    return 130 if isinstance(exc, KeyboardInterrupt) else 1
 
 
 MAX_LIST_VALUES = 32  # a longer numeric list or array is logged as a Histogram (as W&B)

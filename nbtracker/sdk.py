@@ -175,9 +175,11 @@ def init(
         raise
     _make_current(run, reinit, prev)
     if _state.in_notebook():  # the live panel, even without %load_ext nbtracker
+        from . import _cells
         from .display import install_notebook_hook
 
         install_notebook_hook()
+        _cells.install()
     for hook in list(_state.init_hooks):
         try:
             hook(run)

@@ -17,7 +17,18 @@ from ._source import media_label, parse_ref
 
 MAX_TABLE_ITEMS = 200
 MAX_TEXT = 200
-_SECRET = re.compile(r"(secret|token|passw|api[_-]?key|credential|private[_-]?key)", re.I)
+# keys whose values are secrets: a whole name part such as "api_key", "password",
+# "secret", "token" or "auth_token" (not "tokens_seen" or "max_tokens"); values that look
+# like keys of common services. Numbers are never masked.
+_SECRET = re.compile(
+    r"(?:^|[._/-])(?:api[_-]?key|apikey|password|passwd|secret|secret[_-]?key|token|"
+    r"access[_-]?token|auth[_-]?token|private[_-]?key|credentials?)$",
+    re.I,
+)
+_SECRET_VALUE = re.compile(
+    r"^(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|"
+    r"AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{30,})$"
+)
 
 _TD = 'style="padding:1px 10px 1px 0;text-align:left;vertical-align:top"'
 
@@ -121,6 +132,12 @@ def render(
         f"{escape(str(state.get('run_id') or ''))}</span> · {escape(run_state)} · "
         f"step {escape(fmt(state.get('step', 0)))} · {escape(duration(state.get('elapsed')))}</div>"
     )
+    error = str(state.get("error") or "")
+    if error:
+        head += (
+            '<div data-nbt-error="1" style="color:#b00020;white-space:pre-wrap">'
+            f"{escape(error)}</div>"
+        )
     if png_b64:
         img = (
             f'<img alt="{escape("charts of " + str(state.get("run_name") or "run"))}" '
@@ -147,6 +164,8 @@ def plain(state: dict[str, Any]) -> str:
         f"nbtracker run {state.get('run_name')!r} ({state.get('project')}/{state.get('run_id')}): "
         f"{state.get('state')}, step {fmt(state.get('step', 0))}, {duration(state.get('elapsed'))}"
     ]
+    if state.get("error"):
+        lines.append(f"  error: {state['error']}")
     for k, v in list((state.get("summary") or {}).items())[:20]:
         lines.append(f"  {k}: {fmt(v)}")
     return "\n".join(lines)
@@ -162,7 +181,7 @@ def table_view(d: dict[str, Any]) -> dict[str, Any]:
             out["…"] = f"{len(d) - MAX_TABLE_ITEMS} more"
             break
         k = str(k)[:MAX_TEXT]
-        if _SECRET.search(k):
+        if isinstance(v, str) and (_SECRET.search(k) or _SECRET_VALUE.match(v.strip())):
             out[k] = "•••"
         elif isinstance(v, bool) or v is None:
             out[k] = v
