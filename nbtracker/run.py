@@ -419,8 +419,9 @@ class Run:
         step_sync, overwrite
             Accepted for wandb compatibility; ignored.
         """
-        rule = MetricRule(name, step_metric, summary, goal, bool(hidden), step_sync)
-        self.summary.add_rule(rule)
+        rule = self.summary.add_rule(
+            MetricRule(name, step_metric, summary, goal, bool(hidden), step_sync)
+        )
         self._rec.setdefault("metrics", [])
         self._rec["metrics"] = [m for m in self._rec["metrics"] if m["name"] != name]
         self._rec["metrics"].append(rule.to_json())

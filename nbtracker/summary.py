@@ -84,8 +84,9 @@ class _Agg:
         out: dict[str, Any] = {}
         for m in modes:
             if m == "best":
-                m = "min" if self.goal == "minimize" else "max"
-            if m == "min":
+                best = self.lo if self.goal == "minimize" else self.hi
+                out["best"] = best if math.isfinite(best) else None
+            elif m == "min":
                 out["min"] = self.lo if self.lo != math.inf else None
             elif m == "max":
                 out["max"] = self.hi if self.hi != -math.inf else None
@@ -97,12 +98,44 @@ class _Agg:
                 out["last"] = last
         if "none" in modes:
             return _NONE
-        if len(out) == 1:
-            return next(iter(out.values()))
-        return out
+        return out  # as W&B shows it: summary["loss"]["min"] (flat "loss.min" in SQL)
 
 
 _NONE = object()
+
+
+class SummaryDict(dict):  # type: ignore[type-arg]
+    """A nested part of the summary: a dict whose keys are also attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class MediaRef(str):
+    """A logged media value in the summary: its stored JSON reference (a str, as saved)
+    that also reads like W&B's dict: ``summary["predictions"]["_type"] == "table"``."""
+
+    __slots__ = ()
+
+    def _dict(self) -> dict[str, Any]:
+        return json.loads(str(self))
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return self._dict()[key]
+        return str.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+    def keys(self) -> Any:
+        return self._dict().keys()
+
+    def items(self) -> Any:
+        return self._dict().items()
 
 
 class Summary(MutableMapping[str, Any]):
@@ -142,14 +175,34 @@ class Summary(MutableMapping[str, Any]):
                 continue
             self._classified.add(k)
             rule = self.rule_for(k)
-            if rule is not None and (rule.summary or rule.goal) and rule.summary != ["last"]:
-                modes = rule.summary or ["best"]
-                self._aggs[k] = _Agg(modes, rule.goal)
+            if rule is not None and rule.summary and rule.summary != ["last"]:
+                self._aggs[k] = _Agg(rule.summary, rule.goal)
 
-    def add_rule(self, rule: MetricRule) -> None:
+    def add_rule(self, rule: MetricRule) -> MetricRule:
+        """Add a define_metric rule; a second rule for the same name adds to the first
+        (``summary="min"`` then ``summary="max"`` keeps both, as W&B). Returns the rule
+        in force for that name."""
+        for old in self._rules:
+            if old.name == rule.name:
+                self._rules.remove(old)
+                modes = list(old.summary)
+                modes += [m for m in rule.summary if m not in modes]
+                if "none" in rule.summary:  # an explicit "none" wins
+                    modes = ["none"]
+                elif len(modes) > 1 and "none" in modes:
+                    modes.remove("none")
+                rule.summary = modes
+                rule.step_metric = rule.step_metric or old.step_metric
+                rule.goal = rule.goal or old.goal
+                break
         self._rules.append(rule)
         self._classified.clear()
         self._aggs = {k: a for k, a in self._aggs.items() if self.rule_for(k) is not None}
+        for k, agg in self._aggs.items():
+            r = self.rule_for(k)
+            if r is not None and r.summary:
+                agg.modes, agg.goal = r.summary, r.goal
+        return rule
 
     def rule_for(self, key: str) -> MetricRule | None:
         for rule in reversed(self._rules):
@@ -169,15 +222,58 @@ class Summary(MutableMapping[str, Any]):
         if agg is not None:
             return agg.value(self._last.get(key))
         value = self._last[key]
-        if value.__class__ is str and self.kinds.get(key) == "json":
-            return json.loads(value)  # a logged list reads back as a list
+        if value.__class__ is str:
+            kind = self.kinds.get(key, "")
+            if kind == "json":
+                return json.loads(value)  # a logged list reads back as a list
+            if kind.startswith("media:"):
+                return MediaRef(value)  # summary["t"]["_type"], as W&B
         return value
 
     def __getitem__(self, key: str) -> Any:
-        v = self._value(key)
+        try:
+            v = self._value(key)
+        except KeyError:
+            nested = self._nested(key)
+            if nested is None:
+                raise
+            return nested
         if v is _NONE:
             raise KeyError(key)
         return v
+
+    def _nested(self, prefix: str) -> SummaryDict | None:
+        """``summary["val"]`` when ``val.acc`` was logged (``log({"val": {"acc": 1}})``):
+        the keys under ``val.`` as a nested dict."""
+        head = prefix + "."
+        out: SummaryDict | None = None
+        for k in self._keys():
+            if k.startswith(head):
+                out = out if out is not None else SummaryDict()
+                node = out
+                parts = k[len(head) :].split(".")
+                for part in parts[:-1]:
+                    nxt = node.get(part)
+                    if not isinstance(nxt, SummaryDict):
+                        nxt = node[part] = SummaryDict()
+                    node = nxt
+                node[parts[-1]] = self[k]
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        """``summary.best_accuracy`` reads ``summary["best_accuracy"]``, as in W&B."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            msg = f"the summary has no key {name!r}"
+            raise AttributeError(msg) from None
+
+    @property
+    def _json_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON types (W&B's ``summary._json_dict``)."""
+        return self.as_dict()
 
     def __setitem__(self, key: str, value: Any) -> None:
         key = clean_text(key if key.__class__ is str else str(key), f"the summary key {key!r}")
