@@ -36,8 +36,8 @@ def forget(run: Run) -> None:
     with _lock:
         if run in active:
             active.remove(run)
-        if current is run:
-            current = active[-1] if active else None
+        if current is run:  # as W&B: wandb.run is None after finish()
+            current = None
 
 
 def reset() -> None:

@@ -107,6 +107,31 @@ class Run:
     start_time = property(lambda self: self._rec.get("created_at"))
     step = property(lambda self: self._step)
     disabled = property(lambda self: self._disabled)
+    offline = property(
+        lambda self: self._rec.get("mode") == "offline",
+        doc="True when started with mode='offline'.",
+    )
+    resumed = property(
+        lambda self: bool(self._rec.get("resumed")),
+        doc="True when init() continued an existing run.",
+    )
+
+    @property
+    def settings(self) -> Any:
+        """The run's settings as ``wandb.Settings`` (mode, project, run_id, files_dir, ...)."""
+        from ._wandb_compat import run_settings
+
+        return run_settings(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """W&B run methods nbtracker does not have yet (``run.log_artifact``, ``run.watch``,
+        ``run.alert``, ...) raise ``NotSupportedError`` naming them when called."""
+        if not name.startswith("_"):
+            from . import _wandb_compat
+
+            if name in _wandb_compat.UNSUPPORTED:
+                return _wandb_compat.stand_in(name)
+        raise AttributeError(name)
 
     @property
     def path(self) -> str:

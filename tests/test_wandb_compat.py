@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import nbtracker
-from nbtracker import Run, _paths
+from nbtracker import _paths
 from nbtracker.errors import UsageError
 
 
@@ -312,7 +312,6 @@ def test_settings_take_any_keyword(init) -> None:
     assert run.state == "finished" and nbtracker.run is None
 
 
-@pytest.mark.xfail(not hasattr(Run, "settings"), reason="run.settings/offline/resumed: run.py")
 def test_run_settings_offline_and_resumed(init) -> None:
     run = init(id="r1", mode="offline", group="g")
     assert run.offline and not run.resumed
