@@ -171,43 +171,64 @@ def _py(v: Any) -> Any:
 
 
 class FolderReader:
-    """Reads a run folder's history incrementally (new segment files only)."""
+    """Reads a run folder's history incrementally (new segment files only).
 
-    def __init__(self, rdir: Path, max_buckets: int = DEFAULT_BUCKETS) -> None:
+    The segment files are the truth: every numeric row of a file is read when the file
+    is first seen, whether or not ``run.json`` (rewritten every few seconds, so behind
+    the segments of a run being written) lists its key yet. ``history_keys`` in the
+    record only orders the metrics and rules out keys it says hold text or media.
+    ``keys`` limits the reader to those keys (one chart's series).
+    """
+
+    def __init__(
+        self, rdir: Path, max_buckets: int = DEFAULT_BUCKETS, keys: list[str] | None = None
+    ) -> None:
         self.rdir = Path(rdir)
         self.max_buckets = max_buckets
+        self.keys = None if keys is None else list(keys)
         self.read_files: list[Path] = []
         self.feed = Feed(max_buckets)
         self.xlast: dict[str, tuple[int, float]] = {}
         self.t0 = 0.0
 
     def poll(self, record: dict[str, Any]) -> bool:
-        """Read what is new; returns True when the feed was rebuilt from scratch."""
+        """Read what is new; returns True when the feed was rebuilt from scratch (then
+        ``feed`` is a new object). A read that fails (a file a compaction removed
+        meanwhile: ``FileNotFoundError``) changes nothing; the next poll tries again."""
         self.t0 = float(record.get("created_at") or 0.0)
         key_types = record.get("history_keys") or {}
         x_names = x_candidates(record, key_types)
         files = segments.list_files(self.rdir / "history")[0]
-        rebuilt = False
-        if x_names != self.feed.x_names or any(f not in files for f in self.read_files):
-            # compaction/merge replaced files, or a new x metric: start over
-            self.feed = Feed(self.max_buckets)
-            self.feed.x_names = x_names
-            self.read_files = []
-            self.xlast = {}
-            rebuilt = True
+        if (
+            x_names != self.feed.x_names
+            or any(f not in files for f in self.read_files)
+            or any(key_types.get(k, "float") not in NUMERIC for k in self.feed.env)
+        ):
+            # compaction/merge replaced files, a new x metric, or a charted key turned out
+            # to hold text: start over, and switch only once everything was read
+            fresh = FolderReader(self.rdir, self.max_buckets, self.keys)
+            fresh.t0 = self.t0
+            fresh.feed.x_names = x_names
+            if files:
+                fresh._read(files, key_types)
+            self.feed, self.xlast, self.read_files = fresh.feed, fresh.xlast, list(files)
+            return True
         new = [f for f in files if f not in self.read_files]
         if new:
-            self._read(new, key_types)
+            self._read(new, key_types)  # reads everything before changing anything
             self.read_files += new
-        return rebuilt
+        return False
 
     def _read(self, files: list[Path], key_types: dict[str, str]) -> None:
         import numpy as np
 
-        numeric = [k for k, kind in key_types.items() if kind in NUMERIC]
-        if not numeric:
-            return
-        r = _query(files, numeric, self.feed.x_names, self.max_buckets)
+        known = [k for k, kind in key_types.items() if kind in NUMERIC]
+        if self.keys is not None:
+            known = [k for k in self.keys if key_types.get(k, "float") in NUMERIC]
+            unlisted: list[str] | None = None
+        else:
+            unlisted = list(key_types)  # the rows of any other key are read too
+        r, numeric = _query(files, known, unlisted, self.feed.x_names, self.max_buckets)
         codes, steps, vals = r["code"], r["step"], r["value"]
         ts = r["ts"] - self.t0
         if not len(codes):
@@ -231,8 +252,9 @@ class FolderReader:
             if len(s_m):
                 self.xlast[nm] = (int(s_m[-1]), float(v_m[-1]))
             xs[nm] = (s_m, v_m)
-        order = sorted(groups, key=lambda k: list(key_types).index(k) if k in key_types else 0)
-        for key in order:
+        for key in numeric:  # the record's order, then keys it does not list yet
+            if key not in groups:
+                continue
             a, b = groups[key]
             s = steps[a:b]
             xcols = {}
@@ -267,12 +289,30 @@ UNION ALL SELECT code, step, ts, value FROM h WHERE list_contains(?, key)
 """
 
 
-def _query(files: list[Path], numeric: list[str], x_names: list[str], max_buckets: int) -> Any:
-    """``{code, step, ts, value}`` numpy columns (``code`` indexes ``numeric``) of the
-    numeric keys in ``files``. Big histories (a finished 1M-step run) are reduced by
-    DuckDB to each bucket's min, max and last point (parallel, and the same points as the
-    numpy path); step metrics (x axes) are read whole, since their value at any step is
-    needed. DuckDB's ``fetchnumpy`` also keeps pandas (1-2 s to import) out of the way.
+# Numeric keys in the files that the record does not list (yet): in the order they were
+# logged (first step, then place in the file: segments hold a step's keys in log order).
+_UNLISTED_SQL = """
+SELECT key FROM read_parquet(?, file_row_number = true)
+WHERE value IS NOT NULL AND NOT list_contains(?, key)
+GROUP BY key ORDER BY min(step), min(file_row_number), key
+"""
+
+
+def _query(
+    files: list[Path],
+    numeric: list[str],
+    unlisted: list[str] | None,
+    x_names: list[str],
+    max_buckets: int,
+) -> tuple[Any, list[str]]:
+    """``({code, step, ts, value}, keys)``: numpy columns of the numeric keys in
+    ``files`` (``code`` indexes ``keys``). ``keys`` is ``numeric``, then, unless
+    ``unlisted`` is None, every other key with numbers in the files that is not in
+    ``unlisted`` (keys the record does not list yet). Big histories (a finished 1M-step
+    run) are reduced by DuckDB to each bucket's min, max and last point (parallel, and
+    the same points as the numpy path); step metrics (x axes) are read whole, since their
+    value at any step is needed. DuckDB's ``fetchnumpy`` also keeps pandas (1-2 s to
+    import) out of the way. ``FileNotFoundError`` when a compaction removed a file.
     """
     import duckdb
 
@@ -281,15 +321,19 @@ def _query(files: list[Path], numeric: list[str], x_names: list[str], max_bucket
     fl = [str(f) for f in files]
     con = query.duck()
     try:
+        keys = list(numeric)
+        if unlisted is not None:
+            extra = con.execute(_UNLISTED_SQL, [fl, list(unlisted)]).fetchall()
+            keys += [k for (k,) in extra]
         rows = con.execute(
             "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [fl]
         ).fetchall()[0][0]
         if rows <= BULK_ROWS:
-            return con.execute(_PLAIN_SQL, [numeric, fl, numeric]).fetchnumpy()
+            return con.execute(_PLAIN_SQL, [keys, fl, keys]).fetchnumpy(), keys
         span = con.execute("SELECT min(step), max(step) FROM read_parquet(?)", [fl]).fetchall()[0]
         w = bucket_width(int(span[0] or 0), int(span[1] or 0), max_buckets)
-        xn = [n for n in x_names if n in numeric]
-        return con.execute(_REDUCE_SQL, [numeric, fl, numeric, w, xn, xn]).fetchnumpy()
+        xn = [n for n in x_names if n in keys]
+        return con.execute(_REDUCE_SQL, [keys, fl, keys, w, xn, xn]).fetchnumpy(), keys
     except duckdb.IOException as exc:  # a compaction removed a file: read again later
         raise FileNotFoundError(str(exc)) from None
     finally:
@@ -308,10 +352,11 @@ def read_series(
     from .._util import read_json
 
     record = read_json(rdir / "run.json")
-    reader = FolderReader(rdir, max_buckets=max(2, max_points // 2))
+    wanted = [key, *[n for n in x_metrics or [] if n != key]]
+    reader = FolderReader(rdir, max_buckets=max(2, max_points // 2), keys=wanted)
     kt = record.get("history_keys") or {}
     record = dict(record)
-    record["history_keys"] = {k: v for k, v in kt.items() if k == key or k in (x_metrics or [])}
+    record["history_keys"] = {k: v for k, v in kt.items() if k in wanted}
     reader.poll(record)
     env = reader.feed.env.get(key)
     names = [n for n in (x_metrics or []) if n in reader.feed.x_names]

@@ -91,6 +91,7 @@ class RunPanel(anywidget.AnyWidget):
     project = t.Unicode("").tag(sync=True)
     run_id = t.Unicode("").tag(sync=True)
     state = t.Unicode("").tag(sync=True)
+    error = t.Unicode("").tag(sync=True)  # "ZeroDivisionError: ..." of a failed run or cell
     step = t.Int(0).tag(sync=True)
     elapsed = t.Float(0.0).tag(sync=True)
     steps_per_s = t.Float(0.0).tag(sync=True)
@@ -168,6 +169,10 @@ class RunPanel(anywidget.AnyWidget):
             elif event == "finish":
                 self._new_tables()
                 self._on_finish()
+            elif event in ("error", "resumed"):  # a notebook cell raised / the user went on
+                with self._lock:
+                    self._meta(force=True)
+                    self._snapshot()
 
         self._hook = hook
         run._hooks.append(hook)
@@ -185,7 +190,8 @@ class RunPanel(anywidget.AnyWidget):
         self = cls(**kwargs)
         self._reader = FolderReader(Path(rdir), self._max_buckets)
         self._feed = self._reader.feed
-        self._rec_mtime = -1.0
+        self._rec_mtime: Any = None  # (mtime_ns, inode, size) of the run.json read last
+        self._proc_gone = False  # the process writing a "running" record is gone
         self._rec: dict[str, Any] = {}
         with self._lock:
             self._follow_tick()  # charts, and the images / histograms logged so far
@@ -302,24 +308,31 @@ class RunPanel(anywidget.AnyWidget):
         assert reader is not None
         rjson = reader.rdir / "run.json"
         try:
-            mtime = rjson.stat().st_mtime
+            st = rjson.stat()
         except FileNotFoundError:
             return
-        if mtime != self._rec_mtime:
+        # run.json is replaced (a new file) at each write; two writes can share an mtime
+        # (the file clock ticks every few ms), so the inode and size count too
+        version = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if version != self._rec_mtime:
             try:
                 rec = json.loads(rjson.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return
-            self._rec, self._rec_mtime = rec, mtime
+            self._rec, self._rec_mtime = rec, version
             self._t0 = float(rec.get("created_at") or 0.0)
+        # The record is read (and the writing process looked for) before the segments are
+        # listed: when it says the run ended, or the process is gone, its last rows are on
+        # disk already (finish() flushes before it writes run.json), so this poll reads them.
         rec = self._rec
+        self._proc_gone = rec.get("state") == "running" and process_gone(rec)
         try:
-            rebuilt = reader.poll(rec)
+            reader.poll(rec)
         except (OSError, ValueError) as exc:  # a file replaced under us (compaction): retry
             if "No such file" in str(exc) or isinstance(exc, FileNotFoundError):
-                return
+                return  # the run's end (if it ended) is acted on once the read succeeds
             raise
-        if rebuilt:
+        if reader.feed is not self._feed:  # rebuilt from scratch (files were merged)
             self._feed = reader.feed
             for env in self._feed.env.values():
                 env.reset = True
@@ -419,9 +432,12 @@ class RunPanel(anywidget.AnyWidget):
             state = rec.get("state") or ""
             step = max(feed.last_step, int(rec.get("last_step") or 0), 0)
             if state == "running":
-                state = "crashed" if process_gone(rec) else "running"
+                state = "crashed" if self._proc_gone else "running"
         self._hidden = hidden_keys(rec, list(feed.env))
         end = rec.get("finished_at") if state != "running" else None
+        error = str(rec.get("error") or "") if state != "finished" else ""
+        if state == "running" and error and self._run is not None:  # the cell raised
+            state, end = "failed", rec.get("error_at")
         elapsed = max(0.0, (float(end) if end else time.time()) - self._t0) if self._t0 else 0.0
         rows = feed.rows if self._run is not None else step + 1
         if state != "running":
@@ -439,6 +455,7 @@ class RunPanel(anywidget.AnyWidget):
             self.project = str(rec.get("project") or "")
             self.run_id = str(rec.get("id") or "")
             self.state = str(state)
+            self.error = error
             self.step = int(step)
             self.elapsed = round(elapsed, 2)
             self.steps_per_s = round(rate, 2) if math.isfinite(rate) else 0.0
@@ -532,12 +549,14 @@ class RunPanel(anywidget.AnyWidget):
     def snapshot_series(self) -> dict[str, Any]:
         """Each visible metric, down-sampled for the small snapshot charts."""
         with self._lock:
-            return {k: small_columns(env) for k, env in self._feed.env.items() if k not in self._hidden}
+            return {
+                k: small_columns(env) for k, env in self._feed.env.items() if k not in self._hidden
+            }
 
     def fallback_state(self) -> dict[str, Any]:
         return {
             "uid": self._uid, "run_name": self.run_name, "project": self.project,
-            "run_id": self.run_id, "state": self.state, "step": self.step,
+            "run_id": self.run_id, "state": self.state, "error": self.error, "step": self.step,
             "elapsed": self.elapsed, "summary": self.summary, "config": self.config,
         }  # fmt: skip
 
