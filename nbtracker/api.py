@@ -94,7 +94,9 @@ class Api:
             return rest
         return path
 
-    def run(self, path: str | None = None, *, project: str | None = None, run_id: str | None = None) -> ApiRun:
+    def run(
+        self, path: str | None = None, *, project: str | None = None, run_id: str | None = None
+    ) -> ApiRun:
         """One run: ``"project/run_id"`` or ``"entity/project/run_id"``.
 
         Raises
@@ -113,6 +115,11 @@ class Api:
             rec = self.store.read_record(rdir)
             if rec is not None and rec.get("project") == project:
                 return ApiRun(self.store, self.store.check_alive(rdir, rec))
+            if rec is None and (rdir / "run.json").exists():
+                # run.json cannot be read (warned): the catalog's row stands in, if any
+                rec = query.catalog_record(self.store, rdir)
+                if rec is not None and rec.get("project") == project:
+                    return ApiRun(self.store, rec)
         project, run_id = candidates[0]
         msg = f"no run {project}/{run_id} under {self.store.root}; see Api().runs({project!r})"
         raise RunNotFound(msg)
@@ -125,13 +132,14 @@ class Api:
         """
         import duckdb
 
-        for attempt in range(5):
+        for attempt in range(8):
             con = query.sql_connection(self.store)
             try:
                 return con.execute(statement, params or []).df()
-            except duckdb.IOException:
-                # a live run merged its history segments under the view: list again
-                if attempt == 4:
+            except duckdb.Error as exc:
+                # a live run merged history files under the view (list again), or a file
+                # proved damaged (skipped from now on, with a warning): run it again
+                if attempt == 7 or not query.blame(query.view_files(con), exc, ours=False):
                     raise
             finally:
                 con.close()
@@ -141,7 +149,12 @@ class Api:
         """Accepted for wandb compatibility; reads are always fresh."""
 
 
-def sql(statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, root: str | None = None) -> Any:
+def sql(
+    statement: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    root: str | None = None,
+) -> Any:
     """SQL over all runs under the default root; see :meth:`Api.sql`.
 
     Examples
@@ -220,7 +233,7 @@ class ApiRun:
         self._store = store
         self._rec = rec
         self.config: dict[str, Any] = dict(rec.get("config") or {})
-        self.summary: dict[str, Any] = dict(rec.get("summary") or {})
+        self.summary: RunSummary = RunSummary(self, rec.get("summary") or {})
         self.tags: list[str] = list(rec.get("tags") or [])
         self.notes: str | None = rec.get("notes")
         self.name: str | None = rec.get("name")
@@ -248,8 +261,12 @@ class ApiRun:
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """Where and when the run ran; ``error`` too when it failed with one."""
         keys = ("host", "pid", "created_at", "finished_at", "exit_code", "resumed")
-        return {k: self._rec.get(k) for k in keys}
+        out = {k: self._rec.get(k) for k in keys}
+        if self._rec.get("error"):
+            out["error"] = self._rec["error"]
+        return out
 
     def __repr__(self) -> str:
         return f"<Run {self.project}/{self.id} ({self.name}) {self.state}>"
@@ -270,9 +287,17 @@ class ApiRun:
         Down-sampling keeps each bucket's minimum and maximum (and the first and last
         step), so no spike is ever hidden. ``samples=None`` returns every row.
         ``x_axis``, ``pandas`` and ``stream`` are accepted for wandb compatibility.
+
+        Columns: ``_step``, ``_timestamp``, ``_runtime``, then one per key: int64 (Int64
+        where a step lacks the key), boolean, float64, or objects for text and media (a key
+        logged with both numbers and text keeps both). A logged key named like a system
+        column reads back as ``"_step (logged)"`` (one warning). History files that cannot
+        be read are skipped with a ``StorageWarning`` naming them.
         """
         keys = [keys] if isinstance(keys, str) else keys
-        return query.history_frame(self._store, self.dir, self._rec, keys, samples, min_step, max_step)
+        return query.history_frame(
+            self._store, self.dir, self._rec, keys, samples, min_step, max_step
+        )
 
     def scan_history(
         self,
@@ -281,9 +306,17 @@ class ApiRun:
         min_step: int | None = None,
         max_step: int | None = None,
     ) -> History:
-        """Every row of the history: iterate for dicts (as wandb), or ``.to_pandas()``."""
+        """Every row of the history, streamed: iterate for dicts (as wandb), or
+        ``.to_pandas()`` for a DataFrame.
+
+        Rows are read a window of steps at a time (at least ``page_size`` steps, about
+        250,000 logged values), so memory stays small however long the run. Each row has
+        ``_step``, ``_runtime``, ``_timestamp`` and the keys logged at that step (with
+        ``keys``: every key asked for, None where it was not logged); a NaN that was logged
+        stays NaN.
+        """
         keys = [keys] if isinstance(keys, str) else keys
-        return History(self, keys, min_step, max_step)
+        return History(self, keys, min_step, max_step, page_size)
 
     def chart(self, key: str, **kwargs: Any) -> Any:
         """The Altair chart of one metric (see :meth:`nbtracker.Run.chart`)."""
@@ -298,11 +331,13 @@ class ApiRun:
         return media.load_table(self.dir, key, step, **kwargs)
 
     def update(self) -> None:
-        """Save edited ``config``, ``summary``, ``tags``, ``notes``, ``name`` to the run."""
+        """Save edited ``config``, ``summary``, ``tags``, ``notes``, ``name`` to the run
+        (its run.json and the catalog)."""
         rec = self._store.read_record(self.dir) or dict(self._rec)
         rec.pop("dir", None)
+        rec.pop("json_mtime", None)
         rec["config"] = to_jsonable(self.config, "config")
-        rec["summary"] = to_jsonable(self.summary, "summary")
+        rec["summary"] = to_jsonable(dict(self.summary), "summary")
         rec["tags"] = [str(t) for t in self.tags]
         for key in ("notes", "name", "group", "job_type"):
             rec[key] = getattr(self, key)
@@ -314,33 +349,74 @@ class ApiRun:
         self._rec = rec
 
 
-class History:
-    """Full history of a run: iterable of row dicts, or a DataFrame via ``to_pandas()``."""
+class RunSummary(dict):  # type: ignore[type-arg]
+    """A stored run's summary: a dict whose ``update()`` saves it to the run (run.json and
+    the catalog), as wandb's public API does::
 
-    def __init__(self, run: ApiRun, keys: Sequence[str] | None, lo: int | None, hi: int | None) -> None:
+        run.summary["best"] = 0.93
+        run.summary.update()                # or run.summary.update({"best": 0.93})
+
+    ``run.update()`` saves it too.
+    """
+
+    def __init__(self, run: ApiRun, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self._run = run
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Set the given values (if any), then save the whole summary to the run."""
+        super().update(*args, **kwargs)
+        self._run.update()
+
+    @property
+    def _json_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict (wandb's ``HTTPSummary._json_dict``)."""
+        return dict(self)
+
+    def __reduce__(self) -> Any:  # pickles (and copies) as a plain dict
+        return (dict, (dict(self),))
+
+
+class History:
+    """Every row of a run's history: iterate for row dicts (read a window of steps at a
+    time, so memory stays bounded), or ``to_pandas()`` for one DataFrame."""
+
+    def __init__(
+        self,
+        run: ApiRun,
+        keys: Sequence[str] | None,
+        lo: int | None,
+        hi: int | None,
+        page_size: int = 1000,
+    ) -> None:
         self._run, self._keys, self._lo, self._hi = run, keys, lo, hi
-        self._df: Any = None
+        self._page_size = page_size
+        self._len: int | None = None
 
     def to_pandas(self) -> Any:
-        if self._df is None:
-            self._df = self._run.history(samples=None, keys=self._keys, min_step=self._lo, max_step=self._hi)
-        return self._df
+        """All rows as a DataFrame (``history(samples=None)``)."""
+        return self._run.history(
+            samples=None, keys=self._keys, min_step=self._lo, max_step=self._hi
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        df = self.to_pandas()
-        cols = list(df.columns)
-        for values in df.itertuples(index=False, name=None):
-            yield {c: v for c, v in zip(cols, values) if not _isnull(v) or c.startswith("_")}
+        r = self._run
+        return query.scan_history(
+            r._store, r.dir, r._rec, self._keys, self._lo, self._hi, page_size=self._page_size
+        )
 
     def __len__(self) -> int:
-        return len(self.to_pandas())
+        if self._len is None:
+            self._len = query.count_steps(
+                self._run._store, self._run.dir, self._keys, self._lo, self._hi
+            )
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"<History of {self._run.project}/{self._run.id}>"
 
     def _repr_html_(self) -> str:
         return self.to_pandas()._repr_html_()  # type: ignore[no-any-return]
-
-
-def _isnull(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
 
 
 def _split_run_path(path: str) -> list[tuple[str, str]]:

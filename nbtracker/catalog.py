@@ -111,12 +111,20 @@ def upsert_records(con: Any, records: Iterable[dict[str, Any]]) -> None:
     keys = [[r["project"], r["id"]] for r in records]
     con.execute("BEGIN")
     for table in ("runs", "config", "summary", "tags"):
-        con.execute(
-            f"DELETE FROM {table} WHERE list_contains(?, [project, run_id])", [keys]
-        )
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?, [project, run_id])", [keys])
     _insert(con, "runs", [record_row(r) for r in records], _RUN_TYPES)
-    _insert(con, "config", [x for r in records for x in _kv_rows(r["project"], r["id"], r.get("config") or {})], _KV_TYPES)
-    _insert(con, "summary", [x for r in records for x in _kv_rows(r["project"], r["id"], r.get("summary") or {})], _KV_TYPES)
+    _insert(
+        con,
+        "config",
+        [x for r in records for x in _kv_rows(r["project"], r["id"], r.get("config") or {})],
+        _KV_TYPES,
+    )
+    _insert(
+        con,
+        "summary",
+        [x for r in records for x in _kv_rows(r["project"], r["id"], r.get("summary") or {})],
+        _KV_TYPES,
+    )
     _insert(con, "tags", [{"project": r["project"], "run_id": r["id"], "tag": str(t)}
                           for r in records for t in r.get("tags") or []], _TAG_TYPES)  # fmt: skip
     con.execute("COMMIT")
@@ -134,11 +142,21 @@ class Catalog:
         """Apply ``fn(con)`` to a copy of the catalog and swap it in; raise CatalogBusy."""
         import duckdb
 
+        if self.path.is_dir():
+            from .errors import StorageError
+
+            msg = (
+                f"the catalog path {self.path} is a folder, not a DuckDB file: move it away "
+                "(runs are safe in their folders) and run `nbtracker repair` to rebuild it."
+            )
+            raise StorageError(msg)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+") as lock:
             self._lock(lock, timeout)
             self._remove_stale_copies()
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{_rng.getrandbits(32):x}.tmp")
+            tmp = self.path.with_name(
+                f".{self.path.name}.{os.getpid()}.{_rng.getrandbits(32):x}.tmp"
+            )
             try:
                 fresh = not self.path.exists()
                 if not fresh:
@@ -156,7 +174,9 @@ class Catalog:
                 try:
                     con.execute(DDL)
                     if fresh:
-                        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                        con.execute(
+                            "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+                        )
                     fn(con)
                 finally:
                     con.close()
@@ -206,7 +226,9 @@ class Catalog:
         self.write(fn, timeout=10.0)
 
     # -- reading ---------------------------------------------------------------------------
-    def select(self, con: Any, statement: str, params: list[Any], *, retries: int = 20) -> list[Any] | None:
+    def select(
+        self, con: Any, statement: str, params: list[Any], *, retries: int = 20
+    ) -> list[Any] | None:
         """Run ``statement`` (``{cat}`` names the attached catalog) on a read-only attach.
 
         Returns None when there is no readable catalog (missing, held by an outside
@@ -214,7 +236,7 @@ class Catalog:
         """
         import duckdb
 
-        if not self.path.exists():
+        if not self.path.is_file():  # missing, or something else (a folder) in its place
             return None
         alias = f"cat_{os.getpid()}_{_rng.getrandbits(40):x}"
         for attempt in range(retries):

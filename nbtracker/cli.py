@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from typing import Any
 
 import click
 
-from .errors import NbtrackerError
+from .errors import NbtrackerError, NbtrackerWarning
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -23,7 +24,9 @@ def root_option(fn: Any) -> Any:
 def output_options(fn: Any) -> Any:
     fn = click.option("--json", "fmt", flag_value="json", help="Print JSON records.")(fn)
     fn = click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")(fn)
-    fn = click.option("--table", "fmt", flag_value="table", default=True, help="Print a text table (default).")(fn)
+    fn = click.option(
+        "--table", "fmt", flag_value="table", default=True, help="Print a text table (default)."
+    )(fn)
     return fn
 
 
@@ -37,7 +40,9 @@ def _emit(df: Any, fmt: str) -> None:
     else:
         import pandas as pd
 
-        with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160):
+        with pd.option_context(
+            "display.max_rows", 200, "display.max_columns", 30, "display.width", 160
+        ):
             click.echo(df.to_string(index=False))
 
 
@@ -48,11 +53,36 @@ def _api(root: str | None) -> Any:
 
 
 class _Group(click.Group):
+    """Our errors, and storage errors (a read-only disk, a DuckDB error), become one-line
+    messages (exit status 1), not tracebacks; our warnings (a damaged file that was
+    skipped) are printed as ``warning: ...`` lines on stderr."""
+
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NbtrackerError as exc:
-            raise click.ClickException(str(exc)) from exc
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NbtrackerWarning)
+            try:
+                return super().invoke(ctx)
+            except NbtrackerError as exc:
+                raise click.ClickException(str(exc)) from exc
+            except OSError as exc:
+                raise click.ClickException(_os_message(exc)) from exc
+            except Exception as exc:
+                if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb"):
+                    msg = f"DuckDB error: {exc}"
+                    raise click.ClickException(msg) from exc
+                raise
+            finally:
+                for w in caught:
+                    if issubclass(w.category, NbtrackerWarning):
+                        click.echo(f"warning: {w.message}", err=True)
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _os_message(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{what}{where}"
 
 
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
@@ -74,11 +104,20 @@ def cli() -> None:
 @cli.command()
 @click.argument("project", required=False)
 @click.option("--filter", "filters", help="MongoDB-style filter as JSON.")
-@click.option("--order", default="-created_at", show_default=True, help="Sort field; '-' for descending.")
+@click.option(
+    "--order", default="-created_at", show_default=True, help="Sort field; '-' for descending."
+)
 @click.option("--limit", type=int, default=None, help="Show at most N runs.")
 @root_option
 @output_options
-def runs(project: str | None, filters: str | None, order: str, limit: int | None, root: str | None, fmt: str) -> None:
+def runs(
+    project: str | None,
+    filters: str | None,
+    order: str,
+    limit: int | None,
+    root: str | None,
+    fmt: str,
+) -> None:
     """List runs (of PROJECT), one row per run with config.* and summary.* columns.
 
     \b
@@ -95,10 +134,17 @@ def runs(project: str | None, filters: str | None, order: str, limit: int | None
 @cli.command()
 @click.argument("run_path")
 @click.option("--keys", help="Comma-separated metric names (default: all).")
-@click.option("--samples", type=int, default=None, help="Down-sample to about N points per key (min/max kept).")
+@click.option(
+    "--samples",
+    type=int,
+    default=None,
+    help="Down-sample to about N points per key (min/max kept).",
+)
 @root_option
 @output_options
-def history(run_path: str, keys: str | None, samples: int | None, root: str | None, fmt: str) -> None:
+def history(
+    run_path: str, keys: str | None, samples: int | None, root: str | None, fmt: str
+) -> None:
     """Print a run's history (RUN_PATH is project/run_id or entity/project/run_id).
 
     \b
@@ -126,14 +172,20 @@ def sql(statement: str, params: tuple[str, ...], root: str | None, fmt: str) -> 
     try:
         df = _api(root).sql(statement, list(params))
     except duckdb.Error as exc:
-        raise click.ClickException(f"SQL error: {exc}") from exc
+        msg = f"SQL error: {exc}"
+        raise click.ClickException(msg) from exc
     _emit(df, fmt)
 
 
 @cli.command()
 @click.argument("run_path")
 @click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--what", type=click.Choice(["history", "summary", "config"]), default="history", show_default=True)
+@click.option(
+    "--what",
+    type=click.Choice(["history", "summary", "config"]),
+    default="history",
+    show_default=True,
+)
 @click.option("--keys", help="Comma-separated metric names (history only).")
 @root_option
 def export(run_path: str, output: str, what: str, keys: str | None, root: str | None) -> None:
@@ -151,22 +203,44 @@ def export(run_path: str, output: str, what: str, keys: str | None, root: str | 
         df = run.history(keys=key_list, samples=None)
     else:
         data = run.summary if what == "summary" else run.config
-        df = pd.DataFrame([{"key": k, "value": json.dumps(v, default=str)} for k, v in data.items()])
+        df = pd.DataFrame(
+            [{"key": k, "value": json.dumps(v, default=str)} for k, v in data.items()]
+        )
     if output.endswith(".parquet"):
-        df.to_parquet(output, index=False)
+        _one_type_per_column(df).to_parquet(output, index=False)
     elif output.endswith(".csv"):
         df.to_csv(output, index=False)
     elif output.endswith((".json", ".jsonl")):
         df.to_json(output, orient="records", lines=output.endswith(".jsonl"), date_format="iso")
     else:
-        raise click.BadParameter("use a .csv, .parquet, .json or .jsonl file name", param_hint="OUTPUT")
+        msg = "use a .csv, .parquet, .json or .jsonl file name"
+        raise click.BadParameter(msg, param_hint="OUTPUT")
     click.echo(f"wrote {len(df)} rows to {output}")
+
+
+def _one_type_per_column(df: Any) -> Any:
+    """Parquet holds one type per column: a key logged with both numbers and text is
+    written as text (numbers as their JSON text)."""
+    for col in df.columns:
+        if df[col].dtype == object:
+            kinds = {type(v) for v in df[col] if v is not None}
+            if len(kinds) > 1:
+                df[col] = [
+                    None if v is None else v if isinstance(v, str) else json.dumps(v)
+                    for v in df[col]
+                ]
+    return df
 
 
 @cli.command()
 @root_option
 def repair(root: str | None) -> None:
-    """Rebuild the DuckDB catalog from the run folders (and compact ended runs).
+    """Check every run folder, fix what can be fixed, and rebuild the DuckDB catalog.
+
+    History files that cannot be read are moved (never deleted) to <run>/damaged/; a lost,
+    empty or cut-short run.json is rebuilt from the catalog and the run's history; ended
+    runs are compacted and temp files left by killed processes removed. Whatever could not
+    be fixed or recovered is listed, and the exit status is then 1.
 
     \b
     Example:
@@ -176,9 +250,25 @@ def repair(root: str | None) -> None:
 
     store = Store(root)
     n = store.repair()
-    removed = store.removed_temp_files
+    report = store.last_repair
+    assert report is not None
+    for src, dest, why in report.moved:
+        click.echo(f"moved aside {src} -> {dest} ({why})")
+    for rel, how in report.rebuilt:
+        click.echo(f"rebuilt {rel}/run.json ({how})")
+    removed = report.removed_temp_files
     extra = f"; removed {removed} temp files left by killed processes" if removed else ""
-    click.echo(f"indexed {n} runs into {store.catalog.path}{extra}")
+    if not any("catalog" in p for p in report.problems):
+        click.echo(f"indexed {n} runs into {store.catalog.path}{extra}")
+    for line in report.lost:
+        click.echo(f"not recovered: {line}", err=True)
+    for line in report.problems:
+        click.echo(f"not fixed: {line}", err=True)
+    if not report.ok:
+        msg = (
+            f"repair left {len(report.lost) + len(report.problems)} problem(s); see the lines above"
+        )
+        raise click.ClickException(msg)
 
 
 def _json_arg(text: str | None, name: str) -> Any:
@@ -187,7 +277,8 @@ def _json_arg(text: str | None, name: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from exc
+        msg = f"not valid JSON: {exc}"
+        raise click.BadParameter(msg, param_hint=name) from exc
 
 
 def main() -> None:

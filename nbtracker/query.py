@@ -8,16 +8,18 @@ date from the run folder, and mark runs whose process died as ``crashed``.
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import segments
 from ._util import flatten, sql_literal
 from .catalog import DUCKDB_CONFIG, upsert_records
+from .errors import NbtrackerWarning, StorageWarning
 from .store import Store
-
 
 _shared: Any = None
 
@@ -66,7 +68,9 @@ _RECORD_COLS = (
 )  # fmt: skip
 
 
-def load_runs(store: Store, project: str | None = None, *, catch_up: bool = True) -> list[dict[str, Any]]:
+def load_runs(
+    store: Store, project: str | None = None, *, catch_up: bool = True
+) -> list[dict[str, Any]]:
     """Every run record (of one project), fresh: catalog first, run folders for the rest."""
     cached: dict[str, dict[str, Any]] = {}
     con = duck()
@@ -77,7 +81,7 @@ def load_runs(store: Store, project: str | None = None, *, catch_up: bool = True
     finally:
         con.close()
     for row in rows or ():
-        rec = dict(zip(_RECORD_COLS, row))
+        rec = dict(zip(_RECORD_COLS, row, strict=True))
         rec["id"] = rec.pop("run_id")
         cached[rec["dir"]] = rec
     out: list[dict[str, Any]] = []
@@ -95,6 +99,8 @@ def load_runs(store: Store, project: str | None = None, *, catch_up: bool = True
         rdir = root / rel
         fresh = store.read_record(rdir)
         if fresh is None:
+            if rec is not None:  # run.json unreadable (warned): the catalog's row stands in
+                out.append(_from_catalog(rec, now))
             continue
         fresh = store.check_alive(rdir, fresh, now=now)
         if project is not None and fresh.get("project") != project:
@@ -105,7 +111,9 @@ def load_runs(store: Store, project: str | None = None, *, catch_up: bool = True
             fresh["json_mtime"] = mtime
         out.append(fresh)
         # a live run indexes itself (periodically and at finish): catch up ended runs only
-        if fresh.get("state") != "running" and (rec is None or rec.get("json_mtime") != fresh["json_mtime"]):
+        if fresh.get("state") != "running" and (
+            rec is None or rec.get("json_mtime") != fresh["json_mtime"]
+        ):
             stale.append(fresh)
     gone = [d for d in cached if not (root / d).exists()] if len(cached) > len(out) else []
     if catch_up and (stale or gone):
@@ -115,6 +123,35 @@ def load_runs(store: Store, project: str | None = None, *, catch_up: bool = True
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _from_catalog(rec: dict[str, Any], now: float) -> dict[str, Any]:
+    """A catalog row as a run record (for a run whose run.json cannot be read)."""
+    from .store import process_gone
+
+    rec = dict(rec)
+    rec["config"] = _json(rec.get("config")) or {}
+    rec["summary"] = _json(rec.get("summary")) or {}
+    rec["tags"] = list(rec.get("tags") or [])
+    if rec.get("state") == "running" and process_gone(rec, now):
+        rec["state"] = "crashed"
+    return rec
+
+
+def catalog_record(store: Store, rdir: Path) -> dict[str, Any] | None:
+    """The catalog's row for one run folder as a record, or None."""
+    con = duck()
+    try:
+        cols = ", ".join(f'"{c}"' for c in _RECORD_COLS)
+        rel = str(rdir.relative_to(store.root))
+        rows = store.catalog.select(con, f"SELECT {cols} FROM {{cat}}.runs WHERE dir = ?", [rel])
+    finally:
+        con.close()
+    if not rows:
+        return None
+    rec = dict(zip(_RECORD_COLS, rows[0], strict=True))
+    rec["id"] = rec.pop("run_id")
+    return _from_catalog(rec, time.time())
 
 
 def _catch_up(store: Store, stale: list[dict[str, Any]], drop: list[str]) -> None:
@@ -134,23 +171,232 @@ def _catch_up(store: Store, stale: list[dict[str, Any]], drop: list[str]) -> Non
         pass
 
 
-# -- history -------------------------------------------------------------------------------
-def history_files(store: Store, rdir: Path) -> list[str]:
-    return [str(p) for p in store.history_files(rdir)]
+# -- damaged files ---------------------------------------------------------------------------
+# A history file that cannot be read (a torn copy, a disk error, a hand edit) is skipped with
+# one StorageWarning naming it; every other file and run reads on. Verdicts are cached by
+# (path, size, mtime), so a read checks each new file once: a few stats and a footer read.
+_MAGIC = b"PAR1"
+_HISTORY_TYPES = {
+    "step": "INT64",
+    "ts": "DOUBLE",
+    "key": "BYTE_ARRAY",
+    "value": "DOUBLE",
+    "text": "BYTE_ARRAY",
+}
+_verdicts: dict[str, tuple[int, int, str | None]] = {}  # path -> (size, mtime_ns, problem)
+_deep_ok: set[tuple[str, int, int]] = set()  # files read end to end without an error
 
 
-def _retrying(fn: Any, *args: Any) -> Any:
-    """Run a read; a compaction may delete a file under us: list again and retry."""
+def _ends_problem(path: str) -> str | None:
+    """What the first and last bytes of a Parquet file say is wrong with it, or None.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is gone (a compaction merged it): not a problem of the file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < 12:
+                return "empty file" if size == 0 else f"too short for Parquet ({size} bytes)"
+            head = fh.read(4)
+            fh.seek(size - 8)
+            tail = fh.read(8)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head != _MAGIC or tail[4:] != _MAGIC:
+        return "truncated, or not a Parquet file (no PAR1 mark at both ends)"
+    if int.from_bytes(tail[:4], "little") > size - 12:
+        return "damaged Parquet footer (longer than the file)"
+    return None
+
+
+def _schema_problems(paths: list[str]) -> dict[str, str]:
+    """Footer problems of Parquet files (DuckDB parses the footers; no data is read):
+    ``{path: problem}`` for each file whose footer is damaged or whose columns are not a
+    history file's. One query for all; one per file only when that one fails."""
     import duckdb
 
-    for attempt in range(5):
+    out: dict[str, str] = {}
+    con = duck()
+    try:
         try:
-            return fn(*args)
-        except (FileNotFoundError, duckdb.IOException):
-            if attempt == 4:
+            rows = con.execute(
+                "SELECT file_name, name, type FROM parquet_schema(?)", [paths]
+            ).fetchall()
+        except duckdb.Error:
+            if len(paths) == 1:
                 raise
-            time.sleep(0.01 * (attempt + 1))
+            for p in paths:
+                out.update(_schema_problems([p]))
+            return out
+    except duckdb.Error as exc:
+        if not os.path.exists(paths[0]):
+            return out
+        return {paths[0]: f"damaged Parquet footer ({_short(exc)})"}
+    finally:
+        con.close()
+    types: dict[str, dict[str, str]] = {p: {} for p in paths}
+    for f, name, typ in rows:
+        types.setdefault(f, {})[name] = typ
+    for p, cols in types.items():
+        if any(cols.get(c) != t for c, t in _HISTORY_TYPES.items()):
+            shown = ", ".join(f"{k} {v}" for k, v in cols.items() if v)
+            out[p] = f"not a history file (its columns: {shown[:200]})"
+    return out
+
+
+def parquet_problem(path: str) -> str | None:
+    """Why the history file at ``path`` cannot be read, or None. Reads no data: the
+    ``PAR1`` marks at both ends, the footer's length and the footer's schema.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is gone (a compaction merged it): not a problem of the file.
+    """
+    return _ends_problem(path) or _schema_problems([path]).get(path)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:160] + "...") if len(text) > 160 else text or type(exc).__name__
+
+
+def readable(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The history files of ``paths`` that can be read; each damaged one is left out with
+    one :class:`~nbtracker.errors.StorageWarning` naming it (once per file version).
+
+    Only the cheap check runs here (the ``PAR1`` marks and the footer's length: a torn or
+    emptied file); a damage that only a read reveals is found by :func:`blame` when DuckDB
+    fails on it, and remembered the same way."""
+    out = []
+    for p in map(str, paths):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue  # gone: a compaction merged it (the caller lists again if it must)
+        seen = _verdicts.get(p)
+        if seen is not None and seen[0] == st.st_size and seen[1] == st.st_mtime_ns:
+            problem = seen[2]
+        else:
+            try:
+                problem = _note(p, st, _ends_problem(p))
+            except FileNotFoundError:
+                continue
+        if problem is None:
+            out.append(p)
+    return out
+
+
+def _note(path: str, st: os.stat_result, problem: str | None) -> str | None:
+    if len(_verdicts) > 500_000:  # files come and go with compaction: forget old verdicts
+        _verdicts.clear()
+        _deep_ok.clear()
+    _verdicts[path] = (st.st_size, st.st_mtime_ns, problem)
+    if problem is not None:
+        warnings.warn(
+            f"nbtracker skips the history file {path}: {problem}. The run's other files and "
+            "every other run read as usual; `nbtracker repair` moves it aside.",
+            StorageWarning,
+            stacklevel=4,
+        )
+    return problem
+
+
+def deep_problem(path: str) -> str | None:
+    """Like :func:`parquet_problem`, and then reads every column of every row group (for
+    damage a footer check cannot see). Good files are remembered."""
+    problem = parquet_problem(path)
+    if problem is not None:
+        return problem
+    st = os.stat(path)
+    ident = (path, st.st_size, st.st_mtime_ns)
+    if ident in _deep_ok:
+        return None
+    import duckdb
+
+    con = fresh_duck()
+    try:
+        # hash() makes DuckDB decode every value (min/max could come from the footer's stats)
+        con.execute(
+            "SELECT count(*), sum(hash(step, ts, key, value, text)) FROM read_parquet(?)", [path]
+        ).fetchall()
+    except duckdb.Error as exc:
+        return f"unreadable ({_short(exc)})"
+    finally:
+        con.close()
+    _deep_ok.add(ident)
     return None
+
+
+def blame(files: Sequence[str], exc: BaseException, *, ours: bool = True) -> bool:
+    """After a read of ``files`` failed with ``exc``: True when the read should simply be
+    tried again because of a file: one is gone (a compaction merged it meanwhile), or one
+    is damaged in a way the cheap check missed (it is skipped from now on, with a
+    warning). False when no file is to blame (the caller raises).
+
+    ``ours=False`` (the user's SQL over the ``history`` view): the files are checked only
+    when the error names one or looks like a storage error, never for a typo or a bad cast.
+    """
+    if any(not os.path.exists(f) for f in files):
+        return True
+    text = str(exc).split("\nLINE ")[0]  # not the echo of the statement (our file list)
+    named = [f for f in files if f in text]
+    storage = type(exc).__name__ in ("Error", "IOException") or any(
+        w in text for w in ("arquet", "TProtocol", "magic bytes")
+    )
+    if not named and not ours and not storage:
+        return False
+    problems = _find_damage(named) if named else {}
+    if not problems and (ours or storage):
+        problems = _find_damage([f for f in files if f not in named])
+    for f, problem in problems.items():
+        try:
+            _note(f, os.stat(f), problem)
+        except FileNotFoundError:
+            pass
+    return bool(problems)
+
+
+def _find_damage(files: list[str]) -> dict[str, str]:
+    """``{file: problem}`` of the damaged ``files``: footers first (one query for all),
+    then, if they are all sound, every file's data."""
+    problems = _schema_problems(files) if len(files) > 1 else {}
+    if not problems:
+        for f in files:
+            try:
+                problem = deep_problem(f)
+            except FileNotFoundError:
+                continue
+            if problem is not None:
+                problems[f] = problem
+    return problems
+
+
+# -- history ---------------------------------------------------------------------------------
+def history_files(store: Store, rdir: Path) -> list[str]:
+    """The run's readable history files (damaged ones are skipped with a warning)."""
+    return readable(store.history_files(rdir))
+
+
+def read_history(store: Store, rdir: Path, fn: Callable[[list[str]], Any]) -> Any:
+    """``fn(files)`` over the run's readable history files, tried again when a file changes
+    under it: a compaction removed one (listed again), or one proves damaged (skipped)."""
+    import duckdb
+
+    for attempt in range(8):
+        files = history_files(store, rdir)
+        try:
+            return fn(files)
+        except (OSError, duckdb.Error) as exc:
+            if attempt == 7 or not blame(files, exc):
+                raise
+            time.sleep(0.005 * attempt)
+    raise AssertionError  # pragma: no cover
 
 
 def history_long(
@@ -162,8 +408,7 @@ def history_long(
 ) -> Any:
     """A run's history in long form as a pyarrow Table ``(step, ts, key, value, text)``."""
 
-    def read() -> Any:
-        files = history_files(store, rdir)
+    def read(files: list[str]) -> Any:
         if not files:
             return segments._schema().empty_table()
         con = duck()
@@ -177,7 +422,7 @@ def history_long(
         finally:
             con.close()
 
-    return _retrying(read)
+    return read_history(store, rdir, read)
 
 
 def _filters(keys: Sequence[str] | None, lo: int | None, hi: int | None) -> tuple[str, list[Any]]:
@@ -230,6 +475,340 @@ def downsample(
     )
 
 
+# -- long -> wide ----------------------------------------------------------------------------
+# The wide form is built in numpy, key by key, from the long rows: no PIVOT (whose column
+# names mangle keys such as "" or "a\x00b"), no string column of every row in memory, and a
+# key's numbers and text both kept (a key logged as 1, "text", 2.5 reads back all three).
+BATCH_ROWS = 1_000_000  # long rows per query when several keys are read together
+SCAN_ROWS = 250_000  # long rows per page of scan_history (its memory bound)
+SYSTEM_COLUMNS = ("_step", "_timestamp", "_runtime")
+
+
+class Wide:
+    """A history in wide form: sorted ``steps``, each step's ``ts`` (the latest of its
+    rows) and per key ``(kind, values, present)``: numbers in a float array (text keys: an
+    object array) and a mask of the steps where the key was logged."""
+
+    __slots__ = ("cols", "steps", "ts")
+
+    def __init__(self, steps: Any, ts: Any, cols: dict[str, tuple[str, Any, Any]]) -> None:
+        self.steps, self.ts, self.cols = steps, ts, cols
+
+
+def _stats(
+    con: Any,
+    source: str,
+    sparams: list[Any],
+    keys: Sequence[str] | None,
+    lo: int | None,
+    hi: int | None,
+) -> list[tuple[Any, ...]]:
+    """``(key, rows, text rows, first step, last step)`` per key."""
+    where, params = _filters(keys, lo, hi)
+    return con.execute(  # type: ignore[no-any-return]
+        f"SELECT key, count(*), count(text), min(step), max(step) FROM {source} {where} GROUP BY key",
+        [*sparams, *params],
+    ).fetchall()
+
+
+def gather(
+    con: Any, source: str, sparams: list[Any], key_types: dict[str, str],
+    lo: int | None = None, hi: int | None = None, stats: list[tuple[Any, ...]] | None = None,
+    keys: Sequence[str] | None = None,
+) -> Wide:  # fmt: skip
+    """Read the rows of ``source`` (``read_parquet(?)`` with ``sparams`` = [files], or a
+    registered table) between steps ``lo`` and ``hi`` into a :class:`Wide`.
+
+    One query per key (per batch of small keys), each placed into the step grid at once,
+    so memory holds the result and one key's rows, never every row as Python objects.
+    """
+    import numpy as np
+
+    if stats is None:
+        stats = _stats(con, source, sparams, keys, lo, hi)
+    if not stats:
+        return Wide(np.empty(0, np.int64), np.empty(0, np.float64), {})
+    first = min(s[3] for s in stats)
+    last = max(s[4] for s in stats)
+    textual = {s[0] for s in stats if s[2] or _textual(key_types.get(s[0], "float"))}
+    # a key logged at every step of the range gives the grid without a DISTINCT query
+    dense = [s for s in stats if s[3] == first and s[4] == last and s[1] == last - first + 1]
+    lead = dense[0][0] if dense else None
+    ordered = sorted(stats, key=lambda s: (s[0] != lead, s[0] in textual, s[0]))
+    batches: list[list[str]] = []
+    rows = BATCH_ROWS
+    for key, n, *_ in ordered:
+        if (
+            batches
+            and rows + n <= BATCH_ROWS
+            and (key in textual) == (batches[-1][0] in textual)
+            and batches[-1][0] != lead
+        ):
+            batches[-1].append(key)
+            rows += n
+        else:
+            batches.append([key])
+            rows = n
+    range_sql, range_params = "", []
+    if lo is not None:
+        range_sql += " AND step >= ?"
+        range_params.append(int(lo))
+    if hi is not None:
+        range_sql += " AND step <= ?"
+        range_params.append(int(hi))
+    steps = None
+    grid_is_range = False
+    ts = None
+    cols: dict[str, tuple[str, Any, Any]] = {}
+    for batch in batches:
+        text = batch[0] in textual
+        want = "step, ts, value" + (", text" if text else "")
+        if len(batch) == 1:
+            got = con.execute(
+                f"SELECT {want} FROM {source} WHERE key = ?{range_sql}",
+                [*sparams, batch[0], *range_params],
+            ).fetchnumpy()
+            parts = {batch[0]: got}
+        else:
+            got = con.execute(
+                f"SELECT list_position(?, key)::INTEGER AS code, {want} FROM {source} "
+                f"WHERE list_contains(?, key){range_sql}",
+                [batch, *sparams, batch, *range_params],
+            ).fetchnumpy()
+            parts = _split_by_code(got, batch)
+        if steps is None:
+            if lead is not None and _covers(np.ma.getdata(parts[lead]["step"]), first, last):
+                steps = np.arange(first, last + 1, dtype=np.int64)
+                grid_is_range = True
+            else:
+                where, params = _filters(keys, lo, hi)
+                steps = np.ma.getdata(
+                    con.execute(
+                        f"SELECT DISTINCT step FROM {source} {where} ORDER BY step",
+                        [*sparams, *params],
+                    ).fetchnumpy()["step"]
+                ).astype(np.int64, copy=False)
+            ts = np.full(len(steps), np.nan)
+        for key, got in parts.items():
+            s = np.ma.getdata(got["step"]).astype(np.int64, copy=False)
+            idx = s - first if grid_is_range else np.searchsorted(steps, s)
+            t = np.ma.getdata(got["ts"]).astype(np.float64, copy=False)
+            cur = ts[idx]
+            np.fmax(cur, t, out=cur)
+            ts[idx] = cur
+            v, v_ok = _data_and_valid(got["value"])
+            present = np.zeros(len(steps), bool)
+            if text:
+                x, x_ok = _data_and_valid(got["text"])
+                values = np.full(len(steps), None, dtype=object)
+                values[idx[v_ok]] = v[v_ok]
+                kind = key_types.get(key) if _textual(key_types.get(key, "str")) else "str"
+                if kind == "json":  # a logged list, stored as JSON text: a list again
+                    for i, item in zip(idx[x_ok].tolist(), x[x_ok].tolist(), strict=True):
+                        values[i] = _json_or_text(item)
+                else:
+                    values[idx[x_ok]] = x[x_ok]
+                present[idx[v_ok | x_ok]] = True
+            else:
+                values = np.full(len(steps), np.nan)
+                values[idx[v_ok]] = v[v_ok]
+                present[idx[v_ok]] = True
+                kind = key_types.get(key, "float")
+            cols[key] = (kind or "str", values, present)
+            del got, s, idx, t, cur, v, v_ok
+    return Wide(steps, ts, cols)
+
+
+def _covers(s: Any, first: int, last: int) -> bool:
+    """True when the steps ``s`` hold every step from ``first`` to ``last``."""
+    import numpy as np
+
+    if len(s) != last - first + 1:
+        return False
+    seen = np.zeros(len(s), bool)
+    seen[s - first] = True
+    return bool(seen.all())
+
+
+def _data_and_valid(a: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    return np.ma.getdata(a), ~np.ma.getmaskarray(a)
+
+
+def _split_by_code(got: dict[str, Any], batch: list[str]) -> dict[str, dict[str, Any]]:
+    """One fetched batch of several keys -> each key's columns."""
+    import numpy as np
+
+    code = np.ma.getdata(got.pop("code"))
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(1, len(batch) + 2))
+    out = {}
+    for i, key in enumerate(batch):
+        sel = order[bounds[i] : bounds[i + 1]]
+        if len(sel):
+            out[key] = {c: a[sel] for c, a in got.items()}
+    return out
+
+
+def _textual(kind: str) -> bool:
+    return kind in ("str", "json") or kind.startswith("media:")
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def labels(names: Sequence[str]) -> dict[str, str]:
+    """Column name per key: the key itself, but a logged ``_step``, ``_timestamp`` or
+    ``_runtime`` (reserved for the system columns) becomes ``"_step (logged)"``, one
+    warning."""
+    out = {}
+    taken = set(names) | set(SYSTEM_COLUMNS)
+    for name in names:
+        if name in SYSTEM_COLUMNS:
+            label = f"{name} (logged)"
+            while label in taken:
+                label += "'"
+            taken.add(label)
+            warnings.warn(
+                f"history key {name!r} clashes with the system column of that name; its "
+                f"logged values read back as {label!r}.",
+                NbtrackerWarning,
+                stacklevel=4,
+            )
+            out[name] = label
+        else:
+            out[name] = name
+    return out
+
+
+def _column(kind: str, values: Any, present: Any) -> Any:
+    """A key's values as a pandas-ready column of its logged type: int64 (Int64 with gaps),
+    boolean, float64, or objects for text and media (numbers kept as numbers)."""
+    import numpy as np
+
+    if values.dtype == object:
+        return values
+    if kind in ("int", "bool"):
+        got = values[present]
+        whole = got.size == 0 or (
+            np.isfinite(got).all() and np.abs(got).max() < 2.0**63 and (got == np.round(got)).all()
+        )
+        if whole and kind == "int":
+            ints = np.where(present, values, 0).astype(np.int64)
+            if present.all():
+                return ints
+            import pandas as pd
+
+            return pd.arrays.IntegerArray(ints, ~present)
+        if whole and kind == "bool" and np.isin(got, (0.0, 1.0)).all():
+            import pandas as pd
+
+            return pd.arrays.BooleanArray(values == 1.0, ~present)
+    return values  # float64, NaN where the key was not logged; beyond int64: floats
+
+
+def _python_values(kind: str, values: Any, present: Any) -> list[Any]:
+    """A key's values as Python objects (the row dicts of scan_history)."""
+    import numpy as np
+
+    col = _column(kind, values, present)
+    if isinstance(col, np.ndarray):
+        if col.dtype == np.float64 and kind in ("int", "bool"):
+            return col.tolist()  # beyond int64, or not whole: floats
+        return col.tolist()
+    # a pandas masked array: its data as Python values (gaps are removed by the caller)
+    data = col._data  # noqa: SLF001 - the values beneath the mask
+    return data.tolist()
+
+
+def frame(w: Wide, names: Sequence[str], t0: float) -> Any:
+    """A :class:`Wide` as the DataFrame of ``history()``: ``_step``, ``_timestamp``,
+    ``_runtime`` and one column per name (a name never logged: a column of None)."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(w.steps)
+    data: dict[str, Any] = {"_step": w.steps, "_timestamp": w.ts, "_runtime": w.ts - t0}
+    for name, label in labels(names).items():
+        col = w.cols.get(name)
+        data[label] = np.full(n, None, dtype=object) if col is None else _column(*col)
+    return pd.DataFrame(data, copy=False)
+
+
+def rows(
+    w: Wide, names: Sequence[str], t0: float, *, fill: bool, chunk: int = 4096
+) -> Iterator[dict[str, Any]]:
+    """A :class:`Wide` as row dicts (``scan_history``): ``_step``, ``_runtime``,
+    ``_timestamp`` and the keys logged at that step (``fill``: every name, None where
+    not logged). A NaN that was logged stays NaN. Dicts are made ``chunk`` rows at a time."""
+    import numpy as np
+
+    n = len(w.steps)
+    heads = ["_step", "_runtime", "_timestamp"]
+    lists = [w.steps.tolist(), (w.ts - t0).tolist(), w.ts.tolist()]
+    gaps: list[tuple[str, Any]] = []
+    for name, label in labels(names).items():
+        col = w.cols.get(name)
+        if col is None:
+            if fill:
+                heads.append(label)
+                lists.append([None] * n)
+            continue
+        kind, values, present = col
+        heads.append(label)
+        lists.append(_python_values(kind, values, present))
+        missing = np.flatnonzero(~present)
+        if len(missing):
+            gaps.append((label, missing))
+    make = _row_maker(tuple(heads))
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        out = make([c[a:b] for c in lists])
+        for label, missing in gaps:
+            lo, hi = np.searchsorted(missing, (a, b))
+            for i in (missing[lo:hi] - a).tolist():
+                if fill:
+                    out[i][label] = None
+                else:
+                    del out[i][label]
+        yield from out
+
+
+_makers: dict[tuple[str, ...], Callable[[list[list[Any]]], list[dict[str, Any]]]] = {}
+
+
+def _row_maker(heads: tuple[str, ...]) -> Callable[[list[list[Any]]], list[dict[str, Any]]]:
+    """A function that turns columns (lists) into row dicts with keys ``heads``.
+
+    For up to 256 columns it is compiled with a dict display (``{'_step': v0, ...}``), 3-5x
+    faster per row than ``dict(zip(heads, row))``; the keys are ``repr()`` literals, which
+    is exact for any string."""
+    fn = _makers.get(heads)
+    if fn is not None:
+        return fn
+    if len(heads) > 256:
+
+        def fn(cols: list[list[Any]]) -> list[dict[str, Any]]:
+            return [dict(zip(heads, r, strict=True)) for r in zip(*cols, strict=True)]
+
+    else:
+        names = [f"v{i}" for i in range(len(heads))]
+        display = ", ".join(f"{h!r}: {v}" for h, v in zip(heads, names, strict=True))
+        src = f"def make(cols):\n    return [{{{display}}} for {', '.join(names)}, in zip(*cols)]\n"
+        scope: dict[str, Any] = {}
+        exec(compile(src, "<nbtracker rows>", "exec"), scope)  # noqa: S102 - see docstring
+        fn = scope["make"]
+    if len(_makers) > 1000:
+        _makers.clear()
+    _makers[heads] = fn
+    return fn
+
+
 def history_frame(
     store: Store,
     rdir: Path,
@@ -241,87 +820,167 @@ def history_frame(
 ) -> Any:
     """A run's history as a wide pandas DataFrame (``_step``, ``_timestamp``, ``_runtime``,
     one column per key), optionally down-sampled to about ``samples`` rows per key."""
-    return _retrying(_history_frame, store, rdir, record, keys, samples, min_step, max_step)
-
-
-def _history_frame(store, rdir, record, keys, samples, min_step, max_step):  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    files = history_files(store, rdir)
     key_types: dict[str, str] = record.get("history_keys") or {}
-    if not files:
-        return pd.DataFrame(columns=["_step", "_timestamp", "_runtime", *(keys or [])])
-    con = duck()
-    try:
-        where, params = _filters(keys, min_step, max_step)
-        long = None
-        if samples:
-            distinct = "count(DISTINCT key)" if keys is None else "0"  # known when keys given
-            (rows, nkeys, first, last), = con.execute(
-                f"SELECT count(*), {distinct}, min(step), max(step) "
-                f"FROM read_parquet(?) {where}", [files, *params]
+
+    def read(files: list[str]) -> Wide | None:
+        if not files:
+            return None
+        con = duck()
+        try:
+            src = "read_parquet(?)"
+            stats = _stats(con, src, [files], keys, min_step, max_step)
+            total = sum(s[1] for s in stats)
+            if samples and stats and total > samples * max(1, len(stats)):
+                span = (min(s[3] for s in stats), max(s[4] for s in stats))
+                long = downsample(con, files, keys, samples, min_step, max_step, span)
+                con.register("nbt_long", long)
+                try:
+                    return gather(con, "nbt_long", [], key_types)
+                finally:
+                    con.unregister("nbt_long")
+            return gather(con, src, [files], key_types, min_step, max_step, stats, keys)
+        finally:
+            con.close()
+
+    w = read_history(store, rdir, read)
+    if w is None:
+        return pd.DataFrame(columns=[*SYSTEM_COLUMNS, *(keys or [])])
+    names = list(keys) if keys is not None else sorted(w.cols)
+    return frame(w, names, float(record.get("created_at") or 0.0))
+
+
+def scan_history(
+    store: Store,
+    rdir: Path,
+    record: dict[str, Any],
+    keys: Sequence[str] | None = None,
+    min_step: int | None = None,
+    max_step: int | None = None,
+    page_size: int = 1000,
+) -> Iterator[dict[str, Any]]:
+    """Every row of a run's history as dicts, read a window of steps at a time (about
+    ``SCAN_ROWS`` logged values per window, at least ``page_size`` steps), so memory stays
+    bounded however long the run is. Rows hold the keys logged at their step; with
+    ``keys``, every key asked for (None where it was not logged)."""
+    key_types: dict[str, str] = record.get("history_keys") or {}
+    t0 = float(record.get("created_at") or 0.0)
+
+    def span(files: list[str]) -> tuple[Any, Any, int]:
+        if not files:
+            return None, None, 0
+        con = duck()
+        try:
+            where, params = _filters(keys, min_step, max_step)
+            return con.execute(  # type: ignore[no-any-return]
+                f"SELECT min(step), max(step), count(*) FROM read_parquet(?) {where}",
+                [files, *params],
+            ).fetchall()[0]
+        finally:
+            con.close()
+
+    first, last, total = read_history(store, rdir, span)
+    if first is None:
+        return
+    page_size = max(1, int(page_size or 1))
+    width = max(page_size, int(SCAN_ROWS * (last - first + 1) / max(1, total)))
+    pos = first
+    while pos <= last:
+        end = min(last, pos + width - 1)
+
+        def window(files: list[str], lo: int = pos, hi: int = end) -> tuple[int, Wide | None]:
+            con = duck()
+            try:
+                stats = _stats(con, "read_parquet(?)", [files], keys, lo, hi)
+                n = sum(s[1] for s in stats)
+                if n > 2 * SCAN_ROWS and hi > lo:
+                    return n, None  # too many rows in this window: a narrower one
+                return n, gather(con, "read_parquet(?)", [files], key_types, lo, hi, stats, keys)
+            finally:
+                con.close()
+
+        n, w = read_history(store, rdir, window)
+        if w is None:
+            width = max(1, (end - pos + 1) // 2)
+            continue
+        names = list(keys) if keys is not None else sorted(w.cols)
+        yield from rows(w, names, t0, fill=keys is not None)
+        pos = end + 1
+        if n < SCAN_ROWS // 4:
+            width *= 2  # sparse steps (or a gap): wider windows
+
+
+def count_steps(
+    store: Store, rdir: Path, keys: Sequence[str] | None, lo: int | None, hi: int | None
+) -> int:
+    """How many steps have a row (of ``keys``) between ``lo`` and ``hi``."""
+
+    def count(files: list[str]) -> int:
+        if not files:
+            return 0
+        con = duck()
+        try:
+            where, params = _filters(keys, lo, hi)
+            return int(
+                con.execute(
+                    f"SELECT count(DISTINCT step) FROM read_parquet(?) {where}", [files, *params]
+                ).fetchall()[0][0]
+            )
+        finally:
+            con.close()
+
+    return read_history(store, rdir, count)  # type: ignore[no-any-return]
+
+
+def history_facts(store: Store, rdir: Path) -> dict[str, Any]:
+    """What a run's history tells about the run, to rebuild a lost run.json: each key's type
+    (``int``/``float``/``str``/``media:<kind>``; a bool key reads as ``int``), the last step,
+    the first and last row times, and a summary of last values."""
+
+    def read(files: list[str]) -> list[tuple[Any, ...]]:
+        if not files:
+            return []
+        con = duck()
+        try:
+            return con.execute(  # type: ignore[no-any-return]
+                "SELECT key, count(text), max(step), min(ts), max(ts), "
+                "bool_and(value IS NULL OR (isfinite(value) AND value = round(value) "
+                "AND abs(value) < 9.2e18)), "
+                "arg_max(struct_pack(v := value, x := text), step), any_value(text) "
+                "FROM read_parquet(?) GROUP BY key ORDER BY key",
+                [files],
             ).fetchall()
-            nkeys = nkeys or len(keys or ())
-            if rows > samples * max(1, nkeys):
-                long = downsample(con, files, keys, samples, min_step, max_step, (first, last))
-        if long is None:
-            long = arrow(
-                con, f"SELECT step, ts, key, value, text FROM read_parquet(?) {where}", [files, *params]
-            )
-    finally:
-        con.close()
-    return _pivot(long, key_types, float(record.get("created_at") or 0.0), keys)
+        finally:
+            con.close()
 
-
-def _pivot(long: Any, key_types: dict[str, str], t0: float, keys: Sequence[str] | None) -> Any:
-    """Long Arrow table -> wide DataFrame, numbers as numbers and text/media as text."""
-    import pandas as pd
-
-    con = duck()
-    try:
-        con.register("long", long)
-        frame = con.execute(
-            'SELECT step AS "_step", max(ts) AS "_timestamp" FROM long GROUP BY step ORDER BY step'
-        ).df()
-        frame["_runtime"] = frame["_timestamp"] - t0
-        present = [r[0] for r in con.execute("SELECT DISTINCT key FROM long").fetchall()]
-        names = list(keys) if keys is not None else sorted(present)
-        numeric = [k for k in names if not _textual(key_types.get(k, "float")) and k in present]
-        textual = [k for k in names if _textual(key_types.get(k, "float")) and k in present]
-        for subset, column in ((numeric, "value"), (textual, "text")):
-            if not subset:
-                continue
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE part AS SELECT step, key, {column} AS v "
-                "FROM long WHERE list_contains(?, key)",
-                [subset],
-            )
-            wide = con.execute("PIVOT part ON key USING first(v) GROUP BY step").df()
-            frame = frame.merge(wide.rename(columns={"step": "_step"}), on="_step", how="left")
-    finally:
-        con.close()
-    for name in names:
-        if name not in frame.columns:
-            frame[name] = pd.Series([None] * len(frame), dtype="object")
-        else:
-            frame[name] = _typed(frame[name], key_types.get(name, "float"))
-    return frame[["_step", "_timestamp", "_runtime", *names]]
-
-
-def _textual(kind: str) -> bool:
-    return kind == "str" or kind.startswith("media:")
-
-
-def _typed(col: Any, kind: str) -> Any:
-    if kind == "int":
-        if col.notna().all():
-            return col.astype("int64")
-        return col.astype("Int64")
-    if kind == "bool":
-        return col.map(lambda v: None if v != v or v is None else bool(v)).astype("boolean")
-    if kind == "float":
-        return col.astype("float64")
-    return col.astype("object").where(col.notna(), None)
+    key_types: dict[str, str] = {}
+    summary: dict[str, Any] = {}
+    last_step, first_ts, last_ts = -1, None, None
+    for key, texts, step, ts0, ts1, whole, last, sample in read_history(store, rdir, read):
+        kind = "int" if whole else "float"
+        if texts:
+            kind = "str"
+            try:
+                ref = json.loads(sample)
+                if isinstance(ref, dict) and isinstance(ref.get("_type"), str):
+                    kind = "media:" + ref["_type"].removesuffix("-file")
+            except ValueError:
+                pass
+        key_types[key] = kind
+        value, text = last["v"], last["x"]
+        if text is not None:
+            summary[key] = json.loads(text) if kind.startswith("media:") else text
+        elif value is not None:
+            summary[key] = int(value) if kind == "int" else value
+        last_step = max(last_step, step)
+        first_ts = ts0 if first_ts is None else min(first_ts, ts0)
+        last_ts = ts1 if last_ts is None else max(last_ts, ts1)
+    if key_types:
+        summary["_step"] = last_step
+        summary["_runtime"] = (last_ts or 0.0) - (first_ts or 0.0)
+    return {"key_types": key_types, "summary": summary, "last_step": last_step,
+            "first_ts": first_ts, "last_ts": last_ts}  # fmt: skip
 
 
 # -- SQL -----------------------------------------------------------------------------------
@@ -375,30 +1034,54 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
                                     "tag": pa.array([t[2] for t in tags], pa.string())}))  # fmt: skip
     con.execute("CREATE TABLE tags AS FROM _tags")
     con.unregister("_tags")
-    files, owners = [], []
-    for r in records:
-        for f in history_files(store, store.root / r["dir"]):
-            files.append(f)
-            owners.append((f, r["project"], r["id"]))
-    con.register("_files", pa.table({"filename": [o[0] for o in owners],
-                                     "project": [o[1] for o in owners],
-                                     "run_id": [o[2] for o in owners]}))  # fmt: skip
-    con.execute("CREATE TABLE history_files AS FROM _files")
-    con.unregister("_files")
-    if files:
+    listed = [(r, store.history_files(store.root / r["dir"])) for r in records]
+    _history_view(con, listed)
+    return con
+
+
+def _history_view(con: Any, listed: list[tuple[dict[str, Any], list[Path]]]) -> None:
+    """The ``history`` view over every run's readable files (and ``history_files``, which
+    names each file's run). DuckDB reads footers as the view is made: a damaged file found
+    then is skipped (warned) and the view made again without it."""
+    import duckdb
+    import pyarrow as pa
+
+    for attempt in range(8):
+        files = readable(f for _, fs in listed for f in fs)  # one pass over every run's files
+        ok = set(files)
+        owners = [(str(f), r["project"], r["id"]) for r, fs in listed for f in fs if str(f) in ok]
+        con.register("_files", pa.table({"filename": [o[0] for o in owners],
+                                         "project": [o[1] for o in owners],
+                                         "run_id": [o[2] for o in owners]}))  # fmt: skip
+        con.execute("CREATE OR REPLACE TABLE history_files AS FROM _files")
+        con.unregister("_files")
+        if not files:
+            con.execute(
+                "CREATE OR REPLACE TABLE history (project VARCHAR, run_id VARCHAR, step BIGINT, "
+                "ts TIMESTAMP WITH TIME ZONE, key VARCHAR, value DOUBLE, text VARCHAR)"
+            )
+            return
         # a view cannot hold parameters: the file list is our own paths, quoted
         listing = ", ".join(sql_literal(f) for f in files)
-        con.execute(
-            "CREATE VIEW history AS SELECT f.project, f.run_id, h.step, to_timestamp(h.ts) AS ts, "
-            f"h.key, h.value, h.text FROM read_parquet([{listing}], filename = true) h "
-            "JOIN history_files f USING (filename)"
-        )
-    else:
-        con.execute(
-            "CREATE TABLE history (project VARCHAR, run_id VARCHAR, step BIGINT, "
-            "ts TIMESTAMP WITH TIME ZONE, key VARCHAR, value DOUBLE, text VARCHAR)"
-        )
-    return con
+        try:
+            con.execute(
+                "CREATE OR REPLACE VIEW history AS SELECT f.project, f.run_id, h.step, "
+                "to_timestamp(h.ts) AS ts, h.key, h.value, h.text "
+                f"FROM read_parquet([{listing}], filename = true) h "
+                "JOIN history_files f USING (filename)"
+            )
+            return
+        except duckdb.Error as exc:
+            if attempt == 7 or not blame(files, exc):
+                raise
+
+
+def view_files(con: Any) -> list[str]:
+    """The history files behind the ``history`` view of a :func:`sql_connection`."""
+    try:
+        return [r[0] for r in con.execute("SELECT filename FROM history_files").fetchall()]
+    except Exception:  # noqa: BLE001 - the user's SQL dropped or replaced it
+        return []
 
 
 def _RUNS_SCHEMA() -> Any:  # noqa: N802
@@ -410,3 +1093,15 @@ def _RUNS_SCHEMA() -> Any:  # noqa: N802
         ("group", s), ("job_type", s), ("tags", pa.list_(s)), ("created_at", f),
         ("finished_at", f), ("last_step", pa.int64()), ("config", s), ("summary", s),
     ])  # fmt: skip
+
+
+_fork_leaks: list[Any] = []
+
+
+def _after_fork_child() -> None:
+    """In a forked child: the parent's in-memory DuckDB is unusable here (its threads are
+    gone, its locks may be held); keep it referenced, never closed, and open a new one."""
+    global _shared
+    if _shared is not None:
+        _fork_leaks.append(_shared)
+        _shared = None

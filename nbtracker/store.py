@@ -49,6 +49,8 @@ def wait_for_background(timeout: float = 10.0) -> None:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
     with _bg_lock:
         _background[:] = [t for t in _background if t.is_alive()]
+
+
 def _after_fork_child() -> None:
     """In a forked child: the parent's finishing threads do not exist here; never wait on
     them (they would keep the child from exiting)."""
@@ -110,6 +112,7 @@ class Store:
         self.root = _paths.resolve_root(root)
         self.catalog = Catalog(self.root / _paths.CATALOG_NAME)
         self.removed_temp_files = 0  # by the last repair()
+        self.last_repair: RepairReport | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -193,15 +196,34 @@ class Store:
             pass
 
     def read_record(self, rdir: Path) -> dict[str, Any] | None:
+        """The run's record (its ``run.json``), or None when there is none. A run.json that
+        cannot be read (empty, cut short, not a record) is None too, with one
+        :class:`StorageWarning` naming it; ``nbtracker repair`` rebuilds it."""
         wait_for_durable()
-        try:
-            rec = read_json(rdir / RUN_FILE)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except ValueError:  # never written torn (atomic), but be safe with hand edits
-            return None
-        rec["dir"] = str(rdir.relative_to(self.root))
+        rec, problem = self._read_record(rdir)
+        if problem is not None:
+            _warn_record(rdir / RUN_FILE, problem)
         return rec
+
+    def _read_record(self, rdir: Path) -> tuple[dict[str, Any] | None, str | None]:
+        """``(record, None)``, ``(None, None)`` when there is no run.json, or ``(None, why)``
+        when it cannot be read."""
+        path = rdir / RUN_FILE
+        try:
+            rec = read_json(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, None
+        except ValueError as exc:  # written atomically, so: a disk error or a hand edit
+            empty = getattr(exc, "doc", None) == ""
+            return None, "empty" if empty else f"not valid JSON ({exc})"
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror or exc})"
+        if not isinstance(rec, dict):
+            return None, "not a run record (not a JSON object)"
+        if not isinstance(rec.get("id"), str) or not isinstance(rec.get("project"), str):
+            return None, "not a run record (no id or project)"
+        rec["dir"] = str(rdir.relative_to(self.root))
+        return rec, None
 
     def project_dirs(self) -> list[Path]:
         base = self.root / "runs"
@@ -258,7 +280,9 @@ class Store:
         return segments.list_files(rdir / HISTORY_DIR)[0]
 
     # -- liveness --------------------------------------------------------------------------
-    def check_alive(self, rdir: Path, rec: dict[str, Any], *, now: float | None = None) -> dict[str, Any]:
+    def check_alive(
+        self, rdir: Path, rec: dict[str, Any], *, now: float | None = None
+    ) -> dict[str, Any]:
         """Mark a 'running' run whose process is gone as 'crashed' (in its run.json too)."""
         if rec.get("state") != "running":
             return rec
@@ -321,7 +345,11 @@ class Store:
                 try:
                     self.write_record(rdir, rec)
                 except OSError as exc:
-                    warnings.warn(f"nbtracker could not write {rdir / RUN_FILE} ({exc})", StorageWarning, stacklevel=1)
+                    warnings.warn(
+                        f"nbtracker could not write {rdir / RUN_FILE} ({exc})",
+                        StorageWarning,
+                        stacklevel=1,
+                    )
             finally:
                 if done is not None:
                     done()  # the run may be resumed now (compaction is this writer's own)
@@ -354,15 +382,309 @@ class Store:
         return out
 
     def repair(self) -> int:
-        """Rebuild the catalog from the run folders (compacting ended runs' history and
-        removing the temp files killed processes left there, counted in
-        ``removed_temp_files``); return the number of runs indexed."""
-        records = self.all_records()
+        """Check and fix every run folder, then rebuild the catalog from them; return the
+        number of runs indexed. What was done is in ``last_repair`` (a
+        :class:`RepairReport`; ``removed_temp_files`` too).
+
+        - History files that cannot be read are moved aside, never deleted, to
+          ``<run>/damaged/history/`` (the run's other files read again).
+        - A run.json that is missing (while the run has history), empty or cut short is
+          moved to ``<run>/damaged/`` and the record rebuilt: from the catalog's row for the
+          run where one survives (config, summary, tags, name, state), and from the
+          history (keys and their types, last step, times; summary: last values).
+        - Ended runs' history is compacted and killed processes' temp files removed.
+        - Runs a live process is writing are left alone.
+
+        Whatever could not be fixed (or whose data could not be recovered) is listed in
+        ``last_repair.problems``; one run's trouble never stops the others' repair.
+
+        Raises
+        ------
+        StorageError
+            The catalog path is a folder (nothing is changed then).
+        """
+        from .errors import StorageError
+
+        report = self.last_repair = RepairReport()
         self.removed_temp_files = 0
-        for rec in records:
-            if rec.get("state") != "running":
-                rdir = self.root / rec["dir"]
-                segments.compact_all(rdir / HISTORY_DIR)
-                self.removed_temp_files += remove_temp_files(rdir)
-        self.catalog.replace_all(records)
+        if self.catalog.path.is_dir():
+            msg = (
+                f"the catalog path {self.catalog.path} is a folder, not a DuckDB file: move it "
+                "away (its runs are safe in runs/) and run `nbtracker repair` again."
+            )
+            raise StorageError(msg)
+        old = self._catalog_rows()
+        records = []
+        for pdir in sorted(self.project_dirs()):
+            try:
+                rdirs = sorted(Path(e.path) for e in os.scandir(pdir) if e.is_dir())
+            except OSError as exc:
+                report.problems.append(f"{pdir}: cannot be listed ({exc.strerror or exc})")
+                continue
+            for rdir in rdirs:
+                try:
+                    rec = self._repair_run(rdir, old, report)
+                except Exception as exc:  # noqa: BLE001 - one run's trouble never stops the rest
+                    report.problems.append(f"{self._rel(rdir)}: {type(exc).__name__}: {exc}")
+                    continue
+                if rec is not None:
+                    records.append(rec)
+        try:
+            self.catalog.replace_all(records)
+        except Exception as exc:  # noqa: BLE001 - a read-only disk, a lock held for minutes
+            why = "it is busy (held by another process)" if isinstance(exc, CatalogBusy) else exc
+            report.problems.append(f"could not write the catalog {self.catalog.path}: {why}")
+        else:
+            report.indexed = len(records)
+        self.removed_temp_files = report.removed_temp_files
         return len(records)
+
+    # -- repair helpers --------------------------------------------------------------------
+    def _rel(self, rdir: Path) -> str:
+        return str(rdir.relative_to(self.root))
+
+    def _catalog_rows(self) -> dict[str, dict[str, Any]]:
+        """The surviving catalog's run rows by folder (to rebuild a lost run.json)."""
+        from .catalog import RUN_COLUMNS
+
+        try:
+            import duckdb
+
+            con = duckdb.connect(":memory:")
+            try:
+                cols = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
+                rows = self.catalog.select(con, f"SELECT {cols} FROM {{cat}}.runs", [], retries=5)
+            finally:
+                con.close()
+        except Exception:  # noqa: BLE001 - no catalog to learn from: the folders alone
+            return {}
+        out = {}
+        for row in rows or ():
+            rec = dict(zip(RUN_COLUMNS, row, strict=True))
+            rec["id"] = rec.pop("run_id")
+            for k in ("config", "summary"):
+                rec[k] = _loads(rec.get(k))
+            if rec.get("dir"):
+                out[rec["dir"]] = rec
+        return out
+
+    def _writer_alive(self, rdir: Path) -> bool:
+        """True when a live process holds the run's writer lock."""
+        import fcntl
+
+        try:
+            fd = os.open(rdir / WRITER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)  # closing drops the lock if we took it
+        return False
+
+    def _move_aside(self, rdir: Path, path: Path, why: str, report: RepairReport) -> bool:
+        """Move a damaged file to ``<run>/damaged/<its path in the run>`` (never delete)."""
+        dest = rdir / DAMAGED_DIR / path.relative_to(rdir)
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = dest.with_name(f"{path.name}.{n}")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+        except OSError as exc:
+            report.problems.append(
+                f"{self._rel(path)} is damaged ({why}) and could not be moved aside "
+                f"({exc.strerror or exc}); readers skip it"
+            )
+            return False
+        report.moved.append((self._rel(path), self._rel(dest), why))
+        return True
+
+    def _repair_run(
+        self, rdir: Path, old: dict[str, dict[str, Any]], report: RepairReport
+    ) -> dict[str, Any] | None:
+        from . import query
+
+        rel = self._rel(rdir)
+        live = self._writer_alive(rdir)
+        hdir = rdir / HISTORY_DIR
+        if not live:
+            effective, superseded, _ = segments.list_files(hdir)
+            for p in [*effective, *superseded]:
+                try:
+                    problem = query.deep_problem(str(p))
+                except FileNotFoundError:
+                    continue
+                if problem is not None and self._move_aside(rdir, p, problem, report):
+                    report.lost.append(f"{self._rel(p)}: its rows are lost ({problem})")
+        rec, problem = self._read_record(rdir)
+        if rec is None:
+            has_history = bool(segments.list_files(hdir)[0])
+            if problem is None and not has_history:
+                return None  # not a run folder (or a run that never got to write anything)
+            what = f"run.json {problem}" if problem else "run.json is missing"
+            if live:
+                report.problems.append(
+                    f"{rel}: {what}, but a live process is writing this run; "
+                    "run `nbtracker repair` again when it has ended"
+                )
+                return None
+            if problem is not None:
+                self._move_aside(rdir, rdir / RUN_FILE, problem, report)
+            rec, how = self._rebuild_record(rdir, old.get(rel))
+            try:
+                self.write_record(rdir, rec)
+            except OSError as exc:
+                report.problems.append(f"{rel}: {what}; could not write a rebuilt one ({exc})")
+                return None
+            report.rebuilt.append((rel, f"{what}; rebuilt {how}"))
+            if "catalog" not in how:
+                report.lost.append(
+                    f"{rel}: config, notes and define_metric rules are lost ({what})"
+                )
+            rec["dir"] = rel
+        rec = self.check_alive(rdir, rec)
+        if rec.get("state") != "running" and not live:
+            try:
+                segments.compact_all(hdir)
+            except Exception as exc:  # noqa: BLE001
+                report.problems.append(f"{rel}: could not compact its history ({exc})")
+            report.removed_temp_files += remove_temp_files(rdir)
+        try:
+            rec["json_mtime"] = os.stat(rdir / RUN_FILE).st_mtime
+        except OSError:
+            rec["json_mtime"] = None
+        return rec
+
+    def _rebuild_record(self, rdir: Path, row: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+        """A run record for a folder whose run.json is lost: the catalog's row where one
+        survives, the history for the rest; return it and how it was made."""
+        import json
+
+        from ._util import to_jsonable
+        from .query import history_facts
+
+        facts = history_facts(self, rdir)
+        now = time.time()
+        rec: dict[str, Any] = {"schema": 1}
+        if row is not None:
+            for k in ("id", "project", "entity", "name", "notes", "group", "job_type", "tags",
+                      "created_at", "updated_at", "heartbeat_at", "finished_at", "exit_code",
+                      "host", "pid", "config", "summary"):  # fmt: skip
+                rec[k] = row.get(k)
+            how = "from the catalog's row and the history"
+        else:
+            rec["id"] = _name_from_folder(rdir.name)
+            rec["project"] = self._project_name(rdir)
+            rec["config"] = {}
+            rec["summary"] = facts["summary"]
+            rec["tags"] = []
+            how = "from the history"
+        rec["state"] = row["state"] if row and row.get("state") in ENDED_STATES else "crashed"
+        rec["created_at"] = rec.get("created_at") or facts["first_ts"] or now
+        rec["updated_at"] = now
+        rec["heartbeat_at"] = rec.get("heartbeat_at") or facts["last_ts"] or now
+        rec.setdefault("finished_at", None)
+        rec["last_step"] = facts["last_step"]
+        rec["history_keys"] = kinds = facts["key_types"]
+        for key, value in (rec.get("summary") or {}).items():  # the catalog's values know
+            if kinds.get(key) in ("int", "float") and value.__class__ in (bool, int, float):
+                kinds[key] = value.__class__.__name__
+        rec["metrics"] = []
+        rec["summary"] = rec.get("summary") or facts["summary"]
+        rec["repaired"] = {"at": now, "how": how}
+        rec = json.loads(json.dumps(to_jsonable(rec, "record", warn=False), default=str))
+        return rec, how
+
+    def _project_name(self, rdir: Path) -> str:
+        """The real project name of a run folder: from a sibling run's record, else the
+        folder name (exact when it is a safe name)."""
+        pdir = rdir.parent
+        try:
+            siblings = [
+                Path(e.path) for e in os.scandir(pdir) if e.is_dir() and Path(e.path) != rdir
+            ]
+        except OSError:
+            siblings = []
+        for sib in siblings:
+            rec, _ = self._read_record(sib)
+            if rec is not None and _paths.slug(rec["project"]) == pdir.name:
+                return str(rec["project"])
+        return _name_from_folder(pdir.name)
+
+
+DAMAGED_DIR = "damaged"
+ENDED_STATES = ("finished", "failed", "crashed")
+
+
+class RepairReport:
+    """What :meth:`Store.repair` did: ``moved`` (file, where to, why), ``rebuilt`` (run
+    folder, how), ``lost`` (data that could not be recovered), ``problems`` (what could not
+    be fixed), ``indexed`` runs and ``removed_temp_files``. ``ok`` is False when anything
+    was lost or left unfixed."""
+
+    def __init__(self) -> None:
+        self.moved: list[tuple[str, str, str]] = []
+        self.rebuilt: list[tuple[str, str]] = []
+        self.lost: list[str] = []
+        self.problems: list[str] = []
+        self.indexed = 0
+        self.removed_temp_files = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost and not self.problems
+
+    def __repr__(self) -> str:
+        return (
+            f"<RepairReport indexed={self.indexed} moved={len(self.moved)} "
+            f"rebuilt={len(self.rebuilt)} lost={len(self.lost)} problems={len(self.problems)}>"
+        )
+
+
+def _name_from_folder(folder: str) -> str:
+    """The name a folder was made from (see :func:`_paths.slug`): the folder name itself
+    when safe, or the prefix before ``~`` when it maps back to this folder; else the folder
+    name (the real name is not recoverable from it)."""
+    if "~" in folder:
+        prefix = folder.split("~", 1)[0]
+        if _paths.slug(prefix) == folder:
+            return prefix
+    return folder
+
+
+def _loads(value: Any) -> Any:
+    import json
+
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {}
+    return value or {}
+
+
+_warned_records: dict[str, tuple[int, int]] = {}
+
+
+def _warn_record(path: Path, problem: str) -> None:
+    """One StorageWarning per version of a run.json that cannot be read."""
+    try:
+        st = os.stat(path)
+        ident = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        ident = (-1, -1)
+    if _warned_records.get(str(path)) == ident:
+        return
+    _warned_records[str(path)] = ident
+    warnings.warn(
+        f"nbtracker cannot read the run record {path} ({problem}); the run is shown from the "
+        "catalog where it has one. `nbtracker repair` rebuilds the record from the run's files.",
+        StorageWarning,
+        stacklevel=4,
+    )
