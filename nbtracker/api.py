@@ -197,6 +197,7 @@ class Runs(Sequence["ApiRun"]):
                 "state": rec.get("state"), "group": rec.get("group"), "job_type": rec.get("job_type"),
                 "tags": list(rec.get("tags") or []), "notes": rec.get("notes"),
                 "created_at": rec.get("created_at"), "last_step": rec.get("last_step"),
+                "error": rec.get("error"),
             }  # fmt: skip
             for k, v in flatten(rec.get("config") or {}).items():
                 row["config." + k] = v

@@ -64,7 +64,7 @@ def arrow(con: Any, statement: str, params: list[Any]) -> Any:
 _RECORD_COLS = (
     "project", "run_id", "entity", "name", "state", "notes", "group", "job_type", "tags",
     "created_at", "updated_at", "heartbeat_at", "finished_at", "last_step", "exit_code",
-    "host", "pid", "dir", "config", "summary", "json_mtime",
+    "host", "pid", "dir", "config", "summary", "json_mtime", "error",
 )  # fmt: skip
 
 
@@ -590,32 +590,83 @@ def gather(
                 ).astype(np.int64, copy=False)
             ts = np.full(len(steps), np.nan)
         for key, got in parts.items():
-            s = np.ma.getdata(got["step"]).astype(np.int64, copy=False)
-            idx = s - first if grid_is_range else np.searchsorted(steps, s)
-            t = np.ma.getdata(got["ts"]).astype(np.float64, copy=False)
-            cur = ts[idx]
-            np.fmax(cur, t, out=cur)
-            ts[idx] = cur
-            v, v_ok = _data_and_valid(got["value"])
-            present = np.zeros(len(steps), bool)
-            if text:
-                x, x_ok = _data_and_valid(got["text"])
-                values = np.full(len(steps), None, dtype=object)
-                values[idx[v_ok]] = v[v_ok]
-                kind = key_types.get(key) if _textual(key_types.get(key, "str")) else "str"
-                if kind == "json":  # a logged list, stored as JSON text: a list again
-                    for i, item in zip(idx[x_ok].tolist(), x[x_ok].tolist(), strict=True):
-                        values[i] = _json_or_text(item)
-                else:
-                    values[idx[x_ok]] = x[x_ok]
-                present[idx[v_ok | x_ok]] = True
-            else:
-                values = np.full(len(steps), np.nan)
-                values[idx[v_ok]] = v[v_ok]
-                present[idx[v_ok]] = True
-                kind = key_types.get(key, "float")
-            cols[key] = (kind or "str", values, present)
-            del got, s, idx, t, cur, v, v_ok
+            cols[key] = _place(
+                got, steps, first if grid_is_range else None, ts, key_types.get(key), text
+            )
+            del got
+    return Wide(steps, ts, cols)
+
+
+def _place(
+    got: dict[str, Any], steps: Any, first: int | None, ts: Any, kind: str | None, text: bool
+) -> tuple[str, Any, Any]:
+    """One key's fetched rows placed on the step grid ``steps`` (``first``: the grid is
+    ``first, first + 1, ...``): ``(kind, values, present)``; ``ts`` takes each step's latest
+    time."""
+    import numpy as np
+
+    s = np.ma.getdata(got["step"]).astype(np.int64, copy=False)
+    idx = s - first if first is not None else np.searchsorted(steps, s)
+    t = np.ma.getdata(got["ts"]).astype(np.float64, copy=False)
+    cur = ts[idx]
+    np.fmax(cur, t, out=cur)
+    ts[idx] = cur
+    v, v_ok = _data_and_valid(got["value"])
+    present = np.zeros(len(steps), bool)
+    if text:
+        x, x_ok = _data_and_valid(got["text"])
+        values = np.full(len(steps), None, dtype=object)
+        values[idx[v_ok]] = v[v_ok]
+        kind = kind if kind is not None and _textual(kind) else "str"
+        if kind == "json":  # a logged list, stored as JSON text: a list again
+            for i, item in zip(idx[x_ok].tolist(), x[x_ok].tolist(), strict=True):
+                values[i] = _json_or_text(item)
+        else:
+            values[idx[x_ok]] = x[x_ok]
+        present[idx[v_ok | x_ok]] = True
+        return kind, values, present
+    values = np.full(len(steps), np.nan)
+    values[idx[v_ok]] = v[v_ok]
+    present[idx[v_ok]] = True
+    return kind or "float", values, present
+
+
+def window(
+    con: Any, files: list[str], names: list[str], textual: set[str], key_types: dict[str, str],
+    lo: int, hi: int, cap: int | None,
+) -> Wide | None:  # fmt: skip
+    """The rows of keys ``names`` with steps ``lo``..``hi`` as a :class:`Wide`, in one
+    query; None when there are more than ``cap`` rows (a narrower window is needed)."""
+    import numpy as np
+
+    want = "step, ts, value" + (", text" if textual else "")
+    limit = f" LIMIT {int(cap) + 1}" if cap is not None else ""
+    got = con.execute(
+        f"SELECT list_position(?, key)::INTEGER AS code, {want} FROM read_parquet(?) "
+        f"WHERE list_contains(?, key) AND step >= ? AND step <= ?{limit}",
+        [names, files, names, int(lo), int(hi)],
+    ).fetchnumpy()
+    n = len(got["step"])
+    if cap is not None and n > cap:
+        return None
+    if n == 0:
+        return Wide(np.empty(0, np.int64), np.empty(0, np.float64), {})
+    s = np.ma.getdata(got["step"]).astype(np.int64, copy=False)
+    first = int(s.min())
+    span = int(s.max()) - first + 1
+    if span <= 4 * n:  # the steps present, without a sort
+        seen = np.zeros(span, bool)
+        seen[s - first] = True
+        steps = first + np.flatnonzero(seen)
+        dense = len(steps) == span
+    else:
+        steps, dense = np.unique(s), False
+    ts = np.full(len(steps), np.nan)
+    cols = {}
+    for key, part in _split_by_code(got, names).items():
+        cols[key] = _place(
+            part, steps, first if dense else None, ts, key_types.get(key), key in textual
+        )
     return Wide(steps, ts, cols)
 
 
@@ -867,47 +918,44 @@ def scan_history(
     key_types: dict[str, str] = record.get("history_keys") or {}
     t0 = float(record.get("created_at") or 0.0)
 
-    def span(files: list[str]) -> tuple[Any, Any, int]:
+    def overview(files: list[str]) -> list[tuple[Any, ...]]:
         if not files:
-            return None, None, 0
+            return []
         con = duck()
         try:
-            where, params = _filters(keys, min_step, max_step)
-            return con.execute(  # type: ignore[no-any-return]
-                f"SELECT min(step), max(step), count(*) FROM read_parquet(?) {where}",
-                [files, *params],
-            ).fetchall()[0]
+            return _stats(con, "read_parquet(?)", [files], keys, min_step, max_step)
         finally:
             con.close()
 
-    first, last, total = read_history(store, rdir, span)
-    if first is None:
+    stats = read_history(store, rdir, overview)
+    if not stats:
         return
+    names = sorted(s[0] for s in stats)
+    textual = {s[0] for s in stats if s[2] or _textual(key_types.get(s[0], "float"))}
+    first, last = min(s[3] for s in stats), max(s[4] for s in stats)
+    total = sum(s[1] for s in stats)
+    shown = list(keys) if keys is not None else names
     page_size = max(1, int(page_size or 1))
     width = max(page_size, int(SCAN_ROWS * (last - first + 1) / max(1, total)))
     pos = first
     while pos <= last:
         end = min(last, pos + width - 1)
 
-        def window(files: list[str], lo: int = pos, hi: int = end) -> tuple[int, Wide | None]:
+        def read(files: list[str], lo: int = pos, hi: int = end) -> Wide | None:
             con = duck()
             try:
-                stats = _stats(con, "read_parquet(?)", [files], keys, lo, hi)
-                n = sum(s[1] for s in stats)
-                if n > 2 * SCAN_ROWS and hi > lo:
-                    return n, None  # too many rows in this window: a narrower one
-                return n, gather(con, "read_parquet(?)", [files], key_types, lo, hi, stats, keys)
+                cap = 2 * SCAN_ROWS if hi > lo else None  # one step cannot be split
+                return window(con, files, names, textual, key_types, lo, hi, cap)
             finally:
                 con.close()
 
-        n, w = read_history(store, rdir, window)
-        if w is None:
+        w = read_history(store, rdir, read)
+        if w is None:  # denser than the window guessed: a narrower one
             width = max(1, (end - pos + 1) // 2)
             continue
-        names = list(keys) if keys is not None else sorted(w.cols)
-        yield from rows(w, names, t0, fill=keys is not None)
+        yield from rows(w, shown, t0, fill=keys is not None)
         pos = end + 1
-        if n < SCAN_ROWS // 4:
+        if sum(int(c[2].sum()) for c in w.cols.values()) < SCAN_ROWS // 4:
             width *= 2  # sparse steps (or a gap): wider windows
 
 
@@ -997,7 +1045,7 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
             "group": r.get("group"), "job_type": r.get("job_type"),
             "tags": [str(t) for t in r.get("tags") or []],
             "created_at": r.get("created_at"), "finished_at": r.get("finished_at"),
-            "last_step": r.get("last_step"),
+            "last_step": r.get("last_step"), "error": r.get("error"),
             "config": json.dumps(r.get("config") or {}, default=str),
             "summary": json.dumps(r.get("summary") or {}, default=str),
         }
@@ -1091,7 +1139,8 @@ def _RUNS_SCHEMA() -> Any:  # noqa: N802
     return pa.schema([
         ("project", s), ("run_id", s), ("name", s), ("entity", s), ("state", s), ("notes", s),
         ("group", s), ("job_type", s), ("tags", pa.list_(s)), ("created_at", f),
-        ("finished_at", f), ("last_step", pa.int64()), ("config", s), ("summary", s),
+        ("finished_at", f), ("last_step", pa.int64()), ("error", s), ("config", s),
+        ("summary", s),
     ])  # fmt: skip
 
 
