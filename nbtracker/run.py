@@ -284,8 +284,8 @@ class Run:
         self.summary.observe(row)
         if len(self._buffer) >= MAX_BUFFER_ROWS and self._writer is not None:
             self._writer.wake.set()
-            if len(self._buffer) >= BACKPRESSURE_ROWS:  # bounded memory: write it ourselves
-                self._writer.flush_rows()
+            if len(self._buffer) >= BACKPRESSURE_ROWS:  # bounded memory, bounded stall
+                self._writer.relieve()
         for hook in self._hooks:
             try:
                 hook(self, "row", (step, row))

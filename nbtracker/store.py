@@ -306,10 +306,14 @@ class Store:
         """Best-effort catalog update; False (and nothing raised) when it is busy or fails."""
         try:
             self.catalog.upsert(records, timeout=timeout)
+            self._catalog_failing = False
             return True
         except CatalogBusy:
             return False
         except Exception as exc:  # noqa: BLE001 - the catalog is derived; never fatal
+            if getattr(self, "_catalog_failing", False):  # said once until it works again
+                return False
+            self._catalog_failing = True
             warnings.warn(
                 f"nbtracker could not update the catalog {self.catalog.path} ({exc}); runs are "
                 "safe in their folders, run `nbtracker repair` to rebuild it.",
@@ -444,27 +448,29 @@ class Store:
         return str(rdir.relative_to(self.root))
 
     def _catalog_rows(self) -> dict[str, dict[str, Any]]:
-        """The surviving catalog's run rows by folder (to rebuild a lost run.json)."""
-        from .catalog import RUN_COLUMNS
+        """The surviving catalog's run rows by folder (to rebuild a lost run.json); each
+        row as JSON, so a catalog from an older version (fewer columns) serves too."""
+        import json
 
         try:
             import duckdb
 
             con = duckdb.connect(":memory:")
             try:
-                cols = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
-                rows = self.catalog.select(con, f"SELECT {cols} FROM {{cat}}.runs", [], retries=5)
+                rows = self.catalog.select(
+                    con, "SELECT CAST(to_json(r) AS VARCHAR) FROM {cat}.runs r", [], retries=5
+                )
             finally:
                 con.close()
         except Exception:  # noqa: BLE001 - no catalog to learn from: the folders alone
             return {}
         out = {}
-        for row in rows or ():
-            rec = dict(zip(RUN_COLUMNS, row, strict=True))
-            rec["id"] = rec.pop("run_id")
+        for (row,) in rows or ():
+            rec = json.loads(row)
+            rec["id"] = rec.pop("run_id", None)
             for k in ("config", "summary"):
                 rec[k] = _loads(rec.get(k))
-            if rec.get("dir"):
+            if rec.get("dir") and rec["id"]:
                 out[rec["dir"]] = rec
         return out
 

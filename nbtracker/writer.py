@@ -39,7 +39,9 @@ COLD_MAX_VALUES = 2_000_000
 # 1M steps ~19 MB lower, measured here, for ~25 ms more per 250k values).
 _FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
                  "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
-BACKPRESSURE_ROWS = 50_000  # log() writes a segment itself when the thread falls this far behind
+BACKPRESSURE_ROWS = 50_000  # log() helps the writer when the thread falls this far behind
+RELIEVE_ROWS = 5_000  # ... by writing this many rows itself (a few ms), unless it is busy
+HARD_CAP_ROWS = 4 * BACKPRESSURE_ROWS  # past this, log() waits for the writer (memory first)
 MAX_RETRY_ROWS = 200_000  # rows kept in memory while storage fails; older ones thinned past it
 MAX_BACKOFF_S = 5.0
 
@@ -230,17 +232,38 @@ class Writer:
         with self._lock:
             return self._flush_rows(final)
 
+    def relieve(self) -> None:
+        """Called by ``log()`` when the writer thread has fallen ``BACKPRESSURE_ROWS`` behind:
+        keep memory bounded without a long stall in the training loop. While storage
+        fails, the waiting rows are only thinned (never a write attempt here); otherwise
+        ``log()`` writes the oldest ``RELIEVE_ROWS`` rows itself, unless the writer thread
+        is writing right now (then it returns at once, up to ``HARD_CAP_ROWS``)."""
+        failing = bool(self._retry) or time.monotonic() < self._retry_at
+        blocking = len(self.buffer) >= HARD_CAP_ROWS
+        if not self._lock.acquire(blocking=blocking):
+            return
+        try:
+            if failing:
+                buf = self.buffer
+                self._retry = self._bounded(self._retry + [buf.popleft() for _ in range(len(buf))])
+            else:
+                self._flush_rows(limit=RELIEVE_ROWS)
+        finally:
+            self._lock.release()
+
     def pending_rows(self) -> int:
         """Rows logged but not stored yet (buffered, or waiting for storage to recover)."""
         return len(self._retry) + len(self.buffer)
 
-    def _flush_rows(self, final: bool = False) -> int:
+    def _flush_rows(self, final: bool = False, limit: int | None = None) -> int:
         buf = self.buffer
-        n = len(buf)
+        n = len(buf) if limit is None or self._retry else min(limit, len(buf))
         rows = self._retry + [buf.popleft() for _ in range(n)]
         if not rows:
             return 0
-        if not final and self._retry and time.monotonic() < self._retry_at:
+        if not final and self._retry and (
+            time.monotonic() < self._retry_at or not _has_space(self.hdir)
+        ):
             self._retry = self._bounded(rows)  # storage failed a moment ago: wait
             return 0
         try:
@@ -364,6 +387,19 @@ class Writer:
         if what not in self._warned:
             self._warned.add(what)
             warnings.warn(msg, StorageWarning, stacklevel=2)
+
+
+def _has_space(path: Path, need: int = 1 << 20) -> bool:
+    """A cheap check before retrying a big write on storage that failed: at least ``need``
+    bytes free (True when it cannot be told: then the write itself decides)."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except OSError:
+        return True
+    return st.f_bavail * st.f_frsize >= need
 
 
 _importing: list[threading.Event] = []  # warm-up imports running in a thread
