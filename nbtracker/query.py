@@ -78,6 +78,15 @@ def load_runs(
         cols = ", ".join(f'"{c}"' for c in _RECORD_COLS)
         where, params = ("WHERE project = ?", [project]) if project is not None else ("", [])
         rows = store.catalog.select(con, f"SELECT {cols} FROM {{cat}}.runs {where}", params)
+        if rows is None and store.catalog.path.is_file():
+            # a catalog from an older version (fewer columns): its rows as JSON
+            found = store.catalog.select(
+                con,
+                f"SELECT CAST(to_json(r) AS VARCHAR) FROM {{cat}}.runs r {where}",
+                params,
+                retries=2,  # a held catalog was already waited for
+            )
+            rows = [tuple(json.loads(j).get(c) for c in _RECORD_COLS) for (j,) in found or ()]
     finally:
         con.close()
     for row in rows or ():
@@ -139,18 +148,20 @@ def _from_catalog(rec: dict[str, Any], now: float) -> dict[str, Any]:
 
 
 def catalog_record(store: Store, rdir: Path) -> dict[str, Any] | None:
-    """The catalog's row for one run folder as a record, or None."""
+    """The catalog's row for one run folder as a record, or None (read as JSON, so a
+    catalog from an older version, with fewer columns, serves too)."""
     con = duck()
     try:
-        cols = ", ".join(f'"{c}"' for c in _RECORD_COLS)
         rel = str(rdir.relative_to(store.root))
-        rows = store.catalog.select(con, f"SELECT {cols} FROM {{cat}}.runs WHERE dir = ?", [rel])
+        rows = store.catalog.select(
+            con, "SELECT CAST(to_json(r) AS VARCHAR) FROM {cat}.runs r WHERE dir = ?", [rel]
+        )
     finally:
         con.close()
     if not rows:
         return None
-    rec = dict(zip(_RECORD_COLS, rows[0], strict=True))
-    rec["id"] = rec.pop("run_id")
+    rec = json.loads(rows[0][0])
+    rec["id"] = rec.pop("run_id", None)
     return _from_catalog(rec, time.time())
 
 

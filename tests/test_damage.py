@@ -225,9 +225,16 @@ def test_repair_moves_damaged_files_aside_and_compacts_the_rest(init, api, root)
     assert again.exit_code == 0 and "indexed 1 runs" in again.output
 
 
-def test_a_torn_run_json_keeps_the_run_visible_and_repair_rebuilds_it(two_runs, api, root) -> None:
+@pytest.mark.parametrize("catalog", ["current", "older"])
+def test_a_torn_run_json_keeps_the_run_visible_and_repair_rebuilds_it(
+    two_runs, api, root, catalog
+) -> None:
     rdir = api.run("p/A").dir
     before = json.loads((rdir / "run.json").read_text())
+    if catalog == "older":  # a catalog written by an older version: fewer columns
+        con = duckdb.connect(str(api.store.catalog.path))
+        con.execute("ALTER TABLE runs DROP COLUMN error")
+        con.close()
     truncate(rdir / "run.json")
     with pytest.warns(StorageWarning, match="run.json"):
         runs = nbtracker.Api(root).runs("p")
