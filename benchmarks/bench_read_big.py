@@ -8,7 +8,8 @@ whose ``run.json`` then gets the segment's ``last_step`` and key types.
 
 Each read runs in a fresh process, which first imports pandas, pyarrow, duckdb and
 nbtracker (a notebook has them loaded) and notes its RSS; the figures are the read's wall
-time and the process's peak RSS (``VmHWM``), with the RSS before the read beside it.
+time (and CPU time, steadier on a busy machine) and the process's peak RSS (``VmHWM``), with the
+RSS before the read beside it.
 
 Reads:
 
@@ -20,7 +21,7 @@ Reads:
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_read_big.py [--steps 2000000] [--reads history,scan]
+    .venv/bin/python benchmarks/bench_read_big.py [--steps 2000000] [--reads history,scan] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,6 +97,7 @@ def worker(root: str, path: str, what: str) -> dict[str, float]:
     import nbtracker
 
     before = _status_mb("VmRSS")
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     api = nbtracker.Api(root)
     n = 0
@@ -113,10 +116,12 @@ def worker(root: str, path: str, what: str) -> dict[str, float]:
             nbtracker.sql("SELECT key, count(*), avg(value) FROM history GROUP BY 1", root=root)
         )
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     peak = _status_mb("VmHWM")
     return {
         "rows": n,
         "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
         "peak_rss_mb": round(peak),
         "rss_before_mb": round(before),
     }
@@ -127,6 +132,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2_000_000)
     ap.add_argument("--reads", default=",".join(READS))
     ap.add_argument("--root", help="reuse (or build once into) this folder")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat each read; median time")
     ap.add_argument("--worker", nargs=3, metavar=("ROOT", "PATH", "WHAT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -144,20 +150,27 @@ def main() -> None:
             print(
                 f"built {args.steps:,} steps x {len(KEYS)} keys in {time.perf_counter() - t0:.1f} s"
             )
-        for what in args.reads.split(","):
-            out = subprocess.run(
-                [sys.executable, __file__, "--worker", str(tmp), "big/r", what],
-                capture_output=True, text=True, check=False,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            )  # fmt: skip
-            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-            if not line:
-                print(f"{what:10s} FAILED\n{out.stderr[-2000:]}")
-                continue
-            r = json.loads(line[0][7:])
+        results: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.rounds):  # rounds interleaved: this machine's load drifts
+            for what in args.reads.split(","):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--worker", str(tmp), "big/r", what],
+                    capture_output=True, text=True, check=False,
+                    env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                )  # fmt: skip
+                line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+                if not line:
+                    print(f"{what:10s} FAILED\n{out.stderr[-2000:]}")
+                    continue
+                results.setdefault(what, []).append(json.loads(line[0][7:]))
+        for what, rs in results.items():
+            wall = statistics.median(r["wall_s"] for r in rs)
+            cpu = statistics.median(r["cpu_s"] for r in rs)
+            peak = max(r["peak_rss_mb"] for r in rs)
             print(
-                f"{what:10s} {r['wall_s']:7.2f} s  peak RSS {r['peak_rss_mb']:6d} MB "
-                f"(before the read {r['rss_before_mb']} MB)  rows {r['rows']:,}"
+                f"{what:10s} {wall:7.2f} s (CPU {cpu:6.2f} s; median of {len(rs)})  "
+                f"peak RSS {peak:6.0f} MB "
+                f"(before the read {rs[0]['rss_before_mb']:.0f} MB)  rows {rs[0]['rows']:,}"
             )
     finally:
         if not args.root:
