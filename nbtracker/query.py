@@ -185,7 +185,8 @@ def _catch_up(store: Store, stale: list[dict[str, Any]], drop: list[str]) -> Non
 # -- damaged files ---------------------------------------------------------------------------
 # A history file that cannot be read (a torn copy, a disk error, a hand edit) is skipped with
 # one StorageWarning naming it; every other file and run reads on. Verdicts are cached by
-# (path, size, mtime), so a read checks each new file once: a few stats and a footer read.
+# (path, size, mtime_ns): a read checks each new file once (a stat, its first and last
+# bytes); damage only a read reveals is found when DuckDB fails on it (see blame()).
 _MAGIC = b"PAR1"
 _HISTORY_TYPES = {
     "step": "INT64",
