@@ -297,7 +297,13 @@ def report(res: dict[str, list[dict]], missing: list[str], args, rounds: int) ->
     wb_mean = C.med(res.get("wandb-offline", []), "mean_us")
     durable = C.med(res.get("nbtracker", []), "mean_durable_us")
     lines.append(
-        C.check("nbtracker mean log() incl. finish() until durable", durable, "<=", TARGET_MEAN_US, " µs")
+        C.check(
+            "nbtracker mean log() incl. finish() until durable",
+            durable,
+            "<=",
+            TARGET_MEAN_US,
+            " µs",
+        )
     )
     worst = C.med(res.get("nbtracker", []), "max_us")
     lines.append(

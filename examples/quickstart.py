@@ -26,12 +26,19 @@ for lr in (0.01, 0.003, 0.001):
 api = wandb.Api()
 print(f"runs stored under {api.store.root} (catalog: {api.store.catalog.path})")
 df = api.runs("quickstart").to_pandas()
-print(df[["run_id", "name", "state", "config.learning_rate", "summary.acc", "summary.loss"]].to_string(index=False))
+print(
+    df[
+        ["run_id", "name", "state", "config.learning_rate", "summary.acc", "summary.loss"]
+    ].to_string(index=False)
+)
 best = api.runs("quickstart", order="-summary_metrics.acc")[0]
 print(f"\nbest run {best.name} ({best.id}): acc={best.summary['acc']:.3f}; its history:")
 print(best.history(keys=["acc", "loss"]).to_string(index=False))
 print("\nSQL over all runs:")
-print(wandb.sql(
-    "SELECT r.name, max(h.value) AS best_acc FROM history h JOIN runs r USING (project, run_id) "
-    "WHERE h.key = ? AND h.project = ? GROUP BY r.name ORDER BY best_acc DESC", ["acc", "quickstart"]
-).to_string(index=False))
+print(
+    wandb.sql(
+        "SELECT r.name, max(h.value) AS best_acc FROM history h JOIN runs r USING (project, run_id) "
+        "WHERE h.key = ? AND h.project = ? GROUP BY r.name ORDER BY best_acc DESC",
+        ["acc", "quickstart"],
+    ).to_string(index=False)
+)

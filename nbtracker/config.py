@@ -79,7 +79,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return out
 
 
-def defaults_from_environment(argv: list[str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
+def defaults_from_environment(
+    argv: list[str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
     """``config-defaults.yaml`` in the working directory, then ``--configs a.yaml,b.yaml``."""
     out: dict[str, Any] = {}
     default = (cwd or Path.cwd()) / "config-defaults.yaml"
@@ -125,7 +127,9 @@ class Config:
         value = _wrap(to_jsonable(value, f"config.{key}"))
         old = self._data.get(key, _MISSING)
         if old is not _MISSING and old != value:
-            self._changes.append({"key": key, "old": _plain(old), "new": _plain(value), "time": time.time()})
+            self._changes.append(
+                {"key": key, "old": _plain(old), "new": _plain(value), "time": time.time()}
+            )
             if not allow_val_change:
                 warnings.warn(
                     f"config[{key!r}] changed from {_plain(old)!r} to {_plain(value)!r}; the "

@@ -128,7 +128,11 @@ def init(
     if tags is None:
         tags = [t.strip() for t in (_paths.env("TAGS") or "").split(",") if t.strip()]
     project = clean_text(str(_pick(project, "PROJECT", "uncategorized")), "project")
-    notes, group, job_type = _text(notes, "notes"), _text(group, "group"), _text(job_type, "job_type")
+    notes, group, job_type = (
+        _text(notes, "notes"),
+        _text(group, "group"),
+        _text(job_type, "job_type"),
+    )
     entity = str(_pick(entity, "ENTITY") or _user())
     if isinstance(tags, str):
         tags = [tags]

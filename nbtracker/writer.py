@@ -261,8 +261,10 @@ class Writer:
         rows = self._retry + [buf.popleft() for _ in range(n)]
         if not rows:
             return 0
-        if not final and self._retry and (
-            time.monotonic() < self._retry_at or not _has_space(self.hdir)
+        if (
+            not final
+            and self._retry
+            and (time.monotonic() < self._retry_at or not _has_space(self.hdir))
         ):
             self._retry = self._bounded(rows)  # storage failed a moment ago: wait
             return 0

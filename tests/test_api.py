@@ -12,7 +12,9 @@ from nbtracker.errors import RunNotFound
 
 @pytest.fixture
 def three_runs(init):
-    for i, (lr, acc, tags) in enumerate([(0.1, 0.5, ["a"]), (0.01, 0.9, ["a", "b"]), (0.001, 0.7, [])]):
+    for i, (lr, acc, tags) in enumerate(
+        [(0.1, 0.5, ["a"]), (0.01, 0.9, ["a", "b"]), (0.001, 0.7, [])]
+    ):
         run = init(id=f"r{i}", config={"lr": lr, "opt": {"name": "adam" if i else "sgd"}},
                    tags=tags, reinit="finish_previous")  # fmt: skip
         run.log({"acc": acc, "loss": 1 - acc})
@@ -25,15 +27,26 @@ def ids(runs) -> list[str]:
 
 def test_filters_and_order(api, three_runs) -> None:
     assert ids(api.runs("p", order="+config.lr")) == ["r2", "r1", "r0"]
-    assert ids(api.runs("p", filters={"config.lr": {"$lt": 0.05}}, order="config.lr")) == ["r2", "r1"]
-    assert ids(api.runs("p", filters={"summary_metrics.acc": {"$gte": 0.7}}, order="-summary_metrics.acc")) == ["r1", "r2"]
+    assert ids(api.runs("p", filters={"config.lr": {"$lt": 0.05}}, order="config.lr")) == [
+        "r2",
+        "r1",
+    ]
+    assert ids(
+        api.runs("p", filters={"summary_metrics.acc": {"$gte": 0.7}}, order="-summary_metrics.acc")
+    ) == ["r1", "r2"]
     assert ids(api.runs("p", filters={"tags": {"$in": ["b"]}})) == ["r1"]
     assert ids(api.runs("p", filters={"tags": "a"}, order="name")) != []
     assert ids(api.runs("p", filters={"config.opt.name": "sgd"})) == ["r0"]
-    assert ids(api.runs("p", filters={"$or": [{"config.lr": 0.1}, {"config.lr": 0.001}]}, order="id")) == ["r0", "r2"]
-    assert ids(api.runs("p", filters={"state": "finished", "config.lr": {"$nin": [0.1]}}, order="id")) == ["r1", "r2"]
+    assert ids(
+        api.runs("p", filters={"$or": [{"config.lr": 0.1}, {"config.lr": 0.001}]}, order="id")
+    ) == ["r0", "r2"]
+    assert ids(
+        api.runs("p", filters={"state": "finished", "config.lr": {"$nin": [0.1]}}, order="id")
+    ) == ["r1", "r2"]
     assert ids(api.runs("p", filters={"config.lr.value": 0.01})) == ["r1"]  # wandb-style
-    assert ids(api.runs("p", filters={"created_at": {"$gt": "2000-01-01T00:00:00"}}, order="id")) == ["r0", "r1", "r2"]
+    assert ids(
+        api.runs("p", filters={"created_at": {"$gt": "2000-01-01T00:00:00"}}, order="id")
+    ) == ["r0", "r1", "r2"]
     with pytest.raises(ValueError, match="unknown filter operator"):
         api.runs("p", filters={"config.lr": {"$near": 1}})
 
@@ -97,11 +110,14 @@ def test_sql_over_all_runs_with_parameters(api, three_runs) -> None:
     assert df["run_id"].tolist() == ["r1", "r2", "r0"]
     df = api.sql(
         "SELECT r.run_id, c.value AS lr FROM runs r JOIN config c USING (project, run_id) "
-        "WHERE c.key = $k ORDER BY lr", {"k": "lr"}
+        "WHERE c.key = $k ORDER BY lr",
+        {"k": "lr"},
     )
     assert df["run_id"].tolist() == ["r2", "r1", "r0"]
     assert api.sql("SELECT count(*) AS n FROM tags")["n"][0] == 3
-    assert api.sql("SELECT value FROM summary WHERE run_id = 'r1' AND key = 'acc'")["value"][0] == 0.9
+    assert (
+        api.sql("SELECT value FROM summary WHERE run_id = 'r1' AND key = 'acc'")["value"][0] == 0.9
+    )
     assert nbtracker.sql("SELECT count(*) AS n FROM runs", root=str(api.store.root))["n"][0] == 3
 
 

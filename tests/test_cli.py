@@ -31,14 +31,20 @@ def test_runs_history_sql_export_repair(store_with_run, tmp_path) -> None:
     assert out.exit_code == 0
     rows = json.loads(out.output)
     assert rows[0]["run_id"] == "abc" and rows[0]["config.lr"] == 0.1
-    out = invoke("history", "cats/abc", "--keys", "loss", "--samples", "10", "--root", root, "--csv")
+    out = invoke(
+        "history", "cats/abc", "--keys", "loss", "--samples", "10", "--root", root, "--csv"
+    )
     assert out.exit_code == 0 and out.output.splitlines()[0] == "_step,_timestamp,_runtime,loss"
-    out = invoke("sql", "SELECT count(*) AS n FROM history WHERE key = ?", "-p", "acc", "--root", root)
+    out = invoke(
+        "sql", "SELECT count(*) AS n FROM history WHERE key = ?", "-p", "acc", "--root", root
+    )
     assert out.exit_code == 0 and "50" in out.output
     dest = tmp_path / "h.parquet"
     out = invoke("export", "cats/abc", str(dest), "--root", root)
     assert out.exit_code == 0 and len(pd.read_parquet(dest)) == 50
-    out = invoke("export", "cats/abc", str(tmp_path / "s.json"), "--what", "summary", "--root", root)
+    out = invoke(
+        "export", "cats/abc", str(tmp_path / "s.json"), "--what", "summary", "--root", root
+    )
     assert out.exit_code == 0
     out = invoke("repair", "--root", root)
     assert out.exit_code == 0 and "indexed 1 runs" in out.output
@@ -55,7 +61,7 @@ def test_errors_are_clear(store_with_run) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    for name, cmd in cli.commands.items():
+    for name in cli.commands:
         out = invoke(name, "--help")
         assert out.exit_code == 0 and "Example" in out.output, name
     assert nbtracker.cli.cli.help and "nbtracker runs" in nbtracker.cli.cli.help

@@ -22,7 +22,10 @@ def _esbuild() -> Path:
         npm = shutil.which("npm")
         assert npm, "npm is needed to check the JS bundle (Debian: apt-get install npm)"
         subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO, check=True, timeout=600
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=REPO,
+            check=True,
+            timeout=600,
         )
     assert exe.exists(), "npm ci did not install esbuild"
     return exe

@@ -18,11 +18,14 @@ def _script(root, body: str) -> list[str]:
 
 
 def test_uncaught_exception_marks_the_run_failed(root, api) -> None:
-    cmd = _script(root, """
+    cmd = _script(
+        root,
+        """
         run = nbtracker.init(project="p", id="boom", dir=ROOT)
         nbtracker.log({"x": 1})
         raise ValueError("kaput")
-    """)
+    """,
+    )
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 1 and "ValueError: kaput" in out.stderr
     run = api.run("p/boom")
@@ -31,23 +34,34 @@ def test_uncaught_exception_marks_the_run_failed(root, api) -> None:
 
 
 def test_script_without_finish_is_finished_at_exit(root, api) -> None:
-    subprocess.run(_script(root, """
+    subprocess.run(
+        _script(
+            root,
+            """
         nbtracker.init(project="p", id="noend", dir=ROOT)
         for i in range(1000):
             nbtracker.log({"x": i})
-    """), check=True)
+    """,
+        ),
+        check=True,
+    )
     run = api.run("p/noend")
     assert run.state == "finished" and len(run.history(samples=None)) == 1000
 
 
 def test_killed_process_is_reported_crashed_with_flushed_rows(root, api) -> None:
-    proc = subprocess.Popen(_script(root, """
+    proc = subprocess.Popen(
+        _script(
+            root,
+            """
         run = nbtracker.init(project="p", id="kill", dir=ROOT)
         i = 0
         while True:
             run.log({"x": i}); i += 1
             time.sleep(0.001)
-    """))
+    """,
+        )
+    )
     seg = root / "runs" / "p" / "kill" / "history"
     wait_until(lambda: seg.exists() and any(seg.glob("h-*.parquet")), timeout=30)
     proc.send_signal(signal.SIGKILL)
@@ -87,11 +101,16 @@ def nbtracker_state(root, run) -> str:
 
 
 def test_pid_of_a_live_process_is_not_crashed(root, api) -> None:
-    proc = subprocess.Popen(_script(root, """
+    proc = subprocess.Popen(
+        _script(
+            root,
+            """
         run = nbtracker.init(project="p", id="alive", dir=ROOT)
         run.log({"x": 1})
         time.sleep(30)
-    """))
+    """,
+        )
+    )
     try:
         wait_until(lambda: (root / "runs" / "p" / "alive" / "run.json").exists(), timeout=30)
         assert api.run("p/alive").state == "running"

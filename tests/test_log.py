@@ -76,7 +76,9 @@ def test_unsupported_value_warns_and_keeps_the_rest_of_the_row(init, api) -> Non
     from nbtracker.errors import LogValueWarning
 
     run = init()
-    with pytest.warns(LogValueWarning, match=r"'bad' \(builtins.object\).*other keys of this row were logged"):
+    with pytest.warns(
+        LogValueWarning, match=r"'bad' \(builtins.object\).*other keys of this row were logged"
+    ):
         run.log({"good": 1.0, "bad": object(), "also": 2})  # the training loop goes on
     run.log({"good": 3.0})
     run.finish()

@@ -31,7 +31,9 @@ def test_every_public_name_is_documented() -> None:
 def test_wandb_seed_code_runs_unchanged(root, api) -> None:
     import nbtracker as wandb
 
-    run = wandb.init(project="cat-classification", notes="", tags=["baseline", "paper1"], dir=str(root))
+    run = wandb.init(
+        project="cat-classification", notes="", tags=["baseline", "paper1"], dir=str(root)
+    )
     wandb.config = {"epochs": 100, "learning_rate": 0.001, "batch_size": 128}
     acc = loss = 0.0
     for epoch in range(wandb.config.epochs):
@@ -66,5 +68,7 @@ def test_module_attributes_follow_the_current_run(init) -> None:
 
 
 def test_python_dash_m_and_cli_entry_point() -> None:
-    out = subprocess.run([sys.executable, "-m", "nbtracker", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nbtracker", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "repair" in out.stdout

@@ -53,7 +53,10 @@ def test_catalog_is_a_real_duckdb_file(init, root) -> None:
     con = duckdb.connect(str(root / "nbtracker.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT state FROM runs").fetchall() == [("finished",)]
-        assert sorted(con.execute("SELECT key, num FROM config").fetchall()) == [("lr", 0.1), ("opt.m", 0.9)]
+        assert sorted(con.execute("SELECT key, num FROM config").fetchall()) == [
+            ("lr", 0.1),
+            ("opt.m", 0.9),
+        ]
         assert con.execute("SELECT tag FROM tags").fetchall() == [("x",)]
         assert ("acc", 0.5) in con.execute("SELECT key, num FROM summary").fetchall()
     finally:

@@ -260,7 +260,8 @@ class TableView(anywidget.AnyWidget):
         self._thumbs.clear()
         self.nrows = source.nrows
         self.columns = [
-            {"name": n, "type": k or "none"} for n, k in zip(source.names, source.kinds, strict=True)
+            {"name": n, "type": k or "none"}
+            for n, k in zip(source.names, source.kinds, strict=True)
         ]
 
     def _start_copy(self) -> None:
