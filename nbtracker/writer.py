@@ -13,6 +13,7 @@ pyarrow, and the pandas it imports, load only if a single flush exceeds
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 import warnings
@@ -40,6 +41,7 @@ COLD_MAX_VALUES = 2_000_000
 _FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
                  "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
 BACKPRESSURE_ROWS = 50_000  # log() helps the writer when the thread falls this far behind
+CHUNK_ROWS = 16_384  # the writer thread writes at most this many rows per segment
 RELIEVE_ROWS = 5_000  # ... by writing this many rows itself (a few ms), unless it is busy
 HARD_CAP_ROWS = 4 * BACKPRESSURE_ROWS  # past this, log() waits for the writer (memory first)
 MAX_RETRY_ROWS = 200_000  # rows kept in memory while storage fails; older ones thinned past it
@@ -101,7 +103,16 @@ class Writer:
         """Import DuckDB and open the flush connection in the caller's thread (``init()``),
         so the writer thread's start never holds the GIL while training runs."""
         with self._lock:
-            self._flush_connection()
+            con = self._flush_connection()
+            # one tiny COPY now: DuckDB's first one (planning, the parquet writer) costs
+            # ~100 ms that would otherwise land on the first flush, mid-training
+            try:
+                with tempfile.TemporaryDirectory(prefix="nbt-warm-") as tmp:
+                    segments.write_rows_duckdb(
+                        con, [0], [0.0], [{"x": 0.0}], {}, Path(tmp) / "warm.parquet"
+                    )
+            except Exception:  # noqa: BLE001, S110 - only a warm-up: the real flush reports
+                pass
 
     def start(self, *, index: bool = True) -> None:
         """Start the flush thread (and the heartbeat/merge thread unless ``index`` is False,
@@ -147,7 +158,10 @@ class Writer:
                 break
             next_at = time.monotonic() + self.interval
             try:
-                self.flush_rows()
+                # in chunks, the lock let go between them: each holds the GIL briefly and
+                # log()'s backpressure can step in; a failing store stops the loop at once
+                while self.flush_rows(limit=CHUNK_ROWS) and len(self.buffer) >= CHUNK_ROWS:
+                    pass
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
 
@@ -223,14 +237,14 @@ class Writer:
             except Exception as exc:  # noqa: BLE001
                 self._warn("merge", f"could not merge history segments ({exc!r})")
 
-    def flush_rows(self, *, final: bool = False) -> int:
+    def flush_rows(self, *, final: bool = False, limit: int | None = None) -> int:
         """Write what is buffered now, without touching run.json or the catalog.
 
         While storage fails (a full disk, a folder gone read-only), rows wait in memory and
         are retried with a growing pause (up to ``MAX_BACKOFF_S``); ``final`` tries at once.
         """
         with self._lock:
-            return self._flush_rows(final)
+            return self._flush_rows(final, limit)
 
     def relieve(self) -> None:
         """Called by ``log()`` when the writer thread has fallen ``BACKPRESSURE_ROWS`` behind:
