@@ -8,6 +8,7 @@ real store in ``tmp_path`` and checks what a reader gets back through ``nbtracke
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -23,8 +24,9 @@ import nbtracker
 from nbtracker.errors import LogValueWarning, RunBusy, StorageError
 from nbtracker.store import Store
 
-FILL = """
-def fill(path):
+
+def fill(path: str | Path) -> None:
+    """Write a file until the disk is full."""
     with open(path, "wb") as fh:
         try:
             while True:
@@ -32,7 +34,9 @@ def fill(path):
                 fh.flush()
         except OSError:
             pass
-"""
+
+
+FILL = "\nfrom pathlib import Path\n" + inspect.getsource(fill)  # the same, in the child scripts
 
 
 def run_script(code: str, root: Path, *args: str, timeout: float = 120, check: bool = True):  # type: ignore[no-untyped-def]
@@ -393,14 +397,7 @@ def test_still_full_at_finish_says_how_many_rows_were_not_stored(small_disk: Pat
 def test_init_on_a_full_disk_names_the_path(small_disk: Path) -> None:
     root = small_disk / "store"
     root.mkdir()
-    filler = small_disk / "filler"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"x" * 65536)
-                fh.flush()
-        except OSError:
-            pass
+    fill(small_disk / "filler")
     with pytest.raises(StorageError, match=str(root / "runs" / "p")):
         nbtracker.init(project="p", dir=str(root))
 
