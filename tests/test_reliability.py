@@ -291,7 +291,9 @@ def test_sigkill_50_times_loses_at_most_the_last_flush(tmp_path: Path) -> None:
     worst = sorted(lost.items(), key=lambda kv: -kv[1])[:5]
     print(f"{len(runs)} runs, worst losses (s): {worst} {note}")
     assert not failures, f"{len(failures)} of {len(runs)} runs {note}:\n" + "\n".join(failures)
-    assert any(r.progress.last > 5000 for r in results), "no run got long enough"
+    # long runs (killed 5-8 s in, 1 ms sleep a step) reach 5,000+ steps on an idle machine;
+    # under CI load the sleeps stretch, so the bar is lower: many segments and merges
+    assert any(r.progress.last > 2000 for r in results), "no run got long enough"
 
     # one Api read brings the catalog up to date, and it still opens with plain duckdb
     assert catalog_runs(root, "k") == {"seed": "finished", **dict.fromkeys(runs, "crashed")}, note
