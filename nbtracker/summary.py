@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from ._util import clean_text, to_jsonable
+from .config import AttrDict
 
 SUMMARY_MODES = ("min", "max", "mean", "last", "first", "none", "best")
 
@@ -104,14 +105,8 @@ class _Agg:
 _NONE = object()
 
 
-class SummaryDict(dict):  # type: ignore[type-arg]
-    """A nested part of the summary: a dict whose keys are also attributes."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+# a nested part of the summary: the config's dict with attribute access serves here too
+SummaryDict = AttrDict
 
 
 class MediaRef(str):
