@@ -1,5 +1,6 @@
-// TableView's `_esm`: a paged view of a logged table. Self-contained (no imports, ~7 KB):
-// no chart library is needed, so there is nothing to share through the page-wide loader.
+// TableView's `_esm`: a paged view of a logged table. Self-contained (~7 KB, no chart
+// library, so nothing is shared through the page-wide loader); the fallback rule comes
+// from lib/styles.js at build time.
 //
 // The kernel runs every query (DuckDB over the table's Parquet) and syncs one page in the
 // `page` trait: rows of plain values, image thumbnails as PNG bytes (binary buffers, which
@@ -8,6 +9,8 @@
 // full-size image with a custom message when a thumbnail is clicked. Every user string is
 // put in the page with textContent / attribute properties, never as HTML, so cells and
 // captions cannot run code.
+
+import { hideFallback } from "./lib/styles.js";
 
 const CSS = `
 .nbt-tv{font:12px/1.4 system-ui,-apple-system,sans-serif;color:var(--jp-ui-font-color1,#222)}
@@ -47,26 +50,6 @@ function fmtNumber(v) {
   if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
   return a !== 0 && (a >= 1e6 || a < 1e-3) ? v.toExponential(3) : String(+v.toPrecision(5));
-}
-
-/** Hide the static snapshot shown under this widget (same rule as the run panel's). */
-function hideFallback(uid) {
-  const id = `nbt-hide-${uid}`;
-  let style = document.getElementById(id);
-  if (!style) {
-    style = document.createElement("style");
-    style.id = id;
-    style.dataset.refs = "0";
-    // uid is [0-9a-f] only (made by Python), so it is safe inside the selector.
-    style.textContent = `[data-nbt-fallback="${uid}"] { display: none !important; }`;
-    document.head.append(style);
-  }
-  style.dataset.refs = String(Number(style.dataset.refs) + 1);
-  return () => {
-    const n = Number(style.dataset.refs) - 1;
-    style.dataset.refs = String(n);
-    if (n <= 0) style.remove();
-  };
 }
 
 /** An image source for PNG bytes (a DataView / ArrayBuffer from a binary buffer); the URL

@@ -12,7 +12,7 @@ from . import _paths, query
 from ._util import to_jsonable
 from .errors import RunNotFound, UsageError
 from .filters import matches, sort_records
-from .store import Store
+from .store import Store, record_file
 
 
 class Api:
@@ -115,7 +115,7 @@ class Api:
             rec = self.store.read_record(rdir)
             if rec is not None and rec.get("project") == project:
                 return ApiRun(self.store, self.store.check_alive(rdir, rec))
-            if rec is None and (rdir / "run.json").exists():
+            if rec is None and record_file(rdir).exists():
                 # run.json cannot be read (warned): the catalog's row stands in, if any
                 rec = query.catalog_record(self.store, rdir)
                 if rec is not None and rec.get("project") == project:
@@ -345,7 +345,7 @@ class ApiRun:
         rec["updated_at"] = time.time()
         self._store.write_record(self.dir, rec)
         rec["dir"] = str(self.dir.relative_to(self._store.root))
-        rec["json_mtime"] = (self.dir / "run.json").stat().st_mtime
+        rec["json_mtime"] = record_file(self.dir).stat().st_mtime
         self._store.catalog_upsert([rec], timeout=5.0)
         self._rec = rec
 

@@ -308,7 +308,7 @@ def run_chart(
     >>> chart = nbtracker.charts.run_chart(run, "loss")      # doctest: +SKIP
     >>> chart.properties(width=600).save("loss.png")          # doctest: +SKIP
     """
-    from .widgets._source import read_series
+    from .feed import read_series
 
     pts = read_series(run, key, max_points=max_points, x_metrics=[] if x in X_TITLES else [x])
     return metric_chart(key, series_frame(pts, x), x=x, smoothing=smoothing, log_y=log_y)

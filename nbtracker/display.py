@@ -173,7 +173,7 @@ def _is_live_run(x: Any) -> bool:
 def _resolve(target: Any, store: Any, max_runs: int = 10) -> list[Any]:
     from .errors import RunNotFound
     from .run import Run
-    from .store import Store
+    from .store import Store, is_run_dir
 
     if target is None:
         if _state.current is None:
@@ -186,14 +186,14 @@ def _resolve(target: Any, store: Any, max_runs: int = 10) -> list[Any]:
         return [target if _is_live_run(target) else target.dir]
     if isinstance(target, (str, os.PathLike)):
         path = Path(target)
-        if (path / "run.json").is_file():
+        if is_run_dir(path):
             return [path]
         st = store or Store()
         parts = [p for p in str(target).split("/") if p]
         if len(parts) in (2, 3):
             project, run_id = parts[-2], parts[-1]
             rdir = st.run_dir(project, run_id)
-            if (rdir / "run.json").is_file():
+            if is_run_dir(rdir):
                 return [rdir]
         dirs = [d for d, _ in st.iter_run_dirs(str(target))]  # a project name
         if dirs:
@@ -201,7 +201,7 @@ def _resolve(target: Any, store: Any, max_runs: int = 10) -> list[Any]:
         msg = f"no run or project {str(target)!r} in {st.root.name!r}"
         raise RunNotFound(msg)
     rdir = getattr(target, "dir", None)
-    if rdir is not None and (Path(rdir) / "run.json").is_file():
+    if rdir is not None and is_run_dir(rdir):
         return [Path(rdir)]
     if isinstance(target, Iterable):
         out: list[Any] = []
@@ -215,8 +215,10 @@ def _resolve(target: Any, store: Any, max_runs: int = 10) -> list[Any]:
 def _created(rdir: Path) -> float:
     import json
 
+    from .store import record_file
+
     try:
-        return float(json.loads((rdir / "run.json").read_text("utf-8")).get("created_at") or 0)
+        return float(json.loads(record_file(rdir).read_text("utf-8")).get("created_at") or 0)
     except (OSError, ValueError):
         return 0.0
 

@@ -219,9 +219,10 @@ def history_refs(run_dir: str | os.PathLike[str], key: str) -> list[tuple[int, d
     histogram logged every step (a step slider, a histogram-over-time view)."""
     import pyarrow.parquet as pq
 
-    from . import segments
+    from . import query
+    from .store import history_segments
 
-    files = segments.list_files(Path(run_dir) / "history")[0]
+    files = query.readable(history_segments(run_dir))  # a damaged file: skipped, warned
     out: dict[int, dict[str, Any]] = {}
     for f in files:
         tbl = pq.read_table(f, columns=["step", "key", "text"], filters=[("key", "=", key)])
@@ -245,3 +246,49 @@ def load_histograms(run_dir: str | os.PathLike[str], key: str) -> Any:
         bins, counts = ref["bins"], ref["values"]
         rows.extend((step, bins[i], bins[i + 1], counts[i]) for i in range(len(counts)))
     return pd.DataFrame(rows, columns=["step", "bin_start", "bin_end", "count"])
+
+
+# -- references to logged media (history/summary values) ----------------------------
+def parse_ref(value: Any) -> dict[str, Any] | None:
+    """A media reference (``{"_type": ...}``) from a history/summary value, else None."""
+    if isinstance(value, dict):
+        return value if "_type" in value else None
+    if value.__class__ is str and value.startswith('{"_type"'):
+        import json
+
+        try:
+            out = json.loads(value)
+        except ValueError:
+            return None
+        return out if isinstance(out, dict) else None
+    return None
+
+
+def media_label(ref: dict[str, Any]) -> str:
+    """A short label for a media reference: ``table 1000×13 (step 0)``, ``image 28×28``."""
+    kind = str(ref.get("_type"))
+    if kind == "table-file":
+        return (
+            f"table {ref.get('nrows', '?')}×{ref.get('ncols', '?')} (step {ref.get('step', '?')})"
+        )
+    if kind == "image-file":
+        if ref.get("width") and ref.get("height"):
+            return f"image {ref['width']}×{ref['height']}"
+        return "image"
+    if kind == "images/separated":
+        n = ref.get("count", len(ref.get("items") or []))
+        return f"{n} images"
+    if kind == "histogram":
+        return f"histogram ({len(ref.get('values') or [])} bins)"
+    if kind == "html-file" or kind == "html":
+        return "html"
+    return kind[:40]
+
+
+MEDIA_KINDS = ("image", "images", "histogram")  # what the panel shows per step
+
+
+def media_kind(ref: dict[str, Any]) -> str | None:
+    return {"image-file": "image", "images/separated": "images", "histogram": "histogram"}.get(
+        str(ref.get("_type"))
+    )

@@ -19,7 +19,7 @@ from . import segments
 from ._util import flatten, sql_literal
 from .catalog import DUCKDB_CONFIG, upsert_records
 from .errors import NbtrackerWarning, StorageWarning
-from .store import Store
+from .store import Store, record_file
 
 _shared: Any = None
 
@@ -115,7 +115,7 @@ def load_runs(
         if project is not None and fresh.get("project") != project:
             continue
         try:
-            fresh["json_mtime"] = rdir.joinpath("run.json").stat().st_mtime
+            fresh["json_mtime"] = record_file(rdir).stat().st_mtime
         except OSError:
             fresh["json_mtime"] = mtime
         out.append(fresh)
@@ -455,9 +455,12 @@ def downsample(
     con: Any, files: list[str], keys: Sequence[str] | None, samples: int,
     lo: int | None = None, hi: int | None = None, span: tuple[int, int] | None = None,
 ) -> Any:  # fmt: skip
-    """Long Arrow table of the points that keep each key's shape: per bucket of steps,
-    the rows with the minimum and the maximum value (NaN counts as a maximum, so it shows),
-    plus each key's first and last row. One scan; no spike is ever dropped."""
+    """Long Arrow table of the points that keep each key's shape, by the one rule of
+    :mod:`nbtracker.sampling` (per bucket of steps the finite minimum and maximum and the
+    first NaN/inf/text row, so no spike and no NaN is dropped), plus each key's first and
+    last row. One scan. About ``samples`` rows per key at most."""
+    from .sampling import bucket_width, reduce_sql
+
     where, params = _filters(keys, lo, hi)
     if span is None:
         span = con.execute(
@@ -466,24 +469,12 @@ def downsample(
     lo_, hi_ = span
     if lo_ is None:
         return segments._schema().empty_table()
-    buckets = max(1, samples // 2)
-    width = max(1, -(-(hi_ - lo_ + 1) // buckets))  # ceil: at most `buckets` buckets
-    row = "{'step': step, 'ts': ts, 'key': key, 'value': value, 'text': text}"
-    order = "coalesce(value, 0)"  # text/media keys: any row of the bucket
+    width = bucket_width(int(lo_), int(hi_), max(1, samples // 3))
+    sql = reduce_sql("read_parquet(?)", where, ends=True)
     return arrow(
         con,
-        f"""
-        WITH h AS (SELECT step, ts, key, value, text FROM read_parquet(?) {where}),
-        picked AS (
-            SELECT unnest([arg_min({row}, {order}), arg_max({row}, {order})]) AS p
-            FROM h GROUP BY key, (step - ?) // ?
-            UNION ALL
-            SELECT {row} FROM h WHERE step = ? OR step = ?
-        )
-        SELECT DISTINCT p.step AS step, p.ts AS ts, p.key AS key, p.value AS value, p.text AS text
-        FROM picked ORDER BY step
-        """,
-        [files, *params, lo_, width, lo_, hi_],
+        f"SELECT step, ts, key, value, text FROM ({sql}) ORDER BY step",
+        [files, *params, width],
     )
 
 

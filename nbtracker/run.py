@@ -12,8 +12,9 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ._util import (
@@ -26,7 +27,7 @@ from ._util import (
 )
 from .config import Config
 from .errors import LogValueWarning, StepWarning, StorageWarning, UsageError
-from .store import Store
+from .store import Store, record_file
 from .summary import MetricRule, Summary
 from .writer import BACKPRESSURE_ROWS, MAX_BUFFER_ROWS, Writer
 
@@ -75,7 +76,7 @@ class Run:
         self.summary.kinds = self._key_types
         self._finished = False
         self._writer: Writer | None = None
-        self._hooks: list[Any] = []  # callables(run, event, payload) for live widgets
+        self._hooks: list[Any] = []  # subscribe()d callables(event, payload)
         self._bad_keys_warned: set[str] = set()
         self._lock = threading.Lock()  # log() from several threads: one row at a time
         self._keys_ok: set[str] = set()  # keys checked once (text, not reserved): fast path
@@ -96,6 +97,30 @@ class Run:
             self._save_catalog,
             first_seq=first_seq,
         )
+
+    # -- live consumers (widgets, the runs workspace) ----------------------------------------
+    def subscribe(self, callback: Callable[[str, Any], None]) -> Subscription:
+        """Call ``callback(event, payload)`` as the run changes, on the thread that changed
+        it (keep it short: append to a queue, set an event). Events: ``"row"`` with
+        ``(step, row)`` for each committed row, ``"finish"`` with the final state,
+        ``"error"`` with the error text of a notebook cell that raised, ``"resumed"``
+        (logging went on after that). A callback that raises is ignored.
+
+        Returns a :class:`Subscription`; ``.cancel()`` (or calling it) unsubscribes."""
+        self._hooks.append(callback)
+        return Subscription(self._hooks, callback)
+
+    @property
+    def history_keys(self) -> Mapping[str, str]:
+        """Each logged key's type (``float``, ``int``, ``str``, ``media:image``, ...), a
+        read-only view that follows the run."""
+        return MappingProxyType(self._key_types)
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        """The run's record (what its run folder stores: state, times, define_metric rules
+        under ``metrics``, error), a read-only view that follows the run."""
+        return MappingProxyType(self._rec)
 
     # -- metadata --------------------------------------------------------------------------
     id = property(lambda self: self._rec["id"])
@@ -288,7 +313,7 @@ class Run:
                 self._writer.relieve()
         for hook in self._hooks:
             try:
-                hook(self, "row", (step, row))
+                hook("row", (step, row))
             except Exception:  # noqa: BLE001 - a widget must never break training
                 pass
 
@@ -490,7 +515,7 @@ class Run:
         rec = dict(rec)
         rec["dir"] = str(self.dir.relative_to(self._store.root))
         try:
-            rec["json_mtime"] = os.stat(self.dir / "run.json").st_mtime
+            rec["json_mtime"] = os.stat(record_file(self.dir)).st_mtime
         except OSError:
             rec["json_mtime"] = None
         return rec
@@ -543,7 +568,7 @@ class Run:
         self._mark_dirty()
         for hook in list(self._hooks):
             try:
-                hook(self, "error", self._rec["error"])
+                hook("error", self._rec["error"])
             except Exception:  # noqa: BLE001
                 pass
 
@@ -556,7 +581,7 @@ class Run:
         self._mark_dirty()
         for hook in list(self._hooks):
             try:
-                hook(self, "resumed", None)
+                hook("resumed", None)
             except Exception:  # noqa: BLE001
                 pass
         self._commit_row(row)
@@ -673,7 +698,7 @@ class Run:
         )
         for hook in list(self._hooks):
             try:
-                hook(self, "finish", state)
+                hook("finish", state)
             except Exception:  # noqa: BLE001
                 pass
 
@@ -716,6 +741,27 @@ class Run:
 
     def log_code(self, *args: Any, **kwargs: Any) -> None:
         """Accepted for wandb compatibility; ignored."""
+
+
+class Subscription:
+    """What :meth:`Run.subscribe` returns: ``cancel()`` (or call it) to unsubscribe."""
+
+    __slots__ = ("_callback", "_hooks")
+
+    def __init__(self, hooks: list[Any], callback: Any) -> None:
+        self._hooks, self._callback = hooks, callback
+
+    @property
+    def active(self) -> bool:
+        return any(h is self._callback for h in self._hooks)
+
+    def cancel(self) -> None:
+        try:
+            self._hooks.remove(self._callback)
+        except ValueError:  # already gone (the run forked, or cancelled twice)
+            pass
+
+    __call__ = cancel
 
 
 def _error_text(exc: BaseException) -> str:

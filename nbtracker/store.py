@@ -65,6 +65,21 @@ WRITER_LOCK = ".writer.lock"
 STALE_HEARTBEAT_S = 90.0
 
 
+def record_file(rdir: str | os.PathLike[str]) -> Path:
+    """The file holding a run folder's record (readers outside this module ask here)."""
+    return Path(rdir) / RUN_FILE
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / RUN_FILE).is_file()
+
+
+def history_segments(rdir: str | os.PathLike[str]) -> list[Path]:
+    """A run folder's history files, listed now (no wait for this process's pending
+    writes: for followers polling a run another thread or process writes)."""
+    return segments.list_files(Path(rdir) / HISTORY_DIR)[0]
+
+
 def process_gone(rec: dict[str, Any], now: float | None = None) -> bool:
     """True when the process writing a 'running' run is gone: its pid is dead (same host),
     or its heartbeat is older than ``STALE_HEARTBEAT_S`` (another host). Reads only."""

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from nbt_testutil import wait_until
 
+from nbtracker import feed as _source
 from nbtracker import segments
 from nbtracker.store import wait_for_background
-from nbtracker.widgets import RunPanel, _source
+from nbtracker.widgets import RunPanel
 from nbtracker.widgets import run_panel as run_panel_mod
 
 STEPS = 60

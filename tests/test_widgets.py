@@ -12,9 +12,9 @@ from nbt_testutil import wait_until
 
 import nbtracker
 from nbtracker import _state
+from nbtracker.sampling import Envelope, bucket_width, reduce_indices
 from nbtracker.store import wait_for_background
 from nbtracker.widgets import RunPanel, _lib
-from nbtracker.widgets._series import Envelope, bucket_width, reduce_indices
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -115,11 +115,22 @@ def test_bulk_reduction_matches_point_by_point() -> None:
     assert [p[:1] + p[2:3] for p in a.points()] == [p[:1] + p[2:3] for p in b.points()]
 
 
-def test_nan_and_inf_are_not_drawn() -> None:
+def test_nan_and_inf_are_kept_as_gaps_never_as_extremes() -> None:
+    from nbtracker.sampling import columns
+
     env = Envelope()
     for s, v in enumerate([1.0, float("nan"), float("inf"), 2.0]):
         env.add(s, 0.0, v)
-    assert [p[2] for p in env.points()] == [1.0, 2.0]
+    # the steps stay (the Api's history keeps them too: one rule), the values go to the
+    # browser as null, which the chart does not draw
+    assert columns(env.points(), [])["v"] == [1.0, None, None, 2.0]
+    coarse = Envelope(max_buckets=2)
+    for s, v in enumerate([1.0, float("nan"), 5.0, float("-inf"), 3.0, 0.5, 2.0, 1.5]):
+        coarse.add(s, 0.0, v)
+    vals = [p[2] for p in coarse.points()]
+    finite = [v for v in vals if math.isfinite(v)]
+    assert min(finite) == 0.5 and max(finite) == 5.0
+    assert any(v != v for v in vals)  # the first NaN of its bucket
 
 
 # -- the live panel ------------------------------------------------------------------------------
@@ -145,7 +156,7 @@ def test_live_panel_traits_messages_and_final_state(init: Any, tmp_path: Path) -
     rows = sent.of("rows")
     assert rows and [m["seq"] for m in rows] == list(range(1, len(rows) + 1))
     assert len(rows) <= 10  # throttled: a few messages, not one per log()
-    assert run._hooks == []  # the hook is gone after finish
+    assert not panel._subscription.active  # unsubscribed after finish
     state = json.dumps(panel.get_state())
     assert str(tmp_path) not in state and "sk-secret" not in state
 
@@ -386,7 +397,7 @@ def test_zoom_range_is_sent_at_full_resolution(init: Any) -> None:
 def test_big_runs_are_reduced_by_duckdb_with_the_same_result(
     init: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbtracker.widgets import _source
+    from nbtracker import feed as _source
 
     run = init()
     for step in range(6000):

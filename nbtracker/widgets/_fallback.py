@@ -13,7 +13,7 @@ import re
 from html import escape
 from typing import Any
 
-from ._source import media_label, parse_ref
+from ..media import media_label, parse_ref
 
 MAX_TABLE_ITEMS = 200
 MAX_TEXT = 200

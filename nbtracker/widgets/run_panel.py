@@ -27,22 +27,13 @@ import anywidget
 import traitlets as t
 
 from .. import charts
-from ..store import process_gone
+from ..feed import Feed, FolderReader, hidden_keys, read_range, x_candidates
+from ..media import MEDIA_KINDS, media_kind, parse_ref
+from ..sampling import DEFAULT_BUCKETS, columns, small_columns
+from ..store import process_gone, record_file
 from . import _fallback, _lib
 from ._fallback import table_view
-from ._series import DEFAULT_BUCKETS, columns, small_columns
-from ._source import (
-    MEDIA_KINDS,
-    Feed,
-    FolderReader,
-    MediaTracks,
-    hidden_keys,
-    media_entry,
-    media_kind,
-    parse_ref,
-    read_range,
-    x_candidates,
-)
+from ._source import MediaTracks, media_entry
 
 PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
 META_INTERVAL_S = 1.0
@@ -129,7 +120,7 @@ class RunPanel(anywidget.AnyWidget):
         self._on_end: list[Any] = []  # callables() run when the run ends (a RunsPanel)
         self._media = MediaTracks()
         self._media_keys: dict[str, str] = {}  # media key -> kind (image, images, histogram)
-        self._kt_len = -1  # len(run._key_types) when the media keys were last listed
+        self._kt_len = -1  # len(run.history_keys) when the media keys were last listed
         self._kt_seen = 0  # ... and when the table keys were last looked at (main thread)
         self._tables_shown: set[str] = set()
         self.table_views: list[Any] = []
@@ -140,7 +131,7 @@ class RunPanel(anywidget.AnyWidget):
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def for_run(cls, run: Any, *, show_tables: bool | None = None, **kwargs: Any) -> RunPanel:
-        """A panel fed live by a ``Run`` of this process (through ``run._hooks``).
+        """A panel fed live by a ``Run`` of this process (through ``run.subscribe``).
 
         ``show_tables`` (default: in a notebook) displays a table widget in the cell
         output the first time each ``Table`` key is logged (see :attr:`table_views`).
@@ -149,22 +140,22 @@ class RunPanel(anywidget.AnyWidget):
 
         self = cls(**kwargs)
         self.show_tables = _state.in_notebook() if show_tables is None else bool(show_tables)
-        kt = run._key_types
+        kt = run.history_keys
         self._kt_seen = len(kt)
         shown = _TABLES_SHOWN.get(run)
         if shown is None:
             shown = _TABLES_SHOWN[run] = {k for k, v in list(kt.items()) if v == "media:table"}
         self._tables_shown = shown
         self._run = run
-        self._t0 = float(run._rec.get("created_at") or time.time())
+        self._t0 = float(run.record.get("created_at") or time.time())
         self._inbox: deque[tuple[int, float, dict[str, Any]]] = deque()
-        self._feed.x_names = x_candidates(run._rec, run._key_types)
+        self._feed.x_names = x_candidates(run.record, kt)
         inbox = self._inbox
 
-        def hook(run_: Any, event: str, payload: Any) -> None:
+        def hook(event: str, payload: Any) -> None:
             if event == "row":
                 inbox.append((payload[0], time.time(), payload[1]))
-                if len(run_._key_types) != self._kt_seen:  # a new key (maybe a Table)
+                if len(kt) != self._kt_seen:  # a new key (maybe a Table)
                     self._new_tables()
             elif event == "finish":
                 self._new_tables()
@@ -174,8 +165,7 @@ class RunPanel(anywidget.AnyWidget):
                     self._meta(force=True)
                     self._snapshot()
 
-        self._hook = hook
-        run._hooks.append(hook)
+        self._subscription = run.subscribe(hook)
         with self._lock:
             self._meta(force=True)
             if run.state == "running" and not getattr(run, "_finished", False):
@@ -206,7 +196,7 @@ class RunPanel(anywidget.AnyWidget):
         """On the logging thread (so in the cell that logged): show a table widget for each
         ``Table`` key logged for the first time. Later versions reach it by its follower."""
         run = self._run
-        kt = run._key_types
+        kt = run.history_keys
         self._kt_seen = len(kt)
         if not self.show_tables:
             return
@@ -280,7 +270,7 @@ class RunPanel(anywidget.AnyWidget):
     def _scan_media(self, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
         """Images and histograms in the rows just drained: the last one of each key (at
         most one per key per push, so 4 a second) becomes a slider entry."""
-        kt = self._run._key_types
+        kt = self._run.history_keys
         if len(kt) != self._kt_len:
             try:
                 self._media_keys = {
@@ -306,7 +296,7 @@ class RunPanel(anywidget.AnyWidget):
     def _follow_tick(self) -> None:
         reader = self._reader
         assert reader is not None
-        rjson = reader.rdir / "run.json"
+        rjson = record_file(reader.rdir)
         try:
             st = rjson.stat()
         except FileNotFoundError:
@@ -416,8 +406,8 @@ class RunPanel(anywidget.AnyWidget):
         feed = self._feed
         if self._run is not None:
             run = self._run
-            rec = run._rec
-            names = x_candidates(rec, run._key_types)
+            rec = run.record
+            names = x_candidates(rec, run.history_keys)
             extra = [n for n in feed.x_names if n not in names]
             if names + extra != feed.x_names:
                 feed.x_names = names + extra
@@ -480,8 +470,8 @@ class RunPanel(anywidget.AnyWidget):
             self._finished_at = time.time()
             self._update_fallback(final=True)
             self._ended()
-        if self._run is not None and self._hook in self._run._hooks:
-            self._run._hooks.remove(self._hook)
+        if self._run is not None:
+            self._subscription.cancel()
 
     # -- messages from the browser ------------------------------------------------------------
     def _on_custom(self, _widget: Any, content: Any, buffers: Any) -> None:
@@ -601,8 +591,9 @@ class RunPanel(anywidget.AnyWidget):
 
     def close(self) -> None:
         self._stop.set()
-        if self._run is not None and getattr(self, "_hook", None) in self._run._hooks:
-            self._run._hooks.remove(self._hook)
+        sub = getattr(self, "_subscription", None)
+        if sub is not None:
+            sub.cancel()
         super().close()
 
     def __repr__(self) -> str:

@@ -148,7 +148,7 @@ class TableView(anywidget.AnyWidget):
         self.observe(self._on_step, "step")
         self._refresh()
         self._start_copy()
-        if hasattr(run, "_hooks") and not getattr(run, "_finished", True):
+        if hasattr(run, "subscribe") and getattr(run, "state", None) == "running":
             self._follow_run(run)
         return self
 
@@ -190,7 +190,7 @@ class TableView(anywidget.AnyWidget):
         done = threading.Event()
         key = self._key
 
-        def hook(run_: Any, event: str, payload: Any) -> None:
+        def hook(event: str, payload: Any) -> None:
             if event == "row" and key in payload[1]:
                 wake.set()
             elif event == "finish":
@@ -218,11 +218,10 @@ class TableView(anywidget.AnyWidget):
                         self._update_fallback()  # reopened notebooks show the final table
                     break
                 done.wait(0.5)
-            if hook in run._hooks:
-                run._hooks.remove(hook)
+            sub.cancel()
 
         self._unfollow = lambda: (done.set(), wake.set())
-        run._hooks.append(hook)
+        sub = run.subscribe(hook)
         threading.Thread(target=follow, name="nbtracker-table-follow", daemon=True).start()
 
     @classmethod

@@ -1,17 +1,29 @@
-"""Bounded min/max envelope of one metric: what a panel chart holds and streams.
+"""The one down-sampler of every reader: the Api's ``history(samples=)``, ``charts``,
+the run panel, the runs workspace.
 
-Steps are grouped into buckets of ``w`` steps (``w`` a power of two, aligned at 0). Each
-bucket keeps its minimum and maximum point, and the newest bucket also its latest point,
-so a chart never holds more than about ``2 * max_buckets + 1`` points and no spike is ever
-hidden. When there are more than ``max_buckets`` buckets, ``w`` doubles and neighbours
-merge. Adding a point is O(1) amortised; :meth:`take_delta` tells what changed since the
-last call as "replace every point with step >= from with these".
+The rule (the same in :class:`Envelope`, :func:`reduce_indices` and :func:`reduce_sql`):
+steps are grouped into buckets of ``w`` steps (``w`` a power of two, aligned at 0). Each
+bucket keeps its minimum and its maximum point over finite values, and its first point
+whose value is not a finite number (NaN, inf, or text: shown, never taken for a minimum or
+maximum); the newest bucket also keeps its latest point. So a chart never holds more than
+about ``2 * max_buckets + 1`` points (plus one per bucket that saw NaN) and no spike, and no
+NaN, is ever hidden. When there are more than ``max_buckets`` buckets, ``w`` doubles and
+neighbours merge. Adding a point is O(1) amortised; :meth:`Envelope.take_delta` tells what
+changed since the last call as "replace every point with step >= from with these".
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+_INF = math.inf
+_NINF = -math.inf
+
+
+def _step_of(p: Any) -> int:
+    return p[0]  # type: ignore[no-any-return]
+
 
 # A point: (step, seconds since start, value, x-metric values dict or None)
 Point = tuple[int, float, float, Any]
@@ -25,28 +37,33 @@ class Envelope:
     def __init__(self, max_buckets: int = DEFAULT_BUCKETS) -> None:
         self.max_buckets = max(2, int(max_buckets))
         self.w = 1
-        self.bk: list[list[Any]] = []  # [bucket index, min point, max point, last point]
+        self.bk: list[list[Any]] = []  # [bucket, min point, max point, last, first non-finite]
         self.dirty: int | None = None  # first bucket position changed since take_delta()
         self.reset = False
         self.n = 0  # points seen
 
     def add(self, s: int, t: float, v: float, xv: Any = None) -> None:
-        if v != v or v in (math.inf, -math.inf):  # NaN/inf: not drawable
-            return
         self.n += 1
         pt = (s, t, v, xv)
+        finite = v == v and v != _INF and v != _NINF
         b = s // self.w
         bk = self.bk
         if bk and bk[-1][0] == b:
             cur = bk[-1]
-            if v < cur[1][2]:
-                cur[1] = pt
-            if v > cur[2][2]:
-                cur[2] = pt
+            if finite:
+                if cur[1] is None or v < cur[1][2]:
+                    cur[1] = pt
+                if cur[2] is None or v > cur[2][2]:
+                    cur[2] = pt
+            elif cur[4] is None:
+                cur[4] = pt
             cur[3] = pt
             pos = len(bk) - 1
         else:
-            bk.append([b, pt, pt, pt])
+            if finite:
+                bk.append([b, pt, pt, pt, None])
+            else:
+                bk.append([b, None, None, pt, pt])
             pos = max(len(bk) - 2, 0)  # the previous bucket loses its "latest" point
             if len(bk) > self.max_buckets:
                 self._coarsen()
@@ -58,17 +75,19 @@ class Envelope:
         while len(self.bk) > self.max_buckets:
             self.w *= 2
             out: list[list[Any]] = []
-            for b, lo, hi, last in self.bk:
+            for b, lo, hi, last, odd in self.bk:
                 nb = b // 2
                 if out and out[-1][0] == nb:
                     cur = out[-1]
-                    if lo[2] < cur[1][2]:
+                    if lo is not None and (cur[1] is None or lo[2] < cur[1][2]):
                         cur[1] = lo
-                    if hi[2] > cur[2][2]:
+                    if hi is not None and (cur[2] is None or hi[2] > cur[2][2]):
                         cur[2] = hi
                     cur[3] = last
+                    if cur[4] is None:
+                        cur[4] = odd
                 else:
-                    out.append([nb, lo, hi, last])
+                    out.append([nb, lo, hi, last, odd])
             self.bk = out
         self.reset = True
         self.dirty = None
@@ -77,15 +96,25 @@ class Envelope:
         out: list[Point] = []
         last_pos = len(self.bk) - 1
         for i in range(start, len(self.bk)):
-            _, lo, hi, last = self.bk[i]
-            if lo is hi:
-                out.append(lo)
-            elif lo[0] < hi[0]:
-                out += (lo, hi)
-            else:
-                out += (hi, lo)
-            if i == last_pos and last is not lo and last is not hi:
-                out.append(last)
+            _, lo, hi, last, odd = self.bk[i]
+            if odd is None:  # the common case: finite values only
+                if lo is hi:
+                    out.append(lo)
+                elif lo[0] < hi[0]:
+                    out += (lo, hi)
+                else:
+                    out += (hi, lo)
+                if i == last_pos and last is not lo and last is not hi:
+                    out.append(last)
+                continue
+            pts = [p for p in (lo, hi, odd) if p is not None]
+            if i == last_pos:
+                pts.append(last)
+            seen: set[int] = set()
+            for p in sorted(pts, key=_step_of):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
         return out
 
     def take_delta(self) -> tuple[int | None, list[Point]] | None:
@@ -106,7 +135,8 @@ class Envelope:
 
 
 def reduce_indices(steps: Any, values: Any, w: int) -> Any:
-    """Indices of the min, max and last point of every ``w``-step bucket (numpy, sorted).
+    """Indices of the min, max, last and first non-finite point of every ``w``-step bucket
+    (numpy, sorted).
 
     ``steps`` must be sorted. Feeding only these points to :meth:`Envelope.add` gives the
     same envelope as feeding them all, so bulk loads (a finished 1M-step run) stay fast:
@@ -131,6 +161,10 @@ def reduce_indices(steps: Any, values: Any, w: int) -> Any:
         g = group[hit]
         first = np.r_[True, g[1:] != g[:-1]]
         picks.append(hit[first])
+    odd = np.flatnonzero(~finite)  # the first NaN/inf of each bucket is kept too
+    if len(odd):
+        g = group[odd]
+        picks.append(odd[np.r_[True, g[1:] != g[:-1]]])
     return np.unique(np.concatenate(picks))
 
 
@@ -180,3 +214,37 @@ def small_columns(env: Envelope) -> dict[str, Any]:
     for p in env.points():
         small.add(*p)
     return columns(small.points(), [])
+
+
+def reduce_sql(source: str, where: str = "", *, whole: bool = False, ends: bool = False) -> str:
+    """SQL of the same rule for DuckDB (parallel, one scan): the rows of ``source`` (columns
+    ``key, step, ts, value, text``; ``where`` filters them) reduced per key and ``?``-step
+    bucket to the minimum and maximum point over finite values and the first row whose
+    value is not finite (NaN, inf, or a text row: NULL value), and the last row of each
+    bucket (``ends``: instead, each key's first and last row: what the Api keeps).
+    Parameters: those of ``source`` and ``where``, the bucket width, then (``whole``) a
+    list of keys whose rows are all kept (x-axis step metrics).
+
+    Returns rows ``(key, step, ts, value, text)`` (distinct; unordered)."""
+    row = "{'key': key, 'step': step, 'ts': ts, 'value': value, 'text': text}"
+    fin = "value IS NOT NULL AND isfinite(value)"
+    last = "NULL" if ends else f"arg_max({row}, step)"
+    extra = (
+        f"UNION ALL SELECT unnest([arg_min({row}, step), arg_max({row}, step)]) FROM h GROUP BY key"
+        if ends
+        else ""
+    )
+    keep = "UNION ALL SELECT " + row + " FROM h WHERE list_contains(?, key)" if whole else ""
+    return f"""
+    WITH h AS (SELECT key, step, ts, value, text FROM {source} {where}),
+    g AS (
+        SELECT arg_min({row}, value) FILTER (WHERE {fin}) AS lo,
+               arg_max({row}, value) FILTER (WHERE {fin}) AS hi,
+               {last} AS last,
+               arg_min({row}, step) FILTER (WHERE NOT ({fin})) AS odd
+        FROM h GROUP BY key, step // ?
+    ),
+    p AS (SELECT unnest([lo, hi, last, odd]) AS p FROM g {extra} {keep})
+    SELECT DISTINCT p.key AS key, p.step AS step, p.ts AS ts, p.value AS value,
+           p.text AS text FROM p WHERE p IS NOT NULL
+    """
