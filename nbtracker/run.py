@@ -27,6 +27,8 @@ from ._util import (
 )
 from .config import Config
 from .errors import LogValueWarning, StepWarning, StorageWarning, UsageError
+from .segments import STEP_KEY as _STEP_KEY
+from .segments import TS_KEY as _TS_KEY
 from .store import Store, record_file
 from .summary import MetricRule, Summary
 from .writer import BACKPRESSURE_ROWS, MAX_BUFFER_ROWS, Writer
@@ -71,10 +73,12 @@ class Run:
         self._step = start_step  # the next step (a mirror of the counter below)
         self._steps = itertools.count(start_step)
         self._pending: dict[str, Any] = {}
-        self._buffer: deque[tuple[int, float, dict[str, Any]]] = deque()
+        self._buffer: deque[dict[Any, Any]] = deque()  # segments.buffered rows
         self._key_types: dict[str, str] = dict(key_types or {})
         self.summary.kinds = self._key_types
         self._finished = False
+        # log()'s lock-free path is open: not disabled, not finished, no row pending
+        self._fast = not disabled
         self._writer: Writer | None = None
         self._hooks: list[Any] = []  # subscribe()d callables(event, payload)
         self._bad_keys_warned: set[str] = set()
@@ -221,9 +225,7 @@ class Run:
             convert): it is skipped, the other keys of the row are logged and the training
             loop goes on.
         """
-        if self._disabled:
-            return
-        if step is None and commit is None and not self._pending and not self._finished:
+        if step is None and commit is None and self._fast:
             # The hot path: this call's own row, committed at once. Lock-free and safe
             # from several threads: the row is local and its step comes from an atomic
             # counter, so two threads' rows never merge.
@@ -242,7 +244,9 @@ class Run:
                 with self._lock:
                     self._log(data, step, commit)  # raises the TypeError
             self._commit_row(row)
-        else:  # step=, commit= or a pending row: one thread at a time
+        else:  # step=, commit=, a pending row, or a finished/disabled run
+            if self._disabled:
+                return
             with self._lock:
                 bad = self._log(data, step, commit)
         if bad:
@@ -293,6 +297,7 @@ class Run:
                 bad = self._slow_item(k, v, pend, bad)
         if commit is not False and (step is None or commit):
             self._commit()
+        self._fast = not self._pending
         return bad
 
     def _commit(self) -> None:
@@ -305,12 +310,23 @@ class Run:
         self._step = step + 1
         if not row:
             return
-        self._buffer.append((step, time.time(), row))
         self.summary.observe(row)
-        if len(self._buffer) >= MAX_BUFFER_ROWS and self._writer is not None:
-            self._writer.wake.set()
-            if len(self._buffer) >= BACKPRESSURE_ROWS:  # bounded memory, bounded stall
+        if self._hooks:
+            self._emit_row(step, dict(row))
+        # the row itself goes to the writer, its step and time added under int keys
+        # (segments.buffered): one dict, no tuple, nothing for the GC to track
+        row[_STEP_KEY] = step
+        row[_TS_KEY] = time.time()
+        buf = self._buffer
+        buf.append(row)
+        if len(buf) >= MAX_BUFFER_ROWS and self._writer is not None:
+            wake = self._writer.wake
+            if not wake.is_set():  # set() takes a lock: once per wake-up is enough
+                wake.set()
+            if len(buf) >= BACKPRESSURE_ROWS:  # bounded memory, bounded stall
                 self._writer.relieve()
+
+    def _emit_row(self, step: int, row: dict[str, Any]) -> None:
         for hook in self._hooks:
             try:
                 hook("row", (step, row))
@@ -548,6 +564,7 @@ class Run:
         import numpy  # noqa: F401
 
         self._writer.prepare()
+        _settle_gc_once()
         rec = self._snapshot()
         self._save_record(rec)
         # the catalog hears of the run at the writer's first catalog interval, or at
@@ -600,6 +617,7 @@ class Run:
         self._hooks = []
         self._lock = threading.Lock()
         self._pending = {}
+        self._fast = not self._finished
         self._buffer = deque()
         self._release = None
         self._writer = None
@@ -650,6 +668,7 @@ class Run:
             if self._finished:
                 return
             self._finished = True
+            self._fast = False
         from . import _state
 
         _state.forget(self)
@@ -762,6 +781,21 @@ class Subscription:
             pass
 
     __call__ = cancel
+
+
+_gc_settled = False
+
+
+def _settle_gc_once() -> None:
+    """One full garbage collection after the first ``init()`` of a process has imported
+    DuckDB and numpy (~17k new objects): without it, Python's next full collection falls
+    in the training loop a few thousand steps later (a 20-60 ms stall measured there)."""
+    global _gc_settled
+    if not _gc_settled:
+        _gc_settled = True
+        import gc
+
+        gc.collect()
 
 
 def _error_text(exc: BaseException) -> str:

@@ -345,11 +345,13 @@ def current_run(action: str) -> Run:
 def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None,
         sync: bool | None = None) -> None:  # fmt: skip
     """Log a row to the current run; see :meth:`Run.log`."""
-    run = current_run("log")
+    run = _state.current
+    if run is None:
+        current_run("log")  # raises, saying what to do
     if data.__class__ is not dict and not isinstance(data, Mapping):
         msg = f"log() takes a dict of {{name: value}}, not {type(data).__name__}: log({{'loss': 0.1}})"
         raise TypeError(msg)
-    run.log(data, step=step, commit=commit)
+    run.log(data, step, commit)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

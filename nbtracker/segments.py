@@ -139,19 +139,58 @@ def _columns_one_by_one(rows: list[dict[str, Any]], names: set[str]) -> list[tup
     return columns
 
 
+# -- the writer's buffer -------------------------------------------------------------------
+# A buffered row is the user's ``{name: value}`` dict with its step and time added under two
+# int keys (user keys are always text). One plain dict per row and no tuple around it: a
+# dict holding only numbers and text is not tracked by Python's garbage collector, so a long
+# buffer adds nothing to the collector's pauses in the training loop.
+STEP_KEY = 0
+TS_KEY = 1
+
+
+def buffered(step: int, ts: float, row: dict[str, Any]) -> dict[Any, Any]:
+    """A buffered row (a new dict) from its parts."""
+    out: dict[Any, Any] = dict(row)
+    out[STEP_KEY] = step
+    out[TS_KEY] = ts
+    return out
+
+
+def unpack(rows: list[dict[Any, Any]]) -> tuple[list[int], list[float], list[dict[str, Any]]]:
+    """Steps, times and the user's dicts (new ones) of buffered rows."""
+    steps = [r[STEP_KEY] for r in rows]
+    stamps = [r[TS_KEY] for r in rows]
+    dicts = [{k: v for k, v in r.items() if k.__class__ is not int} for r in rows]
+    return steps, stamps, dicts
+
+
+def user_keys(row: dict[Any, Any]) -> list[str]:
+    """The names logged in a buffered row."""
+    return [k for k in row if k.__class__ is not int]
+
+
 def write_rows_duckdb(
     con: Any, steps: list[int], stamps: list[float], rows: list[dict[str, Any]],
     key_types: dict[str, str], path: Path,
 ) -> None:  # fmt: skip
-    """Write rows as a segment through DuckDB alone (no pyarrow, so no pandas import).
+    """Write ``rows`` (plain dicts, with their steps and times) as a segment."""
+    write_buffered(
+        con, [buffered(s, t, r) for s, t, r in zip(steps, stamps, rows, strict=True)],
+        key_types, path,
+    )  # fmt: skip
 
-    The writer's path for every flush but huge ones: columns go to DuckDB as numpy arrays
-    (key by key when the rows share their keys), about 0.27 us a value, a little faster
-    than :func:`rows_to_long` + pyarrow, and without the 0.3-1 s pandas import.
+
+def write_buffered(
+    con: Any, rows: list[dict[Any, Any]], key_types: dict[str, str], path: Path
+) -> None:
+    """Write buffered rows as a segment through DuckDB alone (no pyarrow, so no pandas).
+
+    The writer's path for every flush but huge ones: columns go to DuckDB as numpy arrays,
+    without the 0.3-1 s pandas import that pyarrow brings.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     target = sql_literal(str(tmp))
-    numeric = _numeric_arrays(steps, stamps, rows, key_types)
+    numeric = _numeric_arrays(rows, key_types)
     try:
         if numeric is not None:  # the common case: same keys, numbers only
             arrays, names = numeric
@@ -171,9 +210,10 @@ def write_rows_duckdb(
                 con.unregister("nbt_rows")
                 con.unregister("nbt_keys")
         else:
-            arrays = _arrays_by_key(steps, stamps, rows, key_types)
+            steps, stamps, dicts = unpack(rows)
+            arrays = _arrays_by_key(steps, stamps, dicts, key_types)
             if arrays is None:  # rows with differing keys or mixed kinds: value by value
-                arrays = _arrays_by_value(steps, stamps, rows, key_types)
+                arrays = _arrays_by_value(steps, stamps, dicts, key_types)
             # numpy arrays scan ~7x faster than list parameters; DuckDB reads a NaN in a
             # numpy float array as NULL, so real NaNs come back through the `nan` mask
             con.register("nbt_rows", arrays)
@@ -203,56 +243,58 @@ _CHUNK = 2048
 
 
 def _numeric_arrays(
-    steps: list[int], stamps: list[float], rows: list[dict[str, Any]], key_types: dict[str, str]
+    rows: list[dict[Any, Any]], key_types: dict[str, str]
 ) -> tuple[dict[str, Any], list[str]] | None:
-    """Numeric columns without Python objects, when every row has the same keys and only
-    numbers: a values matrix built in one C call, kinds from the first row checked against
-    the values (an int key with a fraction, a bool key beyond 0/1, is a float key); None
-    otherwise (the caller takes the general path)."""
+    """Numeric columns without Python objects, when every buffered row has the same keys
+    and only numbers: step, time and values go into one C array (``array.array`` takes
+    numbers only: text or an int too big for a double sends the rows down the general
+    path), kinds from the first row checked against the values (an int key with a
+    fraction, a bool key beyond 0/1, is a float key); None otherwise."""
     import operator
+    from array import array
+    from itertools import chain
 
     np = _np()
     if not rows:
         return None
     first = rows[0]
-    names = list(first)
+    names = user_keys(first)
     k = len(names)
-    if k == 0 or any(len(r) != k for r in rows):
+    width = k + 2
+    if k == 0 or len(first) != width or any(len(r) != width for r in rows):
         return None
-    kinds = [_NUMERIC_KIND.get(v.__class__) for v in first.values()]
+    kinds = [_NUMERIC_KIND.get(first[name].__class__) for name in names]
     if None in kinds:
         return None
-    getter = operator.itemgetter(*names)
+    getter = operator.itemgetter(STEP_KEY, TS_KEY, *names)
     n = len(rows)
+    flat = array("d")
     try:  # in chunks: each C call holds the GIL, so the training thread waits ~1 ms at most
-        parts = [
-            np.array(list(map(getter, rows[i : i + _CHUNK])), dtype=np.float64)
-            for i in range(0, n, _CHUNK)
-        ]
+        for i in range(0, n, _CHUNK):
+            flat.extend(chain.from_iterable(map(getter, rows[i : i + _CHUNK])))
     except (KeyError, TypeError, ValueError, OverflowError):  # other keys, text, huge ints
         return None
-    mat = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    mat = mat.reshape(n, k)
-    nan = np.isnan(mat)
+    mat = np.frombuffer(flat, dtype=np.float64).reshape(n, width)
+    vals = mat[:, 2:]
+    nan = np.isnan(vals)
     for j, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         if kind != "float":
-            col = mat[:, j]
+            col = vals[:, j]
             if nan[:, j].any():
                 kind = "float"
             elif kind == "int":
                 if not np.array_equal(col, np.floor(col)):
                     kind = "float"
-                elif n and np.abs(col).max() >= _TWO63:
+                elif np.abs(col).max() >= _TWO63:
                     kind = _wide_int(name)
             elif not np.isin(col, (0.0, 1.0)).all():
                 kind = "float"
         _note_kind(key_types, name, kind)
-    values = mat.T.ravel()
     return {
-        "step": np.tile(np.asarray(steps, np.int64), k),
-        "ts": np.tile(np.asarray(stamps, np.float64), k),
+        "step": np.tile(mat[:, 0].astype(np.int64), k),
+        "ts": np.tile(mat[:, 1].copy(), k),
         "kid": np.repeat(np.arange(k, dtype=np.int32), n),
-        "value": values, "nan": nan.T.ravel(),
+        "value": vals.T.ravel(), "nan": nan.T.ravel(),
     }, names  # fmt: skip
 
 

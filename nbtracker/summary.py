@@ -148,11 +148,14 @@ class Summary(MutableMapping[str, Any]):
         self._rules: list[MetricRule] = []
         self._classified: set[str] = set()
         self.kinds: dict[str, str] = {}  # the run's history key types (lists are JSON text)
-        self.dirty = False
 
     # -- fed by Run.log (hot path: keep it short) -------------------------------------------
     def observe(self, row: dict[str, Any]) -> None:
         self._last.update(row)
+        if self._user or self._rules:
+            self._observe_more(row)
+
+    def _observe_more(self, row: dict[str, Any]) -> None:
         if self._user:
             for k in row.keys() & self._user.keys():
                 del self._user[k]
@@ -162,7 +165,6 @@ class Summary(MutableMapping[str, Any]):
             if self._aggs:
                 for k in row.keys() & self._aggs.keys():
                     self._aggs[k].add(row[k])
-        self.dirty = True
 
     def _classify(self, row: Mapping[str, Any]) -> None:
         for k in row:
@@ -273,7 +275,6 @@ class Summary(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         key = clean_text(key if key.__class__ is str else str(key), f"the summary key {key!r}")
         self._user[key] = to_jsonable(value, f"summary.{key}")
-        self.dirty = True
 
     def __delitem__(self, key: str) -> None:
         found = False
@@ -283,7 +284,6 @@ class Summary(MutableMapping[str, Any]):
                 found = True
         if not found:
             raise KeyError(key)
-        self.dirty = True
 
     def __iter__(self) -> Iterator[str]:
         yield from self._keys()

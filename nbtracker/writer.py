@@ -1,6 +1,7 @@
 """Writer: the background thread that turns buffered rows into Parquet segments.
 
-The training loop only appends ``(step, timestamp, row)`` tuples to a deque. This thread
+The training loop only appends rows (``segments.buffered``: the logged dict with its step and
+time) to a deque. This thread
 drains it at least every ``interval`` seconds (sooner when ``max_rows`` pile up), writes a
 segment atomically, keeps the run's ``run.json`` heartbeat fresh and, now and then, the
 catalog. Any storage error becomes one warning; the rows are kept and retried.
@@ -29,7 +30,9 @@ from .errors import StorageWarning
 FLUSH_INTERVAL_S = 0.4
 HEARTBEAT_INTERVAL_S = 2.0
 CATALOG_INTERVAL_S = 15.0
-MAX_BUFFER_ROWS = 20_000
+# log() wakes the writer once this many rows wait: small batches keep the backlog (what
+# finish() must still write before the run is durable) short, and each batch's GIL time too
+MAX_BUFFER_ROWS = 4_096
 MERGE_AFTER_FILES = 64
 # Segments are written through DuckDB from numpy arrays (~0.27 us a value, a little faster
 # than the pyarrow path, and no pandas import). Only a flush of more values than this (very
@@ -54,7 +57,7 @@ class Writer:
     def __init__(
         self,
         hdir: Path,
-        buffer: deque[tuple[int, float, dict[str, Any]]],
+        buffer: deque[dict[Any, Any]],
         key_types: dict[str, str],
         snapshot: Callable[[], dict[str, Any]],
         save_record: Callable[[dict[str, Any]], None],
@@ -77,7 +80,7 @@ class Writer:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one segment write at a time (thread vs finish/flush())
         self._record_lock = threading.Lock()
-        self._retry: list[tuple[int, float, dict[str, Any]]] = []
+        self._retry: list[dict[Any, Any]] = []
         self._warned: set[str] = set()
         self._last_catalog = time.monotonic()
         self._merged_at = 0
@@ -301,9 +304,7 @@ class Writer:
         self._backoff = 0.0
         return written
 
-    def _bounded(
-        self, rows: list[tuple[int, float, dict[str, Any]]]
-    ) -> list[tuple[int, float, dict[str, Any]]]:
+    def _bounded(self, rows: list[dict[Any, Any]]) -> list[dict[Any, Any]]:
         """Keep memory bounded while storage fails: past ``MAX_RETRY_ROWS`` rows, the older
         half is thinned to every other row (a coarser history of the past, the recent rows
         kept whole), with a warning saying how many rows were dropped."""
@@ -323,7 +324,7 @@ class Writer:
         )
         return rows
 
-    def _write_isolating(self, rows: list[tuple[int, float, dict[str, Any]]]) -> int:
+    def _write_isolating(self, rows: list[dict[Any, Any]]) -> int:
         """Write ``rows``; when a value breaks the write (an int DuckDB cannot hold, text that
         is not UTF-8, an odd type), clean the rows value by value and, if that still fails,
         split them until the rows that fail are found: those are dropped with one warning
@@ -335,10 +336,10 @@ class Writer:
             raise
         except Exception:  # noqa: BLE001 - a value, not the disk: find it
             pass
-        cleaned = [(s, t, self._clean_row(r)) for s, t, r in rows]
+        cleaned = [self._clean_row(r) for r in rows]
         return self._write_split(cleaned)
 
-    def _write_split(self, rows: list[tuple[int, float, dict[str, Any]]]) -> int:
+    def _write_split(self, rows: list[dict[Any, Any]]) -> int:
         try:
             self._write(rows)
             return len(rows)
@@ -348,21 +349,25 @@ class Writer:
             if len(rows) > 1:
                 mid = len(rows) // 2
                 return self._write_split(rows[:mid]) + self._write_split(rows[mid:])
-            step, _, row = rows[0]
+            row = rows[0]
+            step, keys = row[segments.STEP_KEY], segments.user_keys(row)
             self.rows_dropped += 1
-            self.values_dropped += len(row)
+            self.values_dropped += len(keys)
             self._warned.discard("badrow")
             self._warn(
                 "badrow",
                 f"nbtracker could not store the row of step {step} (keys "
-                f"{', '.join(map(repr, list(row)[:10]))}): {exc!r}; it was skipped "
+                f"{', '.join(map(repr, keys[:10]))}): {exc!r}; it was skipped "
                 f"({self.rows_dropped} rows skipped so far), every other row is stored.",
             )
             return 0
 
-    def _clean_row(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _clean_row(self, row: dict[Any, Any]) -> dict[Any, Any]:
         out = {}
         for k, v in row.items():
+            if k.__class__ is int:  # the row's step and time
+                out[k] = v
+                continue
             name = clean_text(k, f"the key {k!r}") if k.__class__ is str else str(k)
             cls = v.__class__
             if cls is str:
@@ -374,24 +379,23 @@ class Writer:
             out[name] = v
         return out
 
-    def _write(self, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
-        steps, stamps, dicts = zip(*rows, strict=True)
+    def _write(self, rows: list[dict[Any, Any]]) -> None:
         self.hdir.mkdir(parents=True, exist_ok=True)
         path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
-        if not self._warmed.is_set() and sum(len(r[2]) for r in rows) <= COLD_MAX_VALUES:
+        if not self._warmed.is_set() and sum(map(len, rows)) <= COLD_MAX_VALUES + 2 * len(rows):
             con = self._flush_connection()
             import duckdb
 
             try:
-                segments.write_rows_duckdb(
-                    con, list(steps), list(stamps), list(dicts), self.key_types, path
-                )
+                segments.write_buffered(con, rows, self.key_types, path)
             except duckdb.IOException as exc:  # storage trouble, not a value: retry later
                 raise OSError(str(exc)) from exc
         else:  # a huge flush: pyarrow from now on (less memory per value)
             self._wait_warm()
             self._close_flush_connection()
-            table = segments.rows_to_long(list(steps), list(stamps), list(dicts), self.key_types)
+            steps, stamps, dicts = segments.unpack(rows)
+            table = segments.rows_to_long(steps, stamps, dicts, self.key_types)
+            del dicts
             segments.write_parquet_atomic(table, path)
             del table
             _release_arrow_memory()
