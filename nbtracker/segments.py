@@ -261,7 +261,7 @@ def _numeric_arrays(
     names = user_keys(first)
     k = len(names)
     width = k + 2
-    if k == 0 or len(first) != width or any(len(r) != width for r in rows):
+    if k == 0 or len(first) != width or set(map(len, rows)) != {width}:  # C-level loops
         return None
     kinds = [_NUMERIC_KIND.get(first[name].__class__) for name in names]
     if None in kinds:

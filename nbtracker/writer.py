@@ -20,6 +20,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat, starmap
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,13 @@ from .errors import StorageWarning
 FLUSH_INTERVAL_S = 0.4
 HEARTBEAT_INTERVAL_S = 2.0
 CATALOG_INTERVAL_S = 15.0
-# log() wakes the writer once this many rows wait: small batches keep the backlog (what
-# finish() must still write before the run is durable) short, and each batch's GIL time too
-MAX_BUFFER_ROWS = 4_096
+# log() wakes the writer once this many rows wait (else it writes every FLUSH_INTERVAL_S).
+# While training runs, every time the writer thread takes the GIL back (after DuckDB work, a
+# syscall, a forced switch) it may wait the interpreter's switch interval (5 ms) for the
+# training thread: a flush costs ~20-40 such waits whatever its size, so the writer keeps up
+# with a fast loop only with big batches (measured: 5,151 rows took 302 ms mid-loop, the
+# same write 10 ms idle).
+MAX_BUFFER_ROWS = 32_768
 MERGE_AFTER_FILES = 64
 # Segments are written through DuckDB from numpy arrays (~0.27 us a value, a little faster
 # than the pyarrow path, and no pandas import). Only a flush of more values than this (very
@@ -44,11 +49,13 @@ COLD_MAX_VALUES = 2_000_000
 _FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
                  "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
 BACKPRESSURE_ROWS = 50_000  # log() helps the writer when the thread falls this far behind
-CHUNK_ROWS = 16_384  # the writer thread writes at most this many rows per segment
+CHUNK_ROWS = 65_536  # the writer thread writes at most this many rows per segment
 RELIEVE_ROWS = 5_000  # ... by writing this many rows itself (a few ms), unless it is busy
 HARD_CAP_ROWS = 4 * BACKPRESSURE_ROWS  # past this, log() waits for the writer (memory first)
 MAX_RETRY_ROWS = 200_000  # rows kept in memory while storage fails; older ones thinned past it
 MAX_BACKOFF_S = 5.0
+FINAL_WIDE_ROWS = 4_096  # finish()'s last flush uses FINAL_THREADS threads past this many rows
+FINAL_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 class Writer:
@@ -247,6 +254,12 @@ class Writer:
         are retried with a growing pause (up to ``MAX_BACKOFF_S``); ``final`` tries at once.
         """
         with self._lock:
+            if final and self._flush_con is not None and len(self.buffer) >= FINAL_WIDE_ROWS:
+                # the run is over: its last big batch may use more than one core
+                try:
+                    self._flush_con.execute(f"SET threads = {FINAL_THREADS:d}")
+                except Exception:  # noqa: BLE001, S110 - only a speed-up
+                    pass
             return self._flush_rows(final, limit)
 
     def relieve(self) -> None:
@@ -262,7 +275,7 @@ class Writer:
         try:
             if failing:
                 buf = self.buffer
-                self._retry = self._bounded(self._retry + [buf.popleft() for _ in range(len(buf))])
+                self._retry = self._bounded(self._retry + _take(buf, len(buf)))
             else:
                 self._flush_rows(limit=RELIEVE_ROWS)
         finally:
@@ -275,7 +288,7 @@ class Writer:
     def _flush_rows(self, final: bool = False, limit: int | None = None) -> int:
         buf = self.buffer
         n = len(buf) if limit is None or self._retry else min(limit, len(buf))
-        rows = self._retry + [buf.popleft() for _ in range(n)]
+        rows = self._retry + _take(buf, n)
         if not rows:
             return 0
         if (
@@ -407,6 +420,12 @@ class Writer:
         if what not in self._warned:
             self._warned.add(what)
             warnings.warn(msg, StorageWarning, stacklevel=2)
+
+
+def _take(buf: deque[dict[Any, Any]], n: int) -> list[dict[Any, Any]]:
+    """The ``n`` oldest rows of ``buf``, in one C-level loop: a Python loop here would hand
+    the GIL back and forth with the training thread every few ms while it runs."""
+    return list(starmap(buf.popleft, repeat((), n)))
 
 
 def _has_space(path: Path, need: int = 1 << 20) -> bool:
