@@ -2,5 +2,6 @@
 // vega-embed bundled (no CDN), plus the panel UI. Imported from a Blob URL by the loader.
 export { renderRunPanel } from "./lib/panel.js";
 export { renderRunsPanel } from "./lib/compare.js";
+export { renderWorkspace } from "./lib/workspace.js";
 export { default as vegaEmbed } from "vega-embed";
 export * as vega from "vega";

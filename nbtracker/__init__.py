@@ -37,6 +37,7 @@ _LAZY = {
     "Api": ("nbtracker.api", "Api"),
     "sql": ("nbtracker.api", "sql"),
     "show": ("nbtracker.display", "show"),
+    "compare": ("nbtracker._compare", "compare"),
     "Table": ("nbtracker.data_types", "Table"),
     "Image": ("nbtracker.data_types", "Image"),
     "Histogram": ("nbtracker.data_types", "Histogram"),
@@ -46,7 +47,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "Api", "Config", "Histogram", "Html", "Image", "NbtrackerError", "NotSupportedError",
+    "Api", "compare", "Config", "Histogram", "Html", "Image", "NbtrackerError", "NotSupportedError",
     "Run", "RunNotFound", "Settings", "Store", "Table", "UsageError", "config",
     "define_metric", "finish", "init", "log", "login", "mark_preempting", "run", "setup",
     "show", "sql", "summary", "teardown", "termerror", "termlog", "termwarn",

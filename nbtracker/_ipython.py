@@ -4,6 +4,8 @@ Magics
 ------
 ``%nbt_runs [project]``
     The runs (of one project) as a DataFrame, newest first.
+``%nbt_compare [project]``
+    ``nbtracker.compare(project)``: the runs workspace (table, overlays, analysis).
 ``%nbt_show [target]``
     ``nbtracker.show(target)``: the live panel of a run, runs or a project.
 ``%%nbt_sql [variable]``
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_MAGICS = (("line", "nbt_runs"), ("line", "nbt_show"), ("cell", "nbt_sql"))
+_MAGICS = (("line", "nbt_runs"), ("line", "nbt_show"), ("line", "nbt_compare"), ("cell", "nbt_sql"))
 
 
 def _runs(line: str) -> Any:
@@ -37,6 +39,12 @@ def _show(line: str) -> Any:
     from .display import show
 
     show(line.strip() or None)
+
+
+def _compare(line: str) -> Any:
+    from ._compare import compare
+
+    return compare(line.strip() or None, display=False)
 
 
 def _sql(line: str, cell: str) -> Any:
@@ -60,6 +68,7 @@ def load_ipython_extension(ipython: Any) -> None:
     enable_notebook_hook()
     ipython.register_magic_function(_runs, "line", "nbt_runs")
     ipython.register_magic_function(_show, "line", "nbt_show")
+    ipython.register_magic_function(_compare, "line", "nbt_compare")
     ipython.register_magic_function(_sql, "cell", "nbt_sql")
 
 

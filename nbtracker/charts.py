@@ -199,10 +199,12 @@ def compare_spec(
     columns: int = 3,
     width: int = 220,
     height: int = 110,
+    colors: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Vega-Lite dict: one small chart per metric, one coloured line per run.
 
-    ``runs`` is ``[(label, {metric: {"s": steps, "v": values}}), ...]``.
+    ``runs`` is ``[(label, {metric: {"s": steps, "v": values}}), ...]``; ``colors`` one
+    colour per run (default: the palette in order).
     """
     keys: list[str] = []
     for _, series in runs:
@@ -210,7 +212,8 @@ def compare_spec(
     labels = [label for label, _ in runs]
     color = {
         "field": "run", "type": "nominal", "title": None,
-        "scale": {"domain": labels, "range": [PALETTE[i % len(PALETTE)] for i in range(len(labels))]},
+        "scale": {"domain": labels, "range": list(colors) if colors is not None else
+                  [PALETTE[i % len(PALETTE)] for i in range(len(labels))]},
     }  # fmt: skip
     charts = []
     for key in keys:

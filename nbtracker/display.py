@@ -90,6 +90,10 @@ def show(
         view = TableView.for_table(target)
         display(view)
         return view
+    if key is None and compare and _is_project(target, store):
+        from ._compare import compare as workspace
+
+        return workspace(str(target), store=store, max_visible=max_runs)
     deadline = time.monotonic() + max(0.0, float(timeout))
     while True:
         try:
@@ -114,6 +118,16 @@ def show(
     for p in panels:
         display(p)
     return panels[0] if len(panels) == 1 else Panels(panels)
+
+
+def _is_project(target: Any, store: Any) -> bool:
+    """A project name (not a run, a run folder or ``project/run_id``) with runs."""
+    from .store import Store, is_run_dir
+
+    if not isinstance(target, str) or "/" in target or is_run_dir(target):
+        return False
+    st = store if isinstance(store, Store) else Store(store)
+    return bool(st.scan_runs(target))
 
 
 def _is_table(x: Any) -> bool:
@@ -228,11 +242,9 @@ def _notebook_hook(run: Any) -> None:
     """``init()`` hook: show the run's live panel in the cell that called ``init()``."""
     if run.disabled or not _state.in_notebook():
         return
-    from IPython.display import display
+    from ._compare import notebook_init
 
-    from .widgets import RunPanel
-
-    display(RunPanel.for_run(run))
+    notebook_init(run)  # the run's panel, or its cell's shared comparison
 
 
 def install_notebook_hook() -> None:

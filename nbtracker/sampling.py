@@ -216,7 +216,9 @@ def small_columns(env: Envelope) -> dict[str, Any]:
     return columns(small.points(), [])
 
 
-def reduce_sql(source: str, where: str = "", *, whole: bool = False, ends: bool = False) -> str:
+def reduce_sql(
+    source: str, where: str = "", *, whole: bool = False, ends: bool = False, by: str = ""
+) -> str:
     """SQL of the same rule for DuckDB (parallel, one scan): the rows of ``source`` (columns
     ``key, step, ts, value, text``; ``where`` filters them) reduced per key and ``?``-step
     bucket to the minimum and maximum point over finite values and the first row whose
@@ -225,26 +227,32 @@ def reduce_sql(source: str, where: str = "", *, whole: bool = False, ends: bool 
     Parameters: those of ``source`` and ``where``, the bucket width, then (``whole``) a
     list of keys whose rows are all kept (x-axis step metrics).
 
-    Returns rows ``(key, step, ts, value, text)`` (distinct; unordered)."""
-    row = "{'key': key, 'step': step, 'ts': ts, 'value': value, 'text': text}"
+    ``by`` names one more column of ``source`` that splits the rows (a file or run code,
+    when many runs are read in one scan); it is returned first.
+
+    Returns rows ``([by,] key, step, ts, value, text)`` (distinct; unordered)."""
+    part = f"'{by}': {by}, " if by else ""
+    row = "{" + part + "'key': key, 'step': step, 'ts': ts, 'value': value, 'text': text}"
     fin = "value IS NOT NULL AND isfinite(value)"
     last = "NULL" if ends else f"arg_max({row}, step)"
+    grp = f"{by}, key" if by else "key"
     extra = (
-        f"UNION ALL SELECT unnest([arg_min({row}, step), arg_max({row}, step)]) FROM h GROUP BY key"
+        f"UNION ALL SELECT unnest([arg_min({row}, step), arg_max({row}, step)]) FROM h GROUP BY {grp}"
         if ends
         else ""
     )
+    sel = f"p.{by} AS {by}, " if by else ""
     keep = "UNION ALL SELECT " + row + " FROM h WHERE list_contains(?, key)" if whole else ""
     return f"""
-    WITH h AS (SELECT key, step, ts, value, text FROM {source} {where}),
+    WITH h AS (SELECT {grp}, step, ts, value, text FROM {source} {where}),
     g AS (
         SELECT arg_min({row}, value) FILTER (WHERE {fin}) AS lo,
                arg_max({row}, value) FILTER (WHERE {fin}) AS hi,
                {last} AS last,
                arg_min({row}, step) FILTER (WHERE NOT ({fin})) AS odd
-        FROM h GROUP BY key, step // ?
+        FROM h GROUP BY {grp}, step // ?
     ),
     p AS (SELECT unnest([lo, hi, last, odd]) AS p FROM g {extra} {keep})
-    SELECT DISTINCT p.key AS key, p.step AS step, p.ts AS ts, p.value AS value,
+    SELECT DISTINCT {sel}p.key AS key, p.step AS step, p.ts AS ts, p.value AS value,
            p.text AS text FROM p WHERE p IS NOT NULL
     """

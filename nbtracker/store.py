@@ -74,6 +74,11 @@ def is_run_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / RUN_FILE).is_file()
 
 
+def root_of(rdir: str | os.PathLike[str]) -> Path:
+    """The store root a run folder lives in (``<root>/runs/<project>/<run>``)."""
+    return Path(rdir).resolve().parents[2]
+
+
 def history_segments(rdir: str | os.PathLike[str]) -> list[Path]:
     """A run folder's history files, listed now (no wait for this process's pending
     writes: for followers polling a run another thread or process writes)."""

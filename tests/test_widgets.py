@@ -324,10 +324,19 @@ def test_init_in_a_notebook_shows_the_panel(init: Any, monkeypatch: pytest.Monke
     monkeypatch.setattr(_state, "in_notebook", lambda: True)
     monkeypatch.setattr(_state, "init_hooks", [])
     monkeypatch.setattr(nbt_display, "_auto_enabled", True)
+    from nbtracker import _compare
+
+    monkeypatch.setattr(_compare, "_cell", {"count": None})
     run = init(name="nb")
-    assert len(shown) == 1 and isinstance(shown[0], RunPanel) and shown[0].run_name == "nb"
+    # the panel's widget view, then its static snapshot (both with display ids: a second
+    # init() in the same cell turns them into the comparison of the cell's runs)
+    assert len(shown) == 2
+    panel = _compare._cell["panel"]
+    assert isinstance(panel, RunPanel) and panel.run_name == "nb"
+    view = shown[0]["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == panel.model_id
     run.finish()
-    assert shown[0].state == "finished"
+    assert panel.state == "finished"
 
 
 class FakeShell:
@@ -347,7 +356,7 @@ def test_extension_load_and_unload(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_state, "init_hooks", [])
     shell = FakeShell()
     nbtracker.load_ipython_extension(shell)
-    assert set(shell.magics_manager.magics["line"]) == {"nbt_runs", "nbt_show"}
+    assert set(shell.magics_manager.magics["line"]) == {"nbt_runs", "nbt_show", "nbt_compare"}
     assert set(shell.magics_manager.magics["cell"]) == {"nbt_sql"}
     assert nbt_display._notebook_hook in _state.init_hooks
     nbtracker.unload_ipython_extension(shell)
@@ -440,8 +449,12 @@ def test_show_a_project_shows_its_newest_runs(
         run.log({"x": i})
         run.finish()
     wait_for_background()
-    panels = nbt_display.show("many", store=nbtracker.Store(root), max_runs=2)
-    assert [p.run_name for p in panels.runs] == ["r2", "r3"]
+    ws = nbt_display.show("many", store=nbtracker.Store(root), max_runs=2)
+    try:  # the workspace: every run in the table, the newest 2 drawn (never a silent cap)
+        assert ws.total == 4 and ws.matched == 4
+        assert [ws.runs[r]["name"] for r in ws.visible] == ["r3", "r2"]
+    finally:
+        ws.close()
 
 
 # -- the examples ----------------------------------------------------------------------------------
@@ -466,14 +479,20 @@ def test_quickstart_notebook_runs_and_stays_small(tmp_path: Path) -> None:
     saved = tmp_path / "executed.ipynb"
     nbformat.write(nb, saved)
     text = saved.read_text()
-    assert text.count("data:image/png;base64,") == 6  # a snapshot per finished panel + compare
+    # a snapshot per output: the first run's panel, the 3-run loop's shared comparison,
+    # show(project)'s workspace, the script's panel
+    assert text.count("data:image/png;base64,") == 4
     assert str(tmp_path) not in text
     assert saved.stat().st_size < 400_000, saved.stat().st_size
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     models = [m for m in state.values() if m["model_name"] == "AnyModel"]
     panels = [m for m in models if "_entry" not in m["state"]]
-    assert len(panels) == 5 + 4  # 5 shown, 4 inside the comparison of the project's runs
+    # the first run's, the script's, and the loop's first panel (its output was replaced by
+    # the loop's comparison: the saved state still holds the closed model)
+    assert len(panels) == 3
     assert all(m["state"]["state"] == "finished" for m in panels)
+    spaces = [m for m in models if m["state"].get("_entry") == "renderWorkspace"]
+    assert len(spaces) == 2 and {m["state"]["total"] for m in spaces} == {3, 4}
     assert all(len(m["state"]["_esm"]) < 3_000 for m in models)  # never the 0.9 MB library
 
 

@@ -1,0 +1,693 @@
+// The runs workspace (nbtracker/widgets/workspace.py): runs table (sort, filter, search,
+// group, column picker, pinned columns, visibility toggles, pages), overlay charts with a
+// stable colour per run (the kernel hashes the run id), grouped mean + min-max bands,
+// parallel coordinates, scatter and parameter importance.
+//
+// The kernel answers every table question (DuckDB); this view only sets traits and
+// draws. Series arrive as {type: "series", seq, runs: {id: {key: {from, s, t, v}}}}
+// (replace points with step >= from) and as the synced `_series` snapshot.
+// Every user string is put in the page as text (textContent / attributes), never as HTML,
+// and never inside a Vega expression: run ids and names travel as data fields.
+
+import vegaEmbed from "vega-embed";
+import * as vega from "vega";
+import { fmtDuration, fmtNum, h } from "./format.js";
+import { sectionOf, setText } from "./panel.js";
+import { lowerBound } from "./store.js";
+import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
+
+const CSS = `
+.nbt-ws-bar { display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: center; margin: 6px 0; }
+.nbt-ws-bar input[type=text] { font: inherit; color: inherit; background: transparent;
+  border: 1px solid var(--jp-border-color2, #bbb); border-radius: 3px; padding: 1px 6px; }
+.nbt-ws-filter { min-width: 22em; }
+.nbt-ws-tabs button, .nbt-ws-pager button, .nbt-ws-bar button { font: inherit; cursor: pointer;
+  color: inherit; background: var(--jp-layout-color2, #eee); border: 1px solid var(--jp-border-color2, #ccc);
+  border-radius: 3px; padding: 1px 8px; }
+.nbt-ws-tabs button[aria-pressed=true] { background: var(--jp-brand-color1, #1976d2); color: #fff; }
+.nbt-ws-wrap { overflow: auto; max-height: 340px; border: 1px solid var(--jp-border-color3, #e6e6e6); }
+.nbt-ws-table { border-collapse: separate; border-spacing: 0; font-size: 11px; }
+.nbt-ws-table th, .nbt-ws-table td { padding: 1px 8px 1px 4px; white-space: nowrap; text-align: left;
+  border-bottom: 1px solid var(--jp-border-color3, #eee); background: var(--jp-layout-color1, #fff);
+  max-width: 16em; overflow: hidden; text-overflow: ellipsis; }
+.nbt-ws-table th { position: sticky; top: 0; z-index: 2; cursor: pointer; user-select: none;
+  background: var(--jp-layout-color2, #f3f3f3); }
+.nbt-ws-table .nbt-ws-pin { position: sticky; z-index: 1; }
+.nbt-ws-table th.nbt-ws-pin { z-index: 3; }
+.nbt-ws-table td.nbt-ws-num { text-align: right; font-variant-numeric: tabular-nums; }
+.nbt-ws-table tr[data-hl=true] td { font-weight: 600; }
+.nbt-ws-pager { display: flex; gap: 8px; align-items: center; margin: 4px 0; }
+.nbt-ws-cols { position: relative; }
+.nbt-ws-cols > div { position: absolute; z-index: 10; max-height: 260px; overflow: auto; padding: 4px 8px;
+  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color2, #ccc); }
+.nbt-ws-cols label { display: block; white-space: nowrap; }
+.nbt-ws-bars td { padding: 1px 8px 1px 0; }
+.nbt-ws-bar-fill { display: inline-block; height: 9px; background: var(--jp-brand-color1, #1976d2); }
+.nbt-ws-bar-neg { background: var(--jp-error-color1, #d32f2f); }
+`;
+
+let cssDone = false;
+function styles() {
+  injectStyles();
+  if (cssDone || document.getElementById("nbt-ws-styles")) return;
+  cssDone = true;
+  document.head.append(h("style", { id: "nbt-ws-styles" }, CSS));
+}
+
+function button(text, testid, onclick) {
+  const b = h("button", { type: "button", testid, text });
+  b.addEventListener("click", onclick);
+  return b;
+}
+
+/** Series of every drawn run, from the snapshot trait and the streamed deltas. */
+class Store {
+  constructor(model) {
+    this.model = model;
+    this.runs = new Map(); // id -> Map(key -> {s, t, v})
+    this.seq = -1;
+    this.seed(model.get("_series"));
+  }
+
+  seed(snap) {
+    if (!snap || !snap.runs || (snap.seq ?? -1) < this.seq) return false;
+    this.runs.clear();
+    for (const [rid, keys] of Object.entries(snap.runs)) {
+      const m = new Map();
+      for (const [k, ser] of Object.entries(keys)) m.set(k, { s: ser.s.slice(), t: ser.t.slice(), v: ser.v.slice() });
+      this.runs.set(rid, m);
+    }
+    this.seq = snap.seq ?? -1;
+    return true;
+  }
+
+  apply(msg) {
+    if (msg.type === "snap") return this.seed(msg);
+    if (msg.type !== "series") return false;
+    this.seq = Math.max(this.seq, msg.seq);
+    for (const [rid, keys] of Object.entries(msg.runs || {})) {
+      let m = this.runs.get(rid);
+      if (!m) this.runs.set(rid, (m = new Map()));
+      for (const [k, d] of Object.entries(keys)) {
+        let ser = m.get(k);
+        if (!ser || d.from === null || d.from === undefined) ser = { s: [], t: [], v: [] };
+        const i = d.from === null || d.from === undefined ? 0 : lowerBound(ser.s, d.from);
+        ser = { s: ser.s.slice(0, i).concat(d.s), t: ser.t.slice(0, i).concat(d.t), v: ser.v.slice(0, i).concat(d.v) };
+        m.set(k, ser);
+      }
+    }
+    return true;
+  }
+}
+
+function ema(vals, w) {
+  const out = new Array(vals.length);
+  let last = null;
+  for (let i = 0; i < vals.length; i++) {
+    const v = vals[i];
+    if (v !== null && Number.isFinite(v)) last = last === null ? v : last * w + (1 - w) * v;
+    out[i] = last;
+  }
+  return out;
+}
+
+class OverlayChart {
+  constructor(ws, key) {
+    this.ws = ws;
+    this.key = key;
+    this.view = null;
+    this.rows = [];
+    this.readout = h("span", { class: "nbt-chart-val", testid: "nbt-ws-readout" });
+    this.plot = h("div", { class: "nbt-plot" });
+    this.el = h(
+      "div",
+      { class: "nbt-chart", testid: "nbt-ws-chart", dataset: { key, points: "0", lines: "0" } },
+      h("div", { class: "nbt-chart-head" }, h("span", { class: "nbt-chart-key", text: key, title: key }), this.readout),
+      this.plot,
+    );
+    this.el.addEventListener("pointermove", (ev) => this.hover(ev));
+    this.el.addEventListener("pointerleave", () => setText(this.readout, ""));
+  }
+
+  spec() {
+    const m = this.ws.model;
+    const xaxis = m.get("x_axis") === "time" ? "time (s)" : "step";
+    const logy = !!m.get("log_y");
+    const smooth = Number(m.get("smoothing")) > 0;
+    const runs = m.get("runs") || {};
+    const vis = m.get("visible") || [];
+    const domain = vis.slice();
+    const range = vis.map((id) => (runs[id] || {}).color || "#888");
+    const bands = (m.get("bands") || {})[this.key];
+    const y = { field: "y", type: "quantitative", title: null, scale: logy ? { type: "log" } : { zero: false }, axis: { tickCount: 4 } };
+    const x = { field: "x", type: "quantitative", title: xaxis, axis: { tickCount: 5 } };
+    const layers = [];
+    if (bands && (m.get("group") || []).length) {
+      const gd = Object.keys(bands);
+      const gr = gd.map((g) => bands[g].color);
+      const color = { field: "g", type: "nominal", scale: { domain: gd, range: gr }, legend: null };
+      layers.push({
+        data: { name: "bands" },
+        mark: { type: "area", opacity: 0.18, clip: true },
+        encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color },
+      });
+      layers.push({
+        data: { name: "bands" },
+        mark: { type: "line", strokeWidth: 2, clip: true },
+        encoding: { x, y: { ...y, field: "mean" }, color, detail: { field: "g" } },
+      });
+    } else {
+      const color = { field: "r", type: "nominal", scale: { domain, range }, legend: null };
+      const width = { field: "hl", type: "nominal", scale: { domain: [false, true], range: [1.3, 2.6] }, legend: null };
+      if (smooth) {
+        layers.push({
+          data: { name: "points" },
+          mark: { type: "line", opacity: 0.2, clip: true },
+          encoding: { x, y, color, detail: { field: "r" } },
+        });
+      }
+      layers.push({
+        data: { name: "points" },
+        mark: { type: "line", clip: true },
+        encoding: { x, y: { ...y, field: smooth ? "sv" : "y" }, color, strokeWidth: width, detail: { field: "r" } },
+      });
+    }
+    return {
+      width: 300,
+      height: 150,
+      autosize: { type: "pad", resize: true },
+      params: [{ name: "zoom", select: { type: "interval", encodings: ["x"] }, bind: "scales" }],
+      layer: layers.map((l, i) => (i === 0 ? l : { ...l, params: undefined })),
+      config: vegaConfig(this.ws.el),
+    };
+  }
+
+  async embed() {
+    if (this.view) this.view.finalize();
+    this.view = null;
+    this.plot.textContent = "";
+    try {
+      const spec = this.spec();
+      // the zoom param belongs to the first layer (vega-lite wants it on a unit)
+      spec.layer[0] = { ...spec.layer[0], params: spec.params };
+      delete spec.params;
+      const res = await vegaEmbed(this.plot, spec, {
+        renderer: this.ws.model.get("renderer") || "canvas",
+        actions: false,
+        mode: "vega-lite",
+      });
+      if (this.ws.closed) return res.view.finalize();
+      this.view = res.view;
+      this.flush();
+    } catch (err) {
+      this.plot.append(h("div", { class: "nbt-error", text: `chart error: ${err}` }));
+    }
+  }
+
+  data() {
+    const m = this.ws.model;
+    const w = Math.min(Math.max(Number(m.get("smoothing")) || 0, 0), 0.999);
+    const time = m.get("x_axis") === "time";
+    const logy = !!m.get("log_y");
+    const hl = m.get("highlight") || "";
+    const rows = [];
+    let lines = 0;
+    for (const rid of m.get("visible") || []) {
+      const ser = this.ws.store.runs.get(rid)?.get(this.key);
+      if (!ser) continue;
+      lines++;
+      const sv = ema(ser.v, w);
+      const xs = time ? ser.t : ser.s;
+      for (let j = 0; j < ser.s.length; j++) {
+        const v = ser.v[j];
+        if (v === null || !Number.isFinite(v)) continue; // NaN/inf: a gap, kept in the series
+        if (logy && (v <= 0 || sv[j] <= 0)) continue;
+        rows.push({ r: rid, hl: rid === hl, x: xs[j], s: ser.s[j], y: v, sv: sv[j] });
+      }
+    }
+    return { rows, lines };
+  }
+
+  bandRows() {
+    const b = (this.ws.model.get("bands") || {})[this.key] || {};
+    const rows = [];
+    for (const [g, d] of Object.entries(b)) {
+      for (let j = 0; j < d.s.length; j++) rows.push({ g, x: d.s[j], mean: d.mean[j], lo: d.lo[j], hi: d.hi[j] });
+    }
+    return rows;
+  }
+
+  flush() {
+    if (!this.view) return;
+    const { rows, lines } = this.data();
+    this.rows = rows;
+    const grouped = (this.ws.model.get("group") || []).length > 0;
+    try {
+      if (grouped) {
+        const b = this.bandRows();
+        this.view.change("bands", vega.changeset().remove(() => true).insert(b)).runAsync();
+        this.el.dataset.lines = String(Object.keys((this.ws.model.get("bands") || {})[this.key] || {}).length);
+        this.el.dataset.points = String(b.length);
+      } else {
+        this.view.change("points", vega.changeset().remove(() => true).insert(rows)).runAsync();
+        this.el.dataset.points = String(rows.length);
+        this.el.dataset.lines = String(lines);
+      }
+    } catch (err) {
+      /* a spec without that dataset (re-embedding): the next flush fills it */
+    }
+  }
+
+  hover(ev) {
+    const view = this.view;
+    const surface = this.plot.querySelector("canvas, svg");
+    if (!view || !surface || !this.rows.length) return;
+    const xs = view.scale("x");
+    if (!xs || !xs.invert) return;
+    const rect = surface.getBoundingClientRect();
+    const px = ev.clientX - rect.left - view.origin()[0];
+    const x = xs.invert(px);
+    const best = new Map();
+    for (const row of this.rows) {
+      const d = Math.abs(row.x - x);
+      const cur = best.get(row.r);
+      if (!cur || d < cur.d) best.set(row.r, { d, row });
+    }
+    const smooth = Number(this.ws.model.get("smoothing")) > 0;
+    const runs = this.ws.model.get("runs") || {};
+    const items = [...best.values()].map(({ row }) => ({ row, v: smooth ? row.sv : row.y }));
+    items.sort((a, b) => b.v - a.v);
+    this.ws.showReadout(this.key, items.map(({ row, v }) => ({ color: (runs[row.r] || {}).color, name: (runs[row.r] || {}).name || row.r, v, s: row.s })));
+  }
+}
+
+class WorkspaceView {
+  constructor(model, el, box) {
+    this.model = model;
+    this.closed = false;
+    this.charts = new Map();
+    this.sections = new Map();
+    this.offs = [];
+    this.store = new Store(model);
+    styles();
+    this.build(el);
+    const route = (msg) => {
+      if (msg && this.store.apply(msg)) this.scheduleFlush();
+    };
+    for (const msg of box.q.splice(0)) route(msg);
+    box.fn = route;
+  }
+
+  on(name, fn) {
+    this.model.on(`change:${name}`, fn);
+    this.offs.push(() => this.model.off(`change:${name}`, fn));
+  }
+
+  set(name, value) {
+    this.model.set(name, value);
+    this.model.save_changes();
+  }
+
+  build(el) {
+    const m = this.model;
+    this.titleEl = h("span", { class: "nbt-name", testid: "nbt-ws-title" });
+    this.countEl = h("span", { class: "nbt-muted", testid: "nbt-ws-count" });
+    this.filterIn = h("input", { type: "text", class: "nbt-ws-filter", testid: "nbt-ws-filter", placeholder: "filter: config.lr < 0.01 and state = 'finished'", "aria-label": "filter" });
+    this.searchIn = h("input", { type: "text", testid: "nbt-ws-search", placeholder: "search names", "aria-label": "search" });
+    this.groupSel = h("select", { testid: "nbt-ws-group", "aria-label": "group by" });
+    this.colsBtn = button("columns", "nbt-ws-columns", () => this.toggleColumns());
+    this.colsBox = h("span", { class: "nbt-ws-cols" }, this.colsBtn);
+    this.errorEl = h("div", { class: "nbt-error", testid: "nbt-ws-error" });
+    this.filterIn.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") this.set("filter", this.filterIn.value);
+    });
+    this.filterIn.addEventListener("change", () => this.set("filter", this.filterIn.value));
+    this.searchIn.addEventListener("input", () => this.set("search", this.searchIn.value));
+    this.groupSel.addEventListener("change", () => this.set("group", this.groupSel.value ? [this.groupSel.value] : []));
+    this.smooth = h("input", { type: "range", min: "0", max: "0.99", step: "0.01", testid: "nbt-smoothing", "aria-label": "smoothing" });
+    this.smooth.addEventListener("input", () => this.set("smoothing", Number(this.smooth.value)));
+    this.xsel = h("select", { testid: "nbt-x-axis", "aria-label": "x axis" }, h("option", { value: "step", text: "step" }), h("option", { value: "time", text: "time" }));
+    this.xsel.addEventListener("change", () => this.set("x_axis", this.xsel.value));
+    this.logbox = h("input", { type: "checkbox", testid: "nbt-log-y", "aria-label": "log scale" });
+    this.logbox.addEventListener("change", () => this.set("log_y", this.logbox.checked));
+    this.tabs = h("span", { class: "nbt-ws-tabs" });
+    for (const [name, label] of [["charts", "charts"], ["parallel", "parallel coordinates"], ["scatter", "scatter"], ["importance", "importance"]]) {
+      this.tabs.append(button(label, `nbt-ws-tab-${name}`, () => this.set("tab", name)));
+    }
+    this.tableEl = h("table", { class: "nbt-ws-table", testid: "nbt-ws-table" });
+    this.pager = h("div", { class: "nbt-ws-pager" });
+    this.groupsEl = h("div", { testid: "nbt-ws-groups" });
+    this.readout = h("div", { class: "nbt-readout", testid: "nbt-hover-readout" });
+    this.body = h("div", { class: "nbt-body", testid: "nbt-ws-charts" });
+    this.analysis = h("div", { testid: "nbt-ws-analysis" });
+    this.el = h(
+      "div",
+      { class: "nbt-panel", testid: "nbt-workspace" },
+      h("div", { class: "nbt-head" }, this.titleEl, this.countEl),
+      h("div", { class: "nbt-ws-bar" }, this.filterIn, this.searchIn, h("label", {}, "group ", this.groupSel), this.colsBox),
+      this.errorEl,
+      h("div", { class: "nbt-ws-wrap" }, this.tableEl),
+      this.pager,
+      this.groupsEl,
+      h(
+        "div",
+        { class: "nbt-controls" },
+        this.tabs,
+        h("label", {}, "smoothing", this.smooth),
+        h("label", {}, "x axis", this.xsel),
+        h("label", {}, this.logbox, "log scale"),
+      ),
+      this.readout,
+      this.body,
+      this.analysis,
+    );
+    el.append(this.el);
+    for (const n of ["title", "total", "matched", "error"]) this.on(n, () => this.head());
+    for (const n of ["rows", "shown", "pinned", "sort", "visible", "runs", "highlight", "offset", "page_size", "columns"]) this.on(n, () => this.table());
+    this.on("groups", () => this.groupTable());
+    this.on("columns", () => this.groupOptions());
+    this.on("metrics", () => this.syncCharts());
+    for (const n of ["visible", "x_axis", "log_y", "group", "runs", "bands"]) this.on(n, () => this.reembed());
+    this.on("smoothing", () => this.reembed());
+    this.on("highlight", () => this.scheduleFlush());
+    this.on("_series", () => {
+      if (this.store.seed(m.get("_series"))) this.scheduleFlush();
+    });
+    for (const n of ["tab", "points", "importance", "target", "scatter"]) this.on(n, () => this.drawAnalysis());
+    const obs = new MutationObserver(() => this.reembed());
+    obs.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
+    this.offs.push(() => obs.disconnect());
+    this.offs.push(hideFallback(m.get("_uid")));
+    this.head();
+    this.groupOptions();
+    this.table();
+    this.groupTable();
+    this.syncCharts();
+    this.drawAnalysis();
+  }
+
+  head() {
+    const m = this.model;
+    setText(this.titleEl, m.get("title") || "runs");
+    const total = m.get("total");
+    const matched = m.get("matched");
+    setText(this.countEl, matched === total ? `${total} runs` : `${matched} of ${total} runs`);
+    setText(this.errorEl, m.get("error") || "");
+    if (document.activeElement !== this.filterIn) this.filterIn.value = m.get("filter") || "";
+    this.smooth.value = String(m.get("smoothing") || 0);
+    this.xsel.value = m.get("x_axis") || "step";
+    this.logbox.checked = !!m.get("log_y");
+    for (const b of this.tabs.children) b.setAttribute("aria-pressed", String(b.dataset.testid === `nbt-ws-tab-${m.get("tab")}`));
+  }
+
+  groupOptions() {
+    const cur = (this.model.get("group") || [])[0] || "";
+    this.groupSel.textContent = "";
+    this.groupSel.append(h("option", { value: "", text: "(none)" }));
+    for (const c of this.model.get("columns") || []) {
+      if (c.name.startsWith("config.") || ["group", "job_type", "state", "sweep", "tags"].includes(c.name)) {
+        this.groupSel.append(h("option", { value: c.name, text: c.name }));
+      }
+    }
+    this.groupSel.value = cur;
+  }
+
+  toggleColumns() {
+    if (this.colsMenu) {
+      this.colsMenu.remove();
+      this.colsMenu = null;
+      return;
+    }
+    const shown = new Set(this.model.get("shown") || []);
+    const pinned = new Set(this.model.get("pinned") || []);
+    const menu = h("div", { testid: "nbt-ws-column-menu" });
+    for (const c of this.model.get("columns") || []) {
+      if (c.name === "run_id" || c.name === "name") continue;
+      const box = h("input", { type: "checkbox", "aria-label": `show ${c.name}` });
+      box.checked = shown.has(c.name);
+      box.addEventListener("change", () => {
+        const cur = (this.model.get("shown") || []).filter((n) => n !== c.name);
+        this.set("shown", box.checked ? [...cur, c.name] : cur);
+      });
+      const pin = h("input", { type: "checkbox", "aria-label": `pin ${c.name}`, title: "pin" });
+      pin.checked = pinned.has(c.name);
+      pin.addEventListener("change", () => {
+        const cur = (this.model.get("pinned") || []).filter((n) => n !== c.name);
+        this.set("pinned", pin.checked ? [...cur, c.name] : cur);
+      });
+      menu.append(h("label", {}, box, ` ${c.name} `, pin, h("span", { class: "nbt-muted", text: " pin" })));
+    }
+    this.colsMenu = menu;
+    this.colsBox.append(menu);
+  }
+
+  table() {
+    const m = this.model;
+    const shown = m.get("shown") || [];
+    const pinned = (m.get("pinned") || []).filter((c) => shown.includes(c));
+    const order = [...pinned, ...shown.filter((c) => !pinned.includes(c))];
+    const idx = order.map((c) => shown.indexOf(c));
+    const sort = (m.get("sort") || [])[0] || null;
+    const visible = new Set(m.get("visible") || []);
+    const runs = m.get("runs") || {};
+    const kinds = Object.fromEntries((m.get("columns") || []).map((c) => [c.name, c.kind]));
+    const hl = m.get("highlight") || "";
+    const head = h("tr");
+    const lefts = [0, 22, 44];
+    const pinStyle = (i) => `left:${lefts[i] ?? 44 + 110 * (i - 2)}px`;
+    head.append(h("th", { class: "nbt-ws-pin", style: pinStyle(0) }), h("th", { class: "nbt-ws-pin", style: pinStyle(1), title: "drawn" }, "👁"));
+    const nameTh = h("th", { class: "nbt-ws-pin", style: pinStyle(2), testid: "nbt-ws-sort-name" }, "name");
+    nameTh.addEventListener("click", () => this.sortBy("name"));
+    head.append(nameTh);
+    order.forEach((c, i) => {
+      const mark = sort && sort[0] === c ? (sort[1] ? " ▼" : " ▲") : "";
+      const attrs = { testid: `nbt-ws-sort`, dataset: { col: c }, title: c };
+      if (i < pinned.length) Object.assign(attrs, { class: "nbt-ws-pin", style: pinStyle(3 + i) });
+      const th = h("th", attrs, c.replace(/^(config|summary)\./, "") + mark);
+      th.addEventListener("click", () => this.sortBy(c));
+      head.append(th);
+    });
+    const rows = [head];
+    for (const r of m.get("rows") || []) {
+      const info = runs[r.id] || {};
+      const eye = h("input", { type: "checkbox", testid: "nbt-ws-visible", "aria-label": `draw ${info.name || r.id}` });
+      eye.checked = visible.has(r.id);
+      eye.addEventListener("change", () => {
+        const cur = (this.model.get("visible") || []).filter((x) => x !== r.id);
+        this.set("visible", eye.checked ? [...cur, r.id] : cur);
+      });
+      const tr = h("tr", { testid: "nbt-ws-row", dataset: { id: r.id, hl: String(r.id === hl) } });
+      tr.append(
+        h("td", { class: "nbt-ws-pin", style: pinStyle(0) }, h("span", { class: "nbt-swatch", style: `background:${/^#[0-9a-fA-F]{3,8}$/.test(r.color) ? r.color : "#888"}` })),
+        h("td", { class: "nbt-ws-pin", style: pinStyle(1) }, eye),
+        h("td", { class: "nbt-ws-pin", style: pinStyle(2), title: r.id, text: info.name || r.id }),
+      );
+      order.forEach((c, i) => {
+        const v = r.cells[idx[i]];
+        let text;
+        if (c === "created") text = v ? new Date(v * 1000).toISOString().slice(0, 16).replace("T", " ") : "";
+        else if (c === "runtime") text = v === null || v === undefined ? "" : fmtDuration(v);
+        else text = v === null || v === undefined ? "" : typeof v === "number" ? fmtNum(v) : String(v);
+        const attrs = { text, title: text };
+        if (kinds[c] === "number") attrs.class = "nbt-ws-num";
+        if (i < pinned.length) Object.assign(attrs, { class: `${attrs.class || ""} nbt-ws-pin`, style: pinStyle(3 + i) });
+        tr.append(h("td", attrs));
+      });
+      rows.push(tr);
+    }
+    this.tableEl.replaceChildren(...rows);
+    const off = m.get("offset") || 0;
+    const size = m.get("page_size") || 50;
+    const matched = m.get("matched") || 0;
+    this.pager.replaceChildren(
+      button("‹ prev", "nbt-ws-prev", () => this.set("offset", Math.max(0, off - size))),
+      h("span", { testid: "nbt-ws-page", text: matched ? `${off + 1}–${Math.min(off + size, matched)} of ${matched}` : "no runs" }),
+      button("next ›", "nbt-ws-next", () => off + size < matched && this.set("offset", off + size)),
+      h("span", { class: "nbt-muted", text: `${visible.size} drawn` }),
+    );
+    this.head();
+  }
+
+  sortBy(col) {
+    const cur = (this.model.get("sort") || [])[0];
+    const desc = cur && cur[0] === col ? !cur[1] : true;
+    this.set("sort", [[col, desc]]);
+  }
+
+  groupTable() {
+    const g = this.model.get("groups") || {};
+    if (!g.head || !g.head.length) return this.groupsEl.replaceChildren();
+    const head = h("tr", {}, ...g.head.map((c) => h("th", { text: c })));
+    const rows = g.rows.map((r) => h("tr", { testid: "nbt-ws-group-row" }, ...r.map((v) => h("td", { text: typeof v === "number" ? fmtNum(v) : String(v ?? "–") }))));
+    this.groupsEl.replaceChildren(h("div", { class: "nbt-section-title", text: "groups" }), h("div", { class: "nbt-ws-wrap" }, h("table", { class: "nbt-ws-table" }, head, ...rows)));
+  }
+
+  showReadout(key, items) {
+    this.readout.replaceChildren(
+      h("b", { text: `${key}: ` }),
+      ...items.slice(0, 12).map((it) => h("span", { style: "margin-right:10px" }, h("span", { class: "nbt-swatch", style: `background:${it.color || "#888"}` }), ` ${it.name} ${fmtNum(it.v)}`)),
+    );
+  }
+
+  syncCharts() {
+    const keys = this.model.get("metrics") || [];
+    for (const [key, c] of this.charts) {
+      if (!keys.includes(key)) {
+        c.view?.finalize();
+        c.el.remove();
+        this.charts.delete(key);
+      }
+    }
+    for (const key of keys) {
+      if (this.charts.has(key)) continue;
+      const sec = sectionOf(key);
+      let grid = this.sections.get(sec);
+      if (!grid) {
+        grid = h("div", { class: "nbt-grid" });
+        this.sections.set(sec, grid);
+        this.body.append(h("div", { class: "nbt-section", testid: "nbt-section", dataset: { section: sec } }, h("div", { class: "nbt-section-title", text: sec || "charts" }), grid));
+      }
+      const c = new OverlayChart(this, key);
+      this.charts.set(key, c);
+      grid.append(c.el);
+      c.embed();
+    }
+  }
+
+  reembed() {
+    if (this.reembedTimer) return;
+    this.reembedTimer = setTimeout(() => {
+      this.reembedTimer = null;
+      this.head();
+      for (const c of this.charts.values()) c.embed();
+    }, 30);
+  }
+
+  scheduleFlush() {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      for (const c of this.charts.values()) c.flush();
+    }, 60);
+  }
+
+  async drawAnalysis() {
+    const m = this.model;
+    this.head();
+    const tab = m.get("tab");
+    this.body.style.display = tab === "charts" ? "" : "none";
+    if (this.aview) this.aview.finalize();
+    this.aview = null;
+    this.analysis.replaceChildren();
+    if (tab === "charts") return;
+    const cols = (m.get("columns") || []).filter((c) => c.kind === "number").map((c) => c.name);
+    const pick = (label, value, on, testid) => {
+      const sel = h("select", { testid, "aria-label": label });
+      for (const c of cols) sel.append(h("option", { value: c, text: c }));
+      sel.value = value || "";
+      sel.addEventListener("change", () => on(sel.value));
+      return h("label", {}, `${label} `, sel);
+    };
+    const summaries = cols.filter((c) => c.startsWith("summary."));
+    const target = m.get("target") || summaries[0] || "";
+    const bar = h("div", { class: "nbt-ws-bar" });
+    this.analysis.append(bar);
+    if (tab === "parallel" || tab === "importance") bar.append(pick("metric", target, (v) => this.set("target", v), "nbt-ws-target"));
+    const pts = m.get("points") || {};
+    const runs = m.get("runs") || {};
+    if (tab === "importance") {
+      const rows = m.get("importance") || [];
+      if (!rows.length) return this.analysis.append(h("div", { class: "nbt-empty", text: "needs 3 runs or more with numeric config parameters and the metric" }));
+      const max = Math.max(...rows.map((r) => r.importance), 1e-9);
+      const table = h("table", { class: "nbt-ws-bars", testid: "nbt-ws-importance" }, h("tr", {}, h("th", { text: "parameter" }), h("th", { text: "importance" }), h("th", { text: "correlation" })));
+      for (const r of rows) {
+        table.append(
+          h(
+            "tr",
+            {},
+            h("td", { text: r.param }),
+            h("td", {}, h("span", { class: "nbt-ws-bar-fill", style: `width:${Math.round((120 * r.importance) / max)}px` }), ` ${fmtNum(r.importance)}`),
+            h("td", {}, h("span", { class: `nbt-ws-bar-fill ${r.correlation < 0 ? "nbt-ws-bar-neg" : ""}`, style: `width:${Math.round(60 * Math.abs(r.correlation))}px` }), ` ${fmtNum(r.correlation)}`),
+          ),
+        );
+      }
+      return this.analysis.append(table);
+    }
+    const names = pts.names || [];
+    const data = (pts.rows || []).map((r) => {
+      const o = { run: (runs[r[0]] || {}).name || r[0], id: r[0] };
+      names.forEach((n, i) => (o[`c${i}`] = r[i + 1]));
+      return o;
+    });
+    let spec;
+    if (tab === "scatter") {
+      const sc = m.get("scatter") || {};
+      const setSc = (k) => (v) => this.set("scatter", { ...(m.get("scatter") || {}), [k]: v });
+      bar.append(pick("x", sc.x, setSc("x"), "nbt-ws-scatter-x"), pick("y", sc.y, setSc("y"), "nbt-ws-scatter-y"), pick("colour", sc.color, setSc("color"), "nbt-ws-scatter-color"));
+      const f = (k) => (names.indexOf(sc[k]) >= 0 ? `c${names.indexOf(sc[k])}` : null);
+      if (!f("x") || !f("y")) return this.analysis.append(h("div", { class: "nbt-empty", text: "pick two columns" }));
+      spec = {
+        width: 420,
+        height: 260,
+        data: { values: data },
+        mark: { type: "point", filled: true, size: 50 },
+        encoding: {
+          x: { field: f("x"), type: "quantitative", title: sc.x, scale: { zero: false } },
+          y: { field: f("y"), type: "quantitative", title: sc.y, scale: { zero: false } },
+          tooltip: [{ field: "run", type: "nominal" }],
+          ...(f("color") ? { color: { field: f("color"), type: "quantitative", title: sc.color } } : {}),
+        },
+      };
+    } else {
+      if (!names.length) return this.analysis.append(h("div", { class: "nbt-empty", text: "no numeric config parameters" }));
+      const fields = names.map((_, i) => `c${i}`);
+      const tIdx = names.indexOf(target);
+      spec = {
+        width: Math.max(300, 110 * names.length),
+        height: 240,
+        data: { values: data },
+        transform: [
+          { window: [{ op: "count", as: "index" }] },
+          { fold: fields },
+          { joinaggregate: [{ op: "min", field: "value", as: "min" }, { op: "max", field: "value", as: "max" }], groupby: ["key"] },
+          { calculate: "datum.max === datum.min ? 0.5 : (datum.value - datum.min) / (datum.max - datum.min)", as: "norm" },
+          { lookup: "key", from: { data: { values: names.map((n, i) => ({ key: `c${i}`, label: n })) }, key: "key", fields: ["label"] } },
+        ],
+        layer: [
+          { mark: { type: "rule", opacity: 0.3 }, encoding: { x: { field: "label", type: "nominal", sort: names, title: null } } },
+          {
+            mark: { type: "line", opacity: 0.8 },
+            encoding: {
+              x: { field: "label", type: "nominal", sort: names, title: null, axis: { labelAngle: 0, labelLimit: 120 } },
+              y: { field: "norm", type: "quantitative", axis: null },
+              detail: { field: "index", type: "nominal" },
+              ...(tIdx >= 0 ? { color: { field: fields[tIdx], type: "quantitative", title: target } } : {}),
+              tooltip: [{ field: "run", type: "nominal" }, { field: "label", type: "nominal" }, { field: "value", type: "quantitative" }],
+            },
+          },
+        ],
+      };
+    }
+    spec.config = vegaConfig(this.el);
+    const plot = h("div", { testid: `nbt-ws-${tab}` });
+    this.analysis.append(plot);
+    try {
+      const res = await vegaEmbed(plot, spec, { actions: false, mode: "vega-lite", renderer: m.get("renderer") || "canvas" });
+      this.aview = res.view;
+    } catch (err) {
+      plot.append(h("div", { class: "nbt-error", text: `chart error: ${err}` }));
+    }
+  }
+
+  close() {
+    this.closed = true;
+    for (const off of this.offs) off();
+    for (const c of this.charts.values()) c.view?.finalize();
+    this.aview?.finalize();
+  }
+}
+
+export function renderWorkspace({ model, el, box }) {
+  const ws = new WorkspaceView(model, el, box);
+  return () => ws.close();
+}

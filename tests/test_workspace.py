@@ -1,0 +1,225 @@
+"""The runs workspace (issue 11) with real runs in a temp store: the runs table, its
+filter language, groups, overlay series, the way back to Python, the static snapshot,
+and several init() in one notebook cell sharing one output."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbt_testutil import wait_until
+
+import nbtracker
+from nbtracker.store import wait_for_background
+from nbtracker.workspace_query import FilterError, RunsTable, parse_filter, run_color
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def seeds(init: Any) -> list[Any]:
+    """The seed quickstart's loop: 5 runs with a learning rate each, 2 optimisers."""
+    runs = []
+    for r in range(5):
+        run = init(
+            project="basic-intro",
+            name=EVIL if r == 4 else f"seed-{r}",
+            config={
+                "learning_rate": [0.1, 0.03, 0.01, 0.003, 0.001][r],
+                "opt": "adam" if r % 2 else "sgd",
+            },
+            group="g",
+        )
+        for step in range(50):
+            run.log({"train/loss": (r + 1) / (step + 1), "val/acc": 1 - 1 / (step + 2 + r)})
+        run.log({"train/loss": float("nan")})
+        run.finish()
+        runs.append(run)
+    wait_for_background()
+    return runs
+
+
+def workspace(root: Path, **kw: Any) -> Any:
+    from nbtracker.widgets.workspace import Workspace
+
+    return Workspace("basic-intro", store=str(root), follow=False, **kw)
+
+
+def test_filter_becomes_parameterised_sql_with_clear_errors() -> None:
+    cols = {"config.lr": "number", "state": "text", "name": "text", "summary.val/acc": "number"}
+    sql, params = parse_filter("config.lr < 0.01 and state = 'finished'", cols)
+    assert sql == '("config.lr" < ? AND "state" = ?)' and params == [0.01, "finished"]
+    sql, params = parse_filter("`summary.val/acc` >= .9 or not lr in (1, 2e-3)", cols)
+    assert sql == '("summary.val/acc" >= ? OR (NOT "config.lr" IN (?, ?)))'
+    assert params == [0.9, 1, 0.002]
+    sql, params = parse_filter('name ~ "50%\'; drop"', cols)  # the value is a parameter
+    assert "drop" not in sql and params == ["%50\\%'; drop%"]
+    for bad, says in [
+        ("lr <", "expected a value"),
+        ("lrr < 1", "no column 'lrr'"),
+        ("lr < 1; drop table runs", "cannot read"),
+        ("lr < 'high'", "holds numbers"),
+        ("(lr < 1", "expected ')'"),
+        ("state = 'a' state", "expected 'and', 'or' or the end"),
+    ]:
+        with pytest.raises(FilterError, match=re.escape(says)):
+            parse_filter(bad, cols)
+
+
+def test_runs_table_sorts_filters_groups_and_colours_are_stable(
+    seeds: list[Any], root: Path
+) -> None:
+    table = RunsTable(nbtracker.Store(root), "basic-intro")
+    table.refresh()
+    assert table.columns["config.learning_rate"] == "number" and "summary.val/acc" in table.columns
+    ids = table.ids(
+        "learning_rate < 0.02 and state = finished", sort=[("config.learning_rate", False)]
+    )
+    assert ids == [seeds[4].id, seeds[3].id, seeds[2].id]
+    rows, matched = table.page(["config.opt"], search="seed-", offset=1, limit=2)
+    assert matched == 4 and len(rows) == 2
+    head, groups = table.groups(["opt"])
+    assert head[:2] == ["config.opt", "count"] and [g[:2] for g in groups] == [
+        ["adam", 2],
+        ["sgd", 3],
+    ]
+    assert run_color(seeds[0].id) == run_color(seeds[0].id) and run_color("x").startswith("#")
+    table.close()
+
+
+def test_workspace_view_back_to_python_and_snapshot(seeds: list[Any], root: Path) -> None:
+    ws = workspace(root, max_visible=3)
+    try:
+        assert ws.total == 5 and ws.visible == [r.id for r in reversed(seeds)][:3]
+        assert set(ws.metrics) == {"train/loss", "val/acc"}
+        series = ws._series["runs"][seeds[4].id]["train/loss"]
+        assert series["s"][-1] == 50 and series["v"][-1] is None  # the NaN step kept, as a gap
+        assert max(series["v"][:-1]) == 5.0
+        ws.filter = "learning_rate >= 0.01"
+        assert ws.matched == 3 and ws.error == ""
+        assert ws.visible == [seeds[2].id, seeds[1].id, seeds[0].id]
+        ws.filter = "learning_rate >="
+        assert ws.error.startswith("filter: expected a value") and ws.matched == 3  # kept
+        ws.filter = "learning_rate >= 0.01"
+        ws.sort = [["config.learning_rate", False]]
+        df = ws.to_pandas()
+        assert df["config.learning_rate"].tolist() == [0.01, 0.03, 0.1]
+        assert [r.id for r in ws.selected] == ws.visible
+        ws.visible = [seeds[0].id]  # a toggle in the table
+        chart = ws.chart("train/loss")
+        assert set(chart.data["run"]) == {f"seed-0 ({seeds[0].id})"}
+        ws.group = ["config.opt"]
+        assert ws.groups["head"][:2] == ["config.opt", "count"]
+        assert set(ws.bands["train/loss"]) == {"sgd", "adam"}
+        band = ws.bands["train/loss"]["sgd"]
+        assert all(
+            lo <= m <= hi for lo, m, hi in zip(band["lo"], band["mean"], band["hi"], strict=True)
+        )
+        assert len(ws.to_pandas()) == 2
+        ws.group = []
+        ws.tab = "importance"
+        ws.filter = ""
+        ws.target = "summary.val/acc"
+        assert [d["param"] for d in ws.importance] == ["config.learning_rate"]
+        ws.tab = "parallel"
+        assert ws.points["names"] == ["config.learning_rate", "summary.val/acc"]
+        assert len(ws.points["rows"]) == 5
+        html = ws.fallback_bundle(final=True)["text/html"]
+        assert EVIL not in html and "&lt;img src=x" in html
+        assert "data:image/png;base64," in html and len(html) < 1_000_000
+    finally:
+        ws.close()
+
+
+def test_show_runs_is_the_sweep_hook(seeds: list[Any], root: Path) -> None:
+    ws = workspace(root)
+    try:
+        ws.show_runs([seeds[0].id, seeds[1].id])
+        assert ws.total == 2 and set(ws.visible) == {seeds[0].id, seeds[1].id}
+        ws.show_runs(None)
+        assert ws.total == 5
+    finally:
+        ws.close()
+
+
+def test_several_inits_in_one_cell_share_one_output(
+    init: Any, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two init() in one cell: the first panel's output turns into the comparison."""
+    import IPython
+    import IPython.display
+
+    from nbtracker import _compare, _state
+    from nbtracker import display as nbt_display
+    from nbtracker.widgets import RunPanel
+    from nbtracker.widgets.workspace import Workspace
+
+    class Handle:
+        def __init__(self, obj: Any) -> None:
+            self.shown = [obj]
+
+        def update(self, obj: Any, **kw: Any) -> None:
+            self.shown.append(obj)
+
+    handles: list[Handle] = []
+
+    def fake_display(obj: Any, **kw: Any) -> Any:
+        handles.append(Handle(obj))
+        return handles[-1] if kw.get("display_id") else None
+
+    class Events:
+        def register(self, *args: Any) -> None:
+            pass
+
+    class Shell:
+        execution_count = 7
+        events = Events()
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    monkeypatch.setattr(_state, "in_notebook", lambda: True)
+    monkeypatch.setattr(_compare, "_cell", {"count": None})
+    monkeypatch.setattr(_state, "init_hooks", [])
+    monkeypatch.setattr(nbt_display, "_auto_enabled", True)
+    nbt_display.install_notebook_hook()
+    runs = []
+    for r in range(3):
+        run = init(project="cell", name=f"r{r}", config={"lr": r})
+        for step in range(10):
+            run.log({"loss": r + 1 / (step + 1)})
+        runs.append(run)
+        if r == 0:
+            assert isinstance(_compare._cell["panel"], RunPanel)
+        else:
+            ws = _compare._cell["ws"]
+            assert isinstance(ws, Workspace) and ws.highlight == run.id
+            assert ws.visible[0] == run.id and len(ws.visible) == r + 1
+        run.finish()
+    assert len(handles) == 2  # one widget output, one snapshot output: nothing stacked
+    widget_out, snapshot_out = handles
+    assert len(widget_out.shown) == 2  # the panel, then the comparison in its place
+    ws = _compare._cell["ws"]
+    wait_until(lambda: all(ws.runs[r.id]["state"] == "finished" for r in runs))
+    assert ws.total == 3
+    assert "data:image/png;base64," in snapshot_out.shown[-1]["text/html"]
+    for r in runs:
+        assert ws._series["runs"][r.id]["loss"]["s"] == list(range(10))
+    ws.close()
+
+
+def test_envelopes_of_many_runs_in_one_scan(seeds: list[Any]) -> None:
+    from nbtracker.feed import envelopes, read_series
+
+    envs = envelopes([(r.dir, r.start_time) for r in seeds], None, 16)
+    assert [sorted(e) for e in envs] == [["train/loss", "val/acc"]] * 5
+    for run, env in zip(seeds, envs, strict=True):
+        pts = env["train/loss"].points()
+        one = read_series(run.dir, "train/loss", max_points=32)
+        assert [p[0] for p in pts] == one["s"]
+        assert all(
+            (p[2] == v) or (math.isnan(p[2]) and v is None)
+            for p, v in zip(pts, one["v"], strict=True)
+        )
