@@ -684,11 +684,14 @@ def test_table_logged_in_a_notebook_shows_its_widget_once(
     monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
     monkeypatch.setattr(_state, "in_notebook", lambda: True)
     monkeypatch.setattr(_state, "init_hooks", [])
+    from nbtracker import _compare
     from nbtracker import display as nbt_display
 
     monkeypatch.setattr(nbt_display, "_auto_enabled", True)
+    monkeypatch.setattr(_compare, "_cell", {"count": None})
     run = init(name="tables")  # init() in a notebook shows the panel
-    (panel,) = shown
+    assert len(shown) == 2  # its widget view and its snapshot
+    panel = _compare._cell["panel"]
     shown.clear()
     capture(panel)
     assert isinstance(panel, RunPanel) and panel.show_tables
