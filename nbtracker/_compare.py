@@ -114,7 +114,10 @@ def notebook_init(run: Any) -> None:
     ws._shown_in = count
     fallback = first._fallback_handle
     first._fallback_handle = None  # its snapshot output now shows the comparison's
-    first.close()
+    # stop the panel but keep its model: closing it would make JupyterLab hide the output
+    # that now shows the comparison
+    first._stop.set()
+    first._subscription.cancel()
     data, meta = ws._repr_mimebundle_()
     state["handle"].update(data, metadata=meta, raw=True)
     ws._fallback_handle = fallback

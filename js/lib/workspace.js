@@ -453,9 +453,9 @@ class WorkspaceView {
     const kinds = Object.fromEntries((m.get("columns") || []).map((c) => [c.name, c.kind]));
     const hl = m.get("highlight") || "";
     const head = h("tr");
-    const lefts = [0, 22, 44];
-    const pinStyle = (i) => `left:${lefts[i] ?? 44 + 110 * (i - 2)}px`;
-    head.append(h("th", { class: "nbt-ws-pin", style: pinStyle(0) }), h("th", { class: "nbt-ws-pin", style: pinStyle(1), title: "drawn" }, "👁"));
+    const lefts = [0, 22, 62];
+    const pinStyle = (i) => `left:${lefts[i] ?? 62 + 110 * (i - 2)}px`;
+    head.append(h("th", { class: "nbt-ws-pin", style: pinStyle(0) }), h("th", { class: "nbt-ws-pin", style: pinStyle(1), title: "drawn on the charts" }, "show"));
     const nameTh = h("th", { class: "nbt-ws-pin", style: pinStyle(2), testid: "nbt-ws-sort-name" }, "name");
     nameTh.addEventListener("click", () => this.sortBy("name"));
     head.append(nameTh);

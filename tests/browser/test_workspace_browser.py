@@ -1,0 +1,124 @@
+"""Issue 11: the runs workspace in a real JupyterLab, offline.
+
+The seed quickstart's 5-run loop gives ONE comparison output that grows while the cell
+runs; in ``nbtracker.compare(project)`` sort, filter, group and the visibility toggles
+each change what the charts draw. Screenshots: light and dark.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from nbt_browser import expect
+
+pytestmark = pytest.mark.browser
+
+SEED_LOOP = """%load_ext nbtracker
+import time
+import nbtracker
+lrs = [0.1, 0.03, 0.01, 0.003, 0.001]
+for r in range(5):
+    run = nbtracker.init(project="basic-intro", name=f"seed-{r}",
+                         config={"learning_rate": lrs[r], "opt": "adam" if r % 2 else "sgd"})
+    for step in range(30):
+        run.log({"train/loss": (r + 1) / (step + 1), "val/acc": 1 - 1 / (step + 2 + r)})
+        time.sleep(0.05)
+    run.finish()
+"""
+
+
+def lines(ws, key: str) -> int:  # noqa: ANN001
+    c = ws.locator(f'[data-testid="nbt-ws-chart"][data-key="{key}"]')
+    v = c.get_attribute("data-lines", timeout=5_000)
+    return int(v or 0)
+
+
+def wait_lines(ws, key: str, want: int, timeout: float = 20) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    got = -1
+    while time.monotonic() < deadline:
+        try:
+            got = lines(ws, key)
+        except Exception:  # noqa: BLE001 - the chart is being re-embedded
+            got = -1
+        if got == want:
+            return
+        time.sleep(0.1)
+    msg = f"chart {key!r} draws {got} lines, expected {want}"
+    raise AssertionError(msg)
+
+
+def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> None:  # noqa: ANN001
+    nb = lab.open(page, "workspace", [SEED_LOOP, 'ws = nbtracker.compare("basic-intro")'])
+    nb.run(0, wait=False)
+    out = nb.output(0)
+    ws = out.get_by_test_id("nbt-workspace")
+    expect(ws).to_be_visible(timeout=60_000)
+    rows = ws.get_by_test_id("nbt-ws-row")
+    seen = []
+    while nb.is_running(0):
+        seen.append(rows.count())
+        time.sleep(0.3)
+    nb.wait_done(0)
+    nb.assert_no_error_output(0)
+    assert max(seen) >= 3 and seen[0] < 5, f"rows seen while the cell ran: {seen}"
+    assert sorted(seen) == seen, f"the table should only grow: {seen}"
+    expect(rows).to_have_count(5, timeout=20_000)
+    expect(out.get_by_test_id("nbt-workspace")).to_have_count(1)  # one output, not 5 panels
+    expect(out.get_by_test_id("nbt-run-panel")).to_have_count(0)
+    wait_lines(ws, "train/loss", 5)
+    lab.screenshot(ws, "workspace-seed-loop-light")
+
+    nb.run(1)
+    nb.assert_no_error_output(1)
+    ws2 = nb.output(1).get_by_test_id("nbt-workspace")
+    expect(ws2).to_be_visible(timeout=60_000)
+    expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("5 runs")
+    wait_lines(ws2, "train/loss", 5)
+    # sort by learning rate: ascending puts seed-4 (0.001) first
+    head = ws2.locator('[data-testid="nbt-ws-sort"][data-col="config.learning_rate"]')
+    head.click()  # descending first
+    expect(ws2.get_by_test_id("nbt-ws-row").first).to_contain_text("seed-0")
+    head.click()
+    expect(ws2.get_by_test_id("nbt-ws-row").first).to_contain_text("seed-4")
+    # a filter: fewer runs in the table and on the charts
+    f = ws2.get_by_test_id("nbt-ws-filter")
+    f.fill("learning_rate < 0.01 and state = 'finished'")
+    f.press("Enter")
+    expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("2 of 5 runs", timeout=20_000)
+    wait_lines(ws2, "train/loss", 2)
+    # a bad filter: a clear message, nothing else lost
+    f.fill("learning_rate <")
+    f.press("Enter")
+    expect(ws2.get_by_test_id("nbt-ws-error")).to_contain_text("expected a value")
+    expect(ws2.get_by_test_id("nbt-ws-row")).to_have_count(2)
+    f.fill("")
+    f.press("Enter")
+    expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("5 runs", timeout=20_000)
+    wait_lines(ws2, "train/loss", 5)
+    # toggle one run off
+    ws2.get_by_test_id("nbt-ws-visible").first.uncheck()
+    wait_lines(ws2, "train/loss", 4)
+    # group by optimiser: one mean line (and band) per group
+    ws2.get_by_test_id("nbt-ws-group").select_option("config.opt")
+    wait_lines(ws2, "train/loss", 2)
+    expect(ws2.get_by_test_id("nbt-ws-group-row")).to_have_count(2)
+    lab.screenshot(ws2, "workspace-grouped-light")
+    try:
+        nb.set_theme("JupyterLab Dark")
+        page.wait_for_timeout(800)
+        lab.screenshot(ws2, "workspace-grouped-dark")
+    finally:
+        nb.set_theme("JupyterLab Light")
+    ws2.get_by_test_id("nbt-ws-group").select_option("")
+    ws2.get_by_test_id("nbt-ws-tab-parallel").click()
+    expect(ws2.get_by_test_id("nbt-ws-parallel").locator("canvas, svg").first).to_be_visible(
+        timeout=20_000
+    )
+    lab.screenshot(ws2, "workspace-parallel-light")
+    ws2.get_by_test_id("nbt-ws-tab-importance").click()
+    expect(ws2.get_by_test_id("nbt-ws-importance")).to_contain_text(
+        "config.learning_rate", timeout=30_000
+    )
+    lab.screenshot(ws2, "workspace-importance-light")
