@@ -440,13 +440,13 @@ def envelopes(
 ) -> list[dict[str, Envelope]]:
     """The envelopes of ``keys`` for many runs in one DuckDB scan (the runs workspace's
     overlay): ``runs`` is ``[(run folder, created_at), ...]``; returns one
-    ``{key: Envelope}`` per run (``keys`` None: every key holding numbers, in the order
-    they were first logged), by the rule of :mod:`nbtracker.sampling`, bucketed on one
-    width for every run (the longest run's), so the overlaid lines share their x grid.
+    ``{key: Envelope}`` per run (``keys`` None: every key holding numbers), by the rule
+    of :mod:`nbtracker.sampling`, reduced on one bucket width for every run (the longest
+    run's), so the overlaid lines share their x grid.
 
     The scan reduces each file's rows per key and bucket (parallel); the few points left
-    are merged per run by :class:`Envelope` (the rule keeps the same points whether a run
-    is one file or many). Damaged files are skipped with one warning each."""
+    are merged per run by :meth:`Envelope.from_arrays` (the rule keeps the same points
+    whether a run is one file or many). Damaged files are skipped with one warning each."""
     import numpy as np
 
     owner: dict[str, int] = {}
@@ -456,47 +456,47 @@ def envelopes(
     out: list[dict[str, Envelope]] = [{} for _ in runs]
     if not owner or keys == []:
         return out
-    files = list(owner)
 
     def read(con: Any, fl: list[str]) -> Any:
-        nonlocal keys
         if not fl:
             return None
-        if keys is None:
-            keys = [k for (k,) in con.execute(_UNLISTED_SQL, [fl, []]).fetchall()]
-        span = con.execute(
-            "SELECT min(step), max(step) FROM read_parquet(?) WHERE list_contains(?, key)",
-            [fl, keys],
-        ).fetchall()[0]
-        if span[0] is None:
-            return None
-        w = bucket_width(0, int(span[1]), max_buckets)
+        top = con.execute(  # the footers' statistics: no data read
+            "SELECT max(TRY_CAST(stats_max AS BIGINT)) FROM parquet_metadata(?) "
+            "WHERE path_in_schema = 'step'",
+            [fl],
+        ).fetchall()[0][0]
+        w = bucket_width(0, int(top or 0), max_buckets)
         src = (
             "(SELECT list_position(?, filename) - 1 AS f, key, step, ts, value, text "
             "FROM read_parquet(?, filename = true))"
         )
-        sql = reduce_sql(src, "WHERE list_contains(?, key) AND value IS NOT NULL", by="f")
-        return con.execute(
-            f"SELECT f, list_position(?, key) - 1 AS code, step, ts, value FROM ({sql})",
-            [keys, fl, fl, keys, w],
-        ).fetchnumpy(), fl
+        where = "WHERE value IS NOT NULL" + ("" if keys is None else " AND list_contains(?, key)")
+        sql = reduce_sql(src, where, by="f")
+        params = [fl, fl, *([] if keys is None else [keys]), w]
+        return con.execute(f"SELECT f, key, step, ts, value FROM ({sql})", params).fetchnumpy(), fl
 
-    got = _read_files(files, read)
+    got = _read_files(list(owner), read)
     if got is None:
         return out
     r, fl = got
+    names, codes = np.unique(np.asarray(r["key"], dtype=object), return_inverse=True)
     run_of = np.array([owner[f] for f in fl], dtype=np.int64)[np.asarray(r["f"], np.int64)]
-    order = np.lexsort((r["step"], r["code"], run_of))
-    run_of, codes = run_of[order], np.asarray(r["code"], np.int64)[order]
+    order = np.lexsort((r["step"], codes, run_of))
+    run_of, codes = run_of[order], codes[order]
     steps = np.asarray(r["step"], np.int64)[order]
     ts = np.asarray(r["ts"], np.float64)[order]
     vals = np.asarray(r["value"], np.float64)[order]
-    t0 = np.array([float(c or 0.0) for _, c in runs])[run_of]
-    ts = ts - t0
+    ts = ts - np.array([float(c or 0.0) for _, c in runs])[run_of]
     cut = np.flatnonzero((np.diff(run_of) != 0) | (np.diff(codes) != 0)) + 1
     for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, len(steps)].tolist(), strict=True):
-        env = Envelope(max_buckets)
-        for s, t, v in zip(steps[a:b].tolist(), ts[a:b].tolist(), vals[a:b].tolist(), strict=True):
-            env.add(s, t, v)
-        out[int(run_of[a])][keys[int(codes[a])]] = env
-    return out
+        s = steps[a:b]
+        if len(s) > 1 and np.any(s[1:] == s[:-1]):  # a step in two files (resumed): once
+            keep = np.r_[s[1:] != s[:-1], True]
+            env = Envelope.from_arrays(s[keep], ts[a:b][keep], vals[a:b][keep], max_buckets)
+        else:
+            env = Envelope.from_arrays(s, ts[a:b], vals[a:b], max_buckets)
+        out[int(run_of[a])][str(names[codes[a]])] = env
+    if keys is None:  # first-logged order is not known here: the run's own order by name
+        return out
+    rank = {k: i for i, k in enumerate(keys)}
+    return [dict(sorted(e.items(), key=lambda kv: rank.get(kv[0], 1 << 30))) for e in out]

@@ -14,6 +14,7 @@ changed since the last call as "replace every point with step >= from with these
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -91,6 +92,63 @@ class Envelope:
             self.bk = out
         self.reset = True
         self.dirty = None
+
+    @classmethod
+    def from_arrays(
+        cls, steps: Any, ts: Any, vals: Any, max_buckets: int = DEFAULT_BUCKETS
+    ) -> Envelope:
+        """The envelope of a whole series at once (numpy arrays sorted by step), with the
+        points :meth:`add` would keep, found with numpy: for finished runs, whose series
+        never changes (the runs workspace reads hundreds of them in one go)."""
+        import numpy as np
+
+        self = cls(max_buckets)
+        n = len(steps)
+        self.n = n
+        if not n:
+            return self
+        steps = np.asarray(steps, dtype=np.int64)
+        vals = np.asarray(vals, dtype=np.float64)
+        w = 1
+        w = bucket_width(0, int(steps[-1] - steps[0]), self.max_buckets) // 2 or 1
+        while np.count_nonzero(np.diff(steps // w)) + 1 > self.max_buckets:  # sorted steps
+            w *= 2
+        self.w = w
+        b = steps // w
+        starts = np.r_[0, np.flatnonzero(np.diff(b)) + 1]
+        ends = np.r_[starts[1:], n]
+        group = np.repeat(np.arange(len(starts)), ends - starts)
+        finite = np.isfinite(vals)
+        lo_i = np.full(len(starts), -1)
+        hi_i = np.full(len(starts), -1)
+        odd_i = np.full(len(starts), -1)
+        if finite.any():
+            for out, fill, red in ((lo_i, np.inf, np.minimum), (hi_i, -np.inf, np.maximum)):
+                vv = np.where(finite, vals, fill)
+                ext = red.reduceat(vv, starts)
+                hit = np.flatnonzero((vv == ext[group]) & finite)
+                g = group[hit]
+                first = np.r_[True, g[1:] != g[:-1]]
+                out[g[first]] = hit[first]
+        bad = np.flatnonzero(~finite)
+        if len(bad):
+            g = group[bad]
+            first = np.r_[True, g[1:] != g[:-1]]
+            odd_i[g[first]] = bad[first]
+        pts: list[Any] = list(
+            zip(steps.tolist(), np.asarray(ts, dtype=np.float64).tolist(), vals.tolist(),
+                itertools.repeat(None), strict=False)
+        )  # fmt: skip
+        pts.append(None)  # index -1: no such point
+        self.bk = [
+            [bb, pts[lo], pts[hi], pts[e - 1], pts[od]]
+            for bb, lo, hi, e, od in zip(
+                (steps[starts] // w).tolist(), lo_i.tolist(), hi_i.tolist(), ends.tolist(),
+                odd_i.tolist(), strict=True,
+            )
+        ]  # fmt: skip
+        self.reset = True
+        return self
 
     def points(self, start: int = 0) -> list[Point]:
         out: list[Point] = []

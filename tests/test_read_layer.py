@@ -119,3 +119,22 @@ def test_reduce_sql_and_numpy_reduction_agree(tmp_path: Path) -> None:
     assert [s for (s,) in got] == want
     assert 17 in want and 9000 in want
     assert nbtracker.__name__  # the package imported without the widgets
+
+
+def test_envelope_from_arrays_keeps_the_points_of_add() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    steps = np.arange(0, 30_000, 3)
+    vals = rng.standard_normal(len(steps))
+    vals[[10, 11, 4000]] = [np.nan, np.inf, np.nan]
+    vals[500:520] = 7.0  # ties: the first of them is kept, as add() keeps it
+    a = sampling.Envelope(64)
+    for s, v in zip(steps.tolist(), vals.tolist(), strict=True):
+        a.add(s, float(s), v)
+    b = sampling.Envelope.from_arrays(steps, steps.astype(float), vals, 64)
+    assert a.w == b.w
+    key = [(p[0], p[2]) for p in a.points()]
+    assert [(p[0], p[2]) for p in b.points()] == key or (
+        str(key) == str([(p[0], p[2]) for p in b.points()])  # NaN != NaN
+    )
