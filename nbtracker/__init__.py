@@ -38,6 +38,7 @@ _LAZY = {
     "sql": ("nbtracker.api", "sql"),
     "show": ("nbtracker.display", "show"),
     "compare": ("nbtracker._compare", "compare"),
+    "separate_panels": ("nbtracker._compare", "separate_panels"),
     "Table": ("nbtracker.data_types", "Table"),
     "Image": ("nbtracker.data_types", "Image"),
     "Histogram": ("nbtracker.data_types", "Histogram"),

@@ -66,6 +66,37 @@ def compare(
     return ws
 
 
+def compare_runs(items: list[Any], *, store: Any = None, renderer: str = "canvas") -> Any:
+    """``show([...])`` of several runs: the workspace of those runs (live ``Run`` objects
+    of this process are fed through ``Run.subscribe``; others followed from their folders)."""
+    from IPython.display import display
+
+    from ._util import read_json
+    from .run import Run
+    from .store import record_file, root_of
+    from .widgets.workspace import Workspace
+
+    ids: list[str] = []
+    live = []
+    root = None
+    for x in items:
+        if isinstance(x, Run):
+            ids.append(str(x.id))
+            live.append(x)
+            root = root or root_of(x.dir)
+        else:
+            ids.append(str(read_json(record_file(x))["id"]))
+            root = root or root_of(x)
+    ws = Workspace(
+        None, store=store if store is not None else str(root), run_ids=ids, live=live,
+        max_visible=max(10, len(ids)),
+    )  # fmt: skip
+    ws.renderer = renderer
+    ws.title = f"{len(ids)} runs"
+    display(ws)
+    return ws
+
+
 def separate_panels(on: bool = True) -> None:
     """``True``: every ``init()`` in a notebook shows its own run panel, as before;
     ``False`` (the default): the runs of one cell share one comparison output."""

@@ -67,13 +67,14 @@ def show(
         Wait up to this many seconds for a run that does not exist yet (a script that is
         starting) before raising ``RunNotFound``.
     compare : bool
-        Several runs: one comparison panel (a chart per metric, a line per run). False:
-        one panel per run.
+        Several runs or a project: the runs workspace (runs table, a chart per metric, a
+        line per run). False: one panel per run.
 
     Returns
     -------
-    TableView for a Table or with ``key``; else RunPanel; for several runs a RunsPanel (``compare=True``) or Panels (a list). A run's
-    charts are a ``.chart(key)`` away (``runs_panel.runs[i].chart(key)``).
+    TableView for a Table or with ``key``; else RunPanel; for several runs or a project
+    the runs workspace (``compare=True``: a ``Workspace``, see :func:`nbtracker.compare`)
+    or Panels (a list). Charts are a ``.chart(key)`` away.
 
     Examples
     --------
@@ -107,14 +108,11 @@ def show(
         view = _table_view_of(items, str(key), step)
         display(view)
         return view
-    together = len(items) > 1 and compare
-    panels = [_panel(item, store, follow, renderer, not together) for item in items]
-    if len(panels) > 1 and compare:
-        from .widgets import RunsPanel
+    if len(items) > 1 and compare:
+        from ._compare import compare_runs
 
-        both = RunsPanel(panels, renderer=renderer)
-        display(both)
-        return both
+        return compare_runs(items, store=store, renderer=renderer)
+    panels = [_panel(item, store, follow, renderer) for item in items]
     for p in panels:
         display(p)
     return panels[0] if len(panels) == 1 else Panels(panels)

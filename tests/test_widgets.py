@@ -307,8 +307,9 @@ def test_show_resolves_runs_and_projects(
     assert isinstance(p, RunPanel) and p.run_name == "a" and shown == [p]
     many = nbt_display.show(["p", b], store=store, compare=False)
     assert [x.run_name for x in many] == ["a", "b"]
-    both = nbt_display.show(["p", b], store=store)
-    assert [x.run_name for x in both.runs] == ["a", "b"]
+    both = nbt_display.show(["p", b], store=store)  # the workspace of those runs
+    assert sorted(both.runs[r]["name"] for r in both.visible) == ["a", "b"]
+    both.close()
     with pytest.raises(nbtracker.RunNotFound):
         nbt_display.show("nope/nothing", store=store)
 
@@ -524,32 +525,42 @@ def test_show_waits_for_a_starting_run_and_wait_blocks_until_it_ends(
         assert proc.wait(30) == 0
 
 
-def test_runs_panel_compares_runs_and_escapes_its_snapshot(init: Any) -> None:
-    from nbtracker.widgets import RunsPanel
+def test_show_of_runs_compares_them_in_the_workspace_and_escapes_its_snapshot(
+    init: Any, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import IPython.display
 
-    dirs = []
+    from nbtracker import display as nbt_display
+    from nbtracker.widgets.workspace import Workspace
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: None)
+    dirs, ids = [], []
     for i, name in enumerate(["a", EVIL]):
         run = init(name=name)
         for step in range(20):
             run.log({"loss": (i + 1) / (step + 1), EVIL: step})
         run.finish()
         dirs.append(run.dir)
+        ids.append(run.id)
     wait_for_background()
-    panels = [RunPanel.for_folder(d) for d in dirs]
-    both = RunsPanel(panels)
-    state = both.get_state()
-    assert [r.replace("IPY_MODEL_", "") for r in state["runs"]] == [p.model_id for p in panels]
-    assert state["_entry"] == "renderRunsPanel" and "_series" not in state
-    bundle = both.fallback_bundle(final=True)
-    html = bundle["text/html"]
-    assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "data:image/png;base64," in html and f'data-nbt-fallback="{both._uid}"' in html
-    assert bundle["text/plain"].startswith("RunsPanel(2 runs: 'a' (finished)")
-    spec = both.static_chart()
-    assert {r["run"] for c in spec["concat"] for r in c["data"]["values"]} == {
-        f"a ({panels[0].run_id})",
-        f"{EVIL} ({panels[1].run_id})",
-    }
+    both = nbt_display.show(dirs)
+    try:
+        assert isinstance(both, Workspace) and sorted(both.visible) == sorted(ids)
+        state = json.dumps(both.get_state())
+        assert both.get_state()["_entry"] == "renderWorkspace" and str(root) not in state
+        assert both._series["runs"][ids[1]]["loss"]["s"] == list(range(20))
+        bundle = both.fallback_bundle(final=True)
+        html = bundle["text/html"]
+        assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+        assert "data:image/png;base64," in html and f'data-nbt-fallback="{both._uid}"' in html
+        assert bundle["text/plain"].startswith("Workspace('2 runs': 2 runs")
+        spec = both.static_chart()
+        assert {r["run"] for c in spec["concat"] for r in c["data"]["values"]} == {
+            f"a ({ids[0]})",
+            f"{EVIL} ({ids[1]})",
+        }
+    finally:
+        both.close()
 
 
 # -- media: summary labels, step sliders, table widgets in the cell ------------------------------

@@ -476,7 +476,7 @@ class WorkspaceView {
         const cur = (this.model.get("visible") || []).filter((x) => x !== r.id);
         this.set("visible", eye.checked ? [...cur, r.id] : cur);
       });
-      const tr = h("tr", { testid: "nbt-ws-row", dataset: { id: r.id, hl: String(r.id === hl) } });
+      const tr = h("tr", { testid: "nbt-ws-row", dataset: { id: r.id, runId: r.id, hl: String(r.id === hl) } });
       tr.append(
         h("td", { class: "nbt-ws-pin", style: pinStyle(0) }, h("span", { class: "nbt-swatch", style: `background:${/^#[0-9a-fA-F]{3,8}$/.test(r.color) ? r.color : "#888"}` })),
         h("td", { class: "nbt-ws-pin", style: pinStyle(1) }, eye),
@@ -490,6 +490,7 @@ class WorkspaceView {
         else text = v === null || v === undefined ? "" : typeof v === "number" ? fmtNum(v) : String(v);
         const attrs = { text, title: text };
         if (kinds[c] === "number") attrs.class = "nbt-ws-num";
+        if (c === "state") Object.assign(attrs, { testid: "nbt-run-state", dataset: { state: text } });
         if (i < pinned.length) Object.assign(attrs, { class: `${attrs.class || ""} nbt-ws-pin`, style: pinStyle(3 + i) });
         tr.append(h("td", attrs));
       });

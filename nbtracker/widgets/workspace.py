@@ -544,14 +544,15 @@ class Workspace(anywidget.AnyWidget):
         sig_key = (len(sig), max((m for _, m in sig), default=0))
         live = any(r.state == "running" for r in self._live.values())
         followed = any(s.reader is not None for s in self._series_by.values())
+        for ser in self._series_by.values():  # first: a run that just ended reads its end
+            if ser.reader is not None:
+                rec = self._table.records.get(ser.rid) or {}
+                self._poll_reader(ser, rec)
         if sig_key != self._scan_sig or live or followed:
             self._scan_sig = sig_key
             self._refresh_table()
             self._load_visible()
-        for ser in self._series_by.values():
-            if ser.reader is not None:
-                rec = self._table.records.get(ser.rid) or {}
-                self._poll_reader(ser, rec)
+        followed = any(s.reader is not None for s in self._series_by.values())
         if self.group:
             self._update_bands()
         if not live and not followed:

@@ -193,25 +193,32 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
     assert injected == [None, None, None, False], f"user text ran as HTML: {injected}"
     assert "sk-SECRET123" not in nb.output_text(1), "secret config value shown in the panel"
     assert_fallback_hidden(nb, 1)
-    # show(<project>): one comparison panel (RunsPanel), a row per run, all runs' points.
+    # show(<project>): the runs workspace, a row per run, all runs' points.
     nb.run(2)
     nb.assert_no_error_output(2)
-    rp = nb.output(2).get_by_test_id("nbt-runs-panel")
+    rp = nb.output(2).get_by_test_id("nbt-workspace")
     expect(rp).to_be_visible(timeout=20_000)
-    rows = rp.get_by_test_id("nbt-run-row")
+    rows = rp.get_by_test_id("nbt-ws-row")
     expect(rows).to_have_count(2)
     for i in range(2):
         expect_state(rows.nth(i), "finished")
     expect(rp).to_contain_text("live-noext")
     expect(rp).to_contain_text("<b id=pwn1>second</b>")
     total = STEPS + 30
-    assert wait_points(chart(rp, "train/loss"), lambda n: n == total, what=f"== {total}") == total
+    assert (
+        wait_points(ws_chart(rp, "train/loss"), lambda n: n == total, what=f"== {total}") == total
+    )
     injected = page.evaluate(
         "() => [window.pwn2, window.pwn3, window.pwn4, !!document.getElementById('pwn1')]"
     )
     assert injected == [None, None, None, False], f"user text ran as HTML: {injected}"
-    lab.screenshot(rp, "runs-panel-compare")
+    lab.screenshot(rp, "workspace-of-a-project")
     recorded.check()
+
+
+def ws_chart(ws, key: str):  # noqa: ANN001, ANN201
+    """An overlay chart of the workspace (``data-points``: the points of all drawn runs)."""
+    return ws.locator(f'[data-testid="nbt-ws-chart"][data-key="{key}"]')
 
 
 def exercise_controls(page, p) -> None:  # noqa: ANN001
@@ -294,18 +301,18 @@ def test_show_follows_run_of_another_process(lab, page, recorded) -> None:  # no
     nb.wait_done(0)
     nb.assert_no_error_output(0)
 
-    nb.run(1)  # the failing and the hanging script, compared in one RunsPanel
+    nb.run(1)  # the failing and the hanging script, compared in one workspace
     nb.assert_no_error_output(1)
-    rp = nb.output(1).get_by_test_id("nbt-runs-panel")
+    rp = nb.output(1).get_by_test_id("nbt-workspace")
     expect(rp).to_be_visible(timeout=20_000)
-    expect(rp.get_by_test_id("nbt-run-row")).to_have_count(2)
-    failed = rp.locator('[data-testid="nbt-run-row"][data-run-id="fails"]')
-    hung = rp.locator('[data-testid="nbt-run-row"][data-run-id="hangs"]')
+    expect(rp.get_by_test_id("nbt-ws-row")).to_have_count(2)
+    failed = rp.locator('[data-testid="nbt-ws-row"][data-run-id="fails"]')
+    hung = rp.locator('[data-testid="nbt-ws-row"][data-run-id="hangs"]')
     expect_state(failed, "failed", timeout_ms=30_000)
     nb.run(2)  # SIGKILL the hanging script; waits for all three
     expect(nb.output(2)).to_have_text("exit codes 0 1 -9")
     expect_state(hung, "crashed", timeout_ms=40_000)
-    assert wait_points(chart(rp, "loss"), lambda n: n == 40, timeout=10, what="== 40") == 40
+    assert wait_points(ws_chart(rp, "loss"), lambda n: n == 40, timeout=10, what="== 40") == 40
 
     expect_state(p, "finished", timeout_ms=40_000)
     assert wait_points(c, lambda n: n == 80, timeout=10, what="== 80 (all points)") == 80
