@@ -319,6 +319,9 @@ class RunsTable:
         self.project = project
         self.run_ids = None if run_ids is None else [str(r) for r in run_ids]
         self.sweep = sweep
+        # ranges brushed on parallel-coordinates axes: {column: (low, high)}; every question
+        # below answers for the runs inside them too
+        self.brush: dict[str, tuple[float, float]] = {}
         self.con = query.fresh_duck()
         self.columns: dict[str, str] = {}
         self.records: dict[str, dict[str, Any]] = {}
@@ -395,9 +398,20 @@ class RunsTable:
         self.loaded_at = now
 
     # -- questions the table answers -----------------------------------------------------------
-    def where(self, filter: str = "", search: str = "") -> tuple[str, list[Any]]:
+    def where(
+        self, filter: str = "", search: str = "", brush: dict[str, Any] | None = None
+    ) -> tuple[str, list[Any]]:
+        """``("WHERE ...", params)`` of a filter expression, a name search and the brushed
+        ranges (default: the table's own :attr:`brush`)."""
         sql, params = parse_filter(filter, self.columns)
         clauses = [sql] if sql else []
+        for name, (lo, hi) in (self.brush if brush is None else brush).items():
+            col = resolve_column(str(name), self.columns)
+            if self.columns[col] != "number":
+                msg = f"{col} holds text; only columns of numbers have a range to brush"
+                raise FilterError(msg)
+            clauses.append(f"{quote(col)} BETWEEN ? AND ?")
+            params += [float(lo), float(hi)]
         if search:
             clauses.append("(name ILIKE ? ESCAPE '\\' OR run_id ILIKE ? ESCAPE '\\')")
             pat = "%" + _like_escape(str(search)) + "%"
@@ -413,10 +427,14 @@ class RunsTable:
         return "ORDER BY " + ", ".join(parts)
 
     def ids(
-        self, filter: str = "", search: str = "", sort: Sequence[tuple[str, bool]] | None = None
+        self,
+        filter: str = "",
+        search: str = "",
+        sort: Sequence[tuple[str, bool]] | None = None,
+        brush: dict[str, Any] | None = None,
     ) -> list[str]:
-        """The run ids that pass the filter and search, in sort order."""
-        where, params = self.where(filter, search)
+        """The run ids that pass the filter, search and brush, in sort order."""
+        where, params = self.where(filter, search, brush)
         rows = self.con.execute(
             f"SELECT run_id FROM runs {where} {self.order(sort)}", params
         ).fetchall()

@@ -223,3 +223,57 @@ def test_envelopes_of_many_runs_in_one_scan(seeds: list[Any]) -> None:
             (p[2] == v) or (math.isnan(p[2]) and v is None)
             for p, v in zip(pts, one["v"], strict=True)
         )
+
+
+def test_runs_of_other_processes_appear_and_update_live(root: Path) -> None:
+    import subprocess
+    import sys
+
+    from nbtracker.widgets.workspace import Workspace
+
+    script = (
+        "import sys, time, nbtracker\n"
+        f"run = nbtracker.init(project='live', name='script', dir={str(root)!r})\n"
+        "for s in range(40):\n"
+        "    run.log({'loss': 1 / (s + 1)}); time.sleep(0.05)\n"
+        "run.finish()\n"
+    )
+    first = nbtracker.init(project="live", name="here", dir=str(root))
+    first.log({"loss": 1.0})
+    first.finish()
+    wait_for_background()
+    ws = Workspace("live", store=str(root))
+    try:
+        assert ws.total == 1
+        proc = subprocess.Popen([sys.executable, "-c", script])
+        try:
+            wait_until(lambda: ws.total == 2, timeout=30)  # the script's run appears
+            rid = next(r for r, info in ws.runs.items() if info["name"] == "script")
+            wait_until(lambda: rid in ws.drawn, timeout=10)  # the newest run is drawn
+            wait_until(lambda: ws.runs[rid]["state"] == "finished", timeout=40)
+            wait_until(
+                lambda: len(ws._snapshot_value()["runs"][rid]["loss"]["s"]) == 40, timeout=20
+            )
+        finally:
+            assert proc.wait(60) == 0
+    finally:
+        ws.close()
+
+
+def test_brushing_an_axis_filters_the_runs(seeds: list[Any], root: Path) -> None:
+    ws = workspace(root)
+    try:
+        ws.tab = "parallel"
+        ws.brush = {"config.learning_rate": [0.002, 0.05]}
+        assert ws.matched == 3 and ws.error == ""
+        assert set(ws.drawn) == {seeds[1].id, seeds[2].id, seeds[3].id}
+        flags = {r[0]: r[1] for r in ws.points["rows"]}  # every run, flagged in / out
+        assert len(flags) == 5 and sum(flags.values()) == 3
+        assert len(ws.to_pandas()) == 3
+        ws.brush = {"name": [0, 1]}  # a text column cannot be brushed: a message
+        assert ws.error == "brush: name holds text; only columns of numbers have a range to brush"
+        assert ws.matched == 3  # the last good brush still applies
+        ws.brush = {}
+        assert ws.matched == 5
+    finally:
+        ws.close()

@@ -135,7 +135,7 @@ class OverlayChart {
     const logy = !!m.get("log_y");
     const smooth = Number(m.get("smoothing")) > 0;
     const runs = m.get("runs") || {};
-    const vis = m.get("visible") || [];
+    const vis = m.get("drawn") || [];
     const domain = vis.slice();
     const range = vis.map((id) => (runs[id] || {}).color || "#888");
     const bands = (m.get("bands") || {})[this.key];
@@ -212,7 +212,7 @@ class OverlayChart {
     const hl = m.get("highlight") || "";
     const rows = [];
     let lines = 0;
-    for (const rid of m.get("visible") || []) {
+    for (const rid of m.get("drawn") || []) {
       const ser = this.ws.store.runs.get(rid)?.get(this.key);
       if (!ser) continue;
       lines++;
@@ -363,17 +363,17 @@ class WorkspaceView {
     );
     el.append(this.el);
     for (const n of ["title", "total", "matched", "error"]) this.on(n, () => this.head());
-    for (const n of ["rows", "shown", "pinned", "sort", "visible", "runs", "highlight", "offset", "page_size", "columns"]) this.on(n, () => this.table());
+    for (const n of ["rows", "shown", "pinned", "sort", "visible", "drawn", "runs", "highlight", "offset", "page_size", "columns"]) this.on(n, () => this.table());
     this.on("groups", () => this.groupTable());
     this.on("columns", () => this.groupOptions());
     this.on("metrics", () => this.syncCharts());
-    for (const n of ["visible", "x_axis", "log_y", "group", "runs", "bands"]) this.on(n, () => this.reembed());
+    for (const n of ["drawn", "x_axis", "log_y", "group", "runs", "bands"]) this.on(n, () => this.reembed());
     this.on("smoothing", () => this.reembed());
     this.on("highlight", () => this.scheduleFlush());
     this.on("_series", () => {
       if (this.store.seed(m.get("_series"))) this.scheduleFlush();
     });
-    for (const n of ["tab", "points", "importance", "target", "scatter"]) this.on(n, () => this.drawAnalysis());
+    for (const n of ["tab", "points", "importance", "target", "scatter", "brush"]) this.on(n, () => this.drawAnalysis());
     const obs = new MutationObserver(() => this.reembed());
     obs.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
     this.offs.push(() => obs.disconnect());
@@ -504,7 +504,7 @@ class WorkspaceView {
       button("‹ prev", "nbt-ws-prev", () => this.set("offset", Math.max(0, off - size))),
       h("span", { testid: "nbt-ws-page", text: matched ? `${off + 1}–${Math.min(off + size, matched)} of ${matched}` : "no runs" }),
       button("next ›", "nbt-ws-next", () => off + size < matched && this.set("offset", off + size)),
-      h("span", { class: "nbt-muted", text: `${visible.size} drawn` }),
+      h("span", { class: "nbt-muted", testid: "nbt-ws-drawn", text: `${(m.get("drawn") || []).length} drawn` }),
     );
     this.head();
   }
@@ -616,8 +616,8 @@ class WorkspaceView {
     }
     const names = pts.names || [];
     const data = (pts.rows || []).map((r) => {
-      const o = { run: (runs[r[0]] || {}).name || r[0], id: r[0] };
-      names.forEach((n, i) => (o[`c${i}`] = r[i + 1]));
+      const o = { run: (runs[r[0]] || {}).name || r[0], id: r[0], inb: r[1] !== false };
+      names.forEach((n, i) => (o[`c${i}`] = r[i + 2]));
       return o;
     });
     let spec;
@@ -662,7 +662,11 @@ class WorkspaceView {
               x: { field: "label", type: "nominal", sort: names, title: null, axis: { labelAngle: 0, labelLimit: 120 } },
               y: { field: "norm", type: "quantitative", axis: null },
               detail: { field: "index", type: "nominal" },
-              ...(tIdx >= 0 ? { color: { field: fields[tIdx], type: "quantitative", title: target } } : {}),
+              color: {
+                condition: { test: "!datum.inb", value: "#9e9e9e" },
+                ...(tIdx >= 0 ? { field: fields[tIdx], type: "quantitative", title: target } : { value: "#4c78a8" }),
+              },
+              opacity: { condition: { test: "!datum.inb", value: 0.25 }, value: 0.85 },
               tooltip: [{ field: "run", type: "nominal" }, { field: "label", type: "nominal" }, { field: "value", type: "quantitative" }],
             },
           },
@@ -675,9 +679,85 @@ class WorkspaceView {
     try {
       const res = await vegaEmbed(plot, spec, { actions: false, mode: "vega-lite", renderer: m.get("renderer") || "canvas" });
       this.aview = res.view;
+      if (tab === "parallel") {
+        this.analysis.append(button("clear brushes", "nbt-ws-brush-clear", () => this.set("brush", {})));
+        this.brushAxes(plot, res.view, names, data);
+      }
     } catch (err) {
       plot.append(h("div", { class: "nbt-error", text: `chart error: ${err}` }));
     }
+  }
+
+  /** Brushing: drag along an axis of the parallel coordinates to keep the runs whose value
+   * lies in that range (the kernel filters the table, the charts and the other views);
+   * a click without a drag clears that axis. Ranges go to the `brush` trait as values. */
+  brushAxes(plot, view, names, data) {
+    const surface = plot.querySelector("canvas, svg");
+    const xs = view.scale("x");
+    const ys = view.scale("y");
+    if (!surface || !xs || !ys || !ys.invert) return;
+    plot.style.position = "relative";
+    const pr = plot.getBoundingClientRect();
+    const sr = surface.getBoundingClientRect();
+    const [ox, oy] = view.origin();
+    const left = sr.left - pr.left + ox;
+    const top = sr.top - pr.top + oy;
+    const [y0, y1] = ys.range();
+    const height = Math.abs(y0 - y1);
+    const half = xs.bandwidth ? xs.bandwidth() / 2 : 0;
+    const brush = this.model.get("brush") || {};
+    names.forEach((name, i) => {
+      const vals = data.map((d) => d[`c${i}`]).filter((v) => typeof v === "number" && Number.isFinite(v));
+      if (!vals.length) return;
+      const lo = Math.min(...vals);
+      const hi = Math.max(...vals);
+      const toValue = (py) => {
+        const norm = Math.min(1, Math.max(0, ys.invert(py)));
+        return lo + norm * (hi - lo);
+      };
+      const toPx = (v) => ys(hi === lo ? 0.5 : (v - lo) / (hi - lo));
+      const x = left + xs(name) + half;
+      const axis = h("div", {
+        testid: "nbt-ws-brush-axis",
+        dataset: { col: name },
+        title: `drag to keep a range of ${name}`,
+        style: `position:absolute;left:${x - 9}px;top:${top}px;width:18px;height:${height}px;cursor:crosshair;touch-action:none`,
+      });
+      const rect = h("div", { style: "position:absolute;left:2px;width:14px;background:rgba(25,118,210,.25);border:1px solid #1976d2;display:none" });
+      axis.append(rect);
+      const show = (a, b) => {
+        rect.style.display = "";
+        rect.style.top = `${Math.min(a, b)}px`;
+        rect.style.height = `${Math.max(2, Math.abs(b - a))}px`;
+      };
+      if (brush[name]) show(toPx(brush[name][1]), toPx(brush[name][0]));
+      let start = null;
+      axis.addEventListener("pointerdown", (ev) => {
+        start = ev.clientY - axis.getBoundingClientRect().top;
+        axis.setPointerCapture?.(ev.pointerId);
+        show(start, start);
+        ev.preventDefault();
+      });
+      axis.addEventListener("pointermove", (ev) => {
+        if (start === null) return;
+        show(start, ev.clientY - axis.getBoundingClientRect().top);
+      });
+      axis.addEventListener("pointerup", (ev) => {
+        if (start === null) return;
+        const end = ev.clientY - axis.getBoundingClientRect().top;
+        const a = start;
+        start = null;
+        const next = { ...(this.model.get("brush") || {}) };
+        if (Math.abs(end - a) < 3) delete next[name];
+        else {
+          const v1 = toValue(a);
+          const v2 = toValue(end);
+          next[name] = [Math.min(v1, v2), Math.max(v1, v2)];
+        }
+        this.set("brush", next);
+      });
+      plot.append(axis);
+    });
   }
 
   close() {

@@ -85,7 +85,8 @@ class Workspace(anywidget.AnyWidget):
     rows = t.List().tag(sync=True)  # [{id, color, cells}]
     groups = t.Dict().tag(sync=True)  # {head, rows}
     error = t.Unicode("").tag(sync=True)
-    visible = t.List(t.Unicode()).tag(sync=True)
+    visible = t.List(t.Unicode()).tag(sync=True)  # toggled on in the table
+    drawn = t.List(t.Unicode()).tag(sync=True)  # visible and passing the filter and brush
     runs = t.Dict().tag(sync=True)  # run id -> {name, color, state, step, group}
     highlight = t.Unicode("").tag(sync=True)
     metrics = t.List(t.Unicode()).tag(sync=True)
@@ -98,6 +99,7 @@ class Workspace(anywidget.AnyWidget):
     points = t.Dict().tag(sync=True)  # {names: [...], rows: [[id, ...]]}
     importance = t.List().tag(sync=True)
     bands = t.Dict().tag(sync=True)  # grouped overlay: {key: {group: {s, mean, lo, hi}}}
+    brush = t.Dict().tag(sync=True)  # parallel coordinates: {column: [low, high]}
     renderer = t.Unicode("canvas").tag(sync=True)
     _series = t.Dict().tag(sync=True)
 
@@ -137,7 +139,8 @@ class Workspace(anywidget.AnyWidget):
             self._push()
             self._snapshot()
         self.observe(
-            self._on_view, ["filter", "search", "sort", "group", "offset", "page_size", "shown"]
+            self._on_view,
+            ["filter", "search", "sort", "group", "offset", "page_size", "shown", "brush"],
         )
         self.observe(self._on_visible, ["visible"])
         self.observe(self._on_analysis, ["tab", "target", "scatter"])
@@ -274,11 +277,21 @@ class Workspace(anywidget.AnyWidget):
     # -- the view: filter, sort, page, groups ---------------------------------------------------
     def _on_view(self, change: Any) -> None:
         with self._lock:
-            if change["name"] in ("filter", "search", "group") and self.offset:
+            if change["name"] == "brush":
+                try:
+                    brush = {
+                        str(k): (float(v[0]), float(v[1])) for k, v in (self.brush or {}).items()
+                    }
+                    self._table.where("", "", brush)  # only columns of the table
+                    self._table.brush = brush
+                except (FilterError, TypeError, ValueError, IndexError) as exc:
+                    self.error = f"brush: {exc}"
+                    return
+            if change["name"] in ("filter", "search", "group", "brush") and self.offset:
                 self.offset = 0
                 return
             self._update_view()
-            if change["name"] in ("filter", "search") and self._auto_visible:
+            if change["name"] in ("filter", "search", "brush") and self._auto_visible:
                 self.visible = self._default_visible()
             if change["name"] == "group":
                 self._load_visible()
@@ -300,12 +313,23 @@ class Workspace(anywidget.AnyWidget):
             return
         with self.hold_sync():
             self.matched = matched
+            self._update_drawn()
             self.rows = [{"id": r[0], "color": run_color(r[0]), "cells": r[1:]} for r in rows]
             self.groups = groups
             self._update_points()
 
+    def _update_drawn(self) -> None:
+        try:
+            passing = set(self._table.ids(self.filter, self.search))
+        except FilterError:
+            return
+        drawn = [r for r in self.visible if r in passing]
+        if drawn != self.drawn:
+            self.drawn = drawn
+
     def _on_visible(self, change: Any) -> None:
         with self._lock:
+            self._update_drawn()
             if change.get("new") != self._default_visible():
                 self._auto_visible = False
             self._update_metrics()
@@ -323,7 +347,8 @@ class Workspace(anywidget.AnyWidget):
         if self.tab not in ("parallel", "scatter", "importance"):
             return
         try:
-            ids = tab.ids(self.filter, self.search, self.sort)[:MAX_POINTS_ROWS]
+            ids = tab.ids(self.filter, self.search, self.sort, brush={})[:MAX_POINTS_ROWS]
+            inside = set(tab.ids(self.filter, self.search)) if tab.brush else None
         except FilterError:
             return
         nums = [c for c, k in tab.columns.items() if k == "number"]
@@ -338,7 +363,8 @@ class Workspace(anywidget.AnyWidget):
         else:
             names = []
             try:
-                self.importance = importance(tab, target, ids) if target else []
+                kept = ids if inside is None else [i for i in ids if i in inside]
+                self.importance = importance(tab, target, kept) if target else []
             except ImportError:
                 self.error = (
                     "parameter importance needs scikit-learn: pip install 'nbtracker[workspace]'"
@@ -347,7 +373,11 @@ class Workspace(anywidget.AnyWidget):
             vals = tab.values(names, ids)
             self.points = {
                 "names": names,
-                "rows": [[i, *v] for i, v in zip(ids, vals, strict=False)],
+                # every run that passes the filter, flagged when inside the brushed ranges
+                # (the others are drawn grey, so a brush can be moved back out)
+                "rows": [
+                    [i, inside is None or i in inside, *v] for i, v in zip(ids, vals, strict=False)
+                ],
             }
         else:
             self.points = {}
@@ -518,16 +548,19 @@ class Workspace(anywidget.AnyWidget):
 
     # -- the pump -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        last_refresh = time.monotonic()
+        next_refresh = time.monotonic() + REFRESH_S
         warned = False
         while not self._stop.wait(PUSH_S):
             try:
                 with self._lock:
                     self._drain()
                     now = time.monotonic()
-                    if now - last_refresh >= REFRESH_S:
-                        last_refresh = now
+                    if now >= next_refresh:
                         self._tick_refresh()
+                        # a big project's table costs more to rebuild: refresh it less often
+                        # (at most ~20% of the kernel's time)
+                        cost = time.monotonic() - now
+                        next_refresh = time.monotonic() + max(REFRESH_S, 4 * cost)
                     self._push()
                     if now - self._last_snap >= 5.0:
                         self._snapshot()
@@ -573,12 +606,12 @@ class Workspace(anywidget.AnyWidget):
     # -- back to Python ------------------------------------------------------------------------
     @property
     def selected(self) -> list[Any]:
-        """The visible runs (the lines drawn) as :class:`nbtracker.api.ApiRun` objects."""
+        """The drawn runs (toggled on and passing the filter) as Api runs."""
         from ..api import Api
 
         api = Api(self._store.root)
         out = []
-        for rid in self.visible:
+        for rid in self.drawn:
             rec = self._table.records.get(rid)
             if rec is not None:
                 out.append(api.run(f"{rec['project']}/{rid}"))
@@ -602,8 +635,8 @@ class Workspace(anywidget.AnyWidget):
 
         rows = []
         with self._lock:
-            names = {rid: self.runs.get(rid, {}).get("name", rid) for rid in self.visible}
-            for rid in self.visible:
+            names = {rid: self.runs.get(rid, {}).get("name", rid) for rid in self.drawn}
+            for rid in self.drawn:
                 ser = self._series_by.get(rid)
                 env = ser.feed.env.get(metric) if ser else None
                 for s, tt, v, _ in env.points() if env else []:
@@ -614,7 +647,7 @@ class Workspace(anywidget.AnyWidget):
         if not rows:
             msg = f"no metric {metric!r} in the visible runs; they have {self.metrics}"
             raise KeyError(msg)
-        labels = [f"{names[r]} ({r})" for r in self.visible]
+        labels = [f"{names[r]} ({r})" for r in self.drawn]
         x = "time" if self.x_axis == "time" else "step"
         return (
             alt.Chart(pd.DataFrame(rows), title=metric)
@@ -628,7 +661,7 @@ class Workspace(anywidget.AnyWidget):
                 ),
                 color=alt.Color(
                     "run:N",
-                    scale=alt.Scale(domain=labels, range=[run_color(r) for r in self.visible]),
+                    scale=alt.Scale(domain=labels, range=[run_color(r) for r in self.drawn]),
                 ),
             )
             .properties(width=400, height=220)
@@ -721,9 +754,13 @@ class Workspace(anywidget.AnyWidget):
 
     def close(self) -> None:
         self._stop.set()
-        for ser in self._series_by.values():
-            ser.close()
-        self._table.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)  # its DuckDB queries end before the table closes
+        with self._lock:
+            for ser in self._series_by.values():
+                ser.close()
+            self._table.close()
         super().close()
 
     def __repr__(self) -> str:

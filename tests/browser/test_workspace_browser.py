@@ -116,7 +116,26 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     expect(ws2.get_by_test_id("nbt-ws-parallel").locator("canvas, svg").first).to_be_visible(
         timeout=20_000
     )
+    # brush the learning-rate axis: drag over its lower half (the small rates)
+    axis = ws2.locator('[data-testid="nbt-ws-brush-axis"][data-col="config.learning_rate"]')
+    expect(axis).to_be_visible(timeout=20_000)
+    box = axis.bounding_box()
+    assert box
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.8)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.95, steps=4)
+    page.mouse.move(x, box["y"] + box["height"] + 30, steps=2)  # past the end: the minimum
+    page.mouse.up()
+    # the lowest 20% of 0.001..0.1 holds 0.001, 0.003 and 0.01: three runs stay
+    expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("3 of 5 runs", timeout=20_000)
+    expect(ws2.get_by_test_id("nbt-ws-row")).to_have_count(3)
     lab.screenshot(ws2, "workspace-parallel-light")
+    ws2.get_by_test_id("nbt-ws-tab-charts").click()
+    wait_lines(ws2, "train/loss", 2)  # seed-4 is toggled off: seed-3 and seed-2 are drawn
+    ws2.get_by_test_id("nbt-ws-tab-parallel").click()
+    ws2.get_by_test_id("nbt-ws-brush-clear").click()
+    expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("5 runs", timeout=20_000)
     ws2.get_by_test_id("nbt-ws-tab-importance").click()
     expect(ws2.get_by_test_id("nbt-ws-importance")).to_contain_text(
         "config.learning_rate", timeout=30_000
