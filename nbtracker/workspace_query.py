@@ -24,19 +24,41 @@ from typing import Any
 from ._util import flatten
 from .errors import UsageError
 
-# 20 colours that stay apart on white and on a dark theme; a run's colour is a hash of its
+# 15 colours that stay apart from each other on white and on a dark theme; a run's colour is a hash of its
 # id into this list, so it is the same in every view, session and static snapshot
 PALETTE = (
-    "#4c78a8", "#f58518", "#e45756", "#54a24b", "#b279a2", "#9d755d", "#ff9da6",
-    "#72b7b2", "#eeca3b", "#d67195", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-    "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#393b79", "#e7ba52", "#7b4173", "#637939", "#6b6ecf", "#00a087",
 )  # fmt: skip
+
+
+def _slot(run_id: str) -> int:
+    digest = hashlib.blake2s(str(run_id).encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % len(PALETTE)
 
 
 def run_color(run_id: str) -> str:
     """The colour of a run: a hash of its id into :data:`PALETTE` (stable everywhere)."""
-    digest = hashlib.blake2s(str(run_id).encode("utf-8"), digest_size=4).digest()
-    return PALETTE[int.from_bytes(digest, "big") % len(PALETTE)]
+    return PALETTE[_slot(run_id)]
+
+
+def run_colors(run_ids: Sequence[str]) -> dict[str, str]:
+    """Colours of runs drawn together (``run_ids`` oldest first): each run's hashed colour,
+    except that a run whose colour an older run of the set already has takes the next free
+    one (15 colours: with 5 runs two hashes collide about half the time). So a run keeps its
+    colour in every view where no older run took it, and lines drawn together differ."""
+    used: set[str] = set()
+    out: dict[str, str] = {}
+    for rid in run_ids:
+        i = _slot(rid)
+        color = PALETTE[i]
+        for k in range(len(PALETTE)):
+            if PALETTE[(i + k) % len(PALETTE)] not in used:
+                color = PALETTE[(i + k) % len(PALETTE)]
+                break
+        out[rid] = color
+        used.add(color)
+    return out
 
 
 # -- the filter language -----------------------------------------------------------------------

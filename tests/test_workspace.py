@@ -95,6 +95,9 @@ def test_workspace_view_back_to_python_and_snapshot(seeds: list[Any], root: Path
     try:
         assert ws.total == 5 and ws.visible == [r.id for r in reversed(seeds)][:3]
         assert set(ws.metrics) == {"train/loss", "val/acc"}
+        colors = [ws.runs[r]["color"] for r in ws.drawn]
+        assert len(set(colors)) == len(colors)  # lines drawn together never share a colour
+        assert ws.runs[seeds[2].id]["color"] == run_color(seeds[2].id)  # the oldest: its hash
         series = ws._series["runs"][seeds[4].id]["train/loss"]
         assert series["s"][-1] == 50 and series["v"][-1] is None  # the NaN step kept, as a gap
         assert max(series["v"][:-1]) == 5.0

@@ -29,7 +29,7 @@ import traitlets as t
 from ..feed import Feed, FolderReader, envelopes, hidden_keys
 from ..sampling import Envelope, columns
 from ..store import Store, process_gone
-from ..workspace_query import FilterError, RunsTable, importance, run_color
+from ..workspace_query import FilterError, RunsTable, importance, run_color, run_colors
 from . import _lib
 
 DEFAULT_VISIBLE = 10  # runs drawn by default (the newest); the table lists them all
@@ -129,6 +129,7 @@ class Workspace(anywidget.AnyWidget):
         self._shown_in: int | None = None
         self._scan_sig: Any = None
         self._final_done = False
+        self._colors: dict[str, str] = {}  # drawn runs: hashed colours, collisions moved
         self._thread: threading.Thread | None = None
         self.title = project or (f"sweep {sweep}" if sweep else f"{len(run_ids or [])} runs")
         for run in live or []:
@@ -236,7 +237,7 @@ class Workspace(anywidget.AnyWidget):
         for rid, rec in tab.records.items():
             runs[rid] = {
                 "name": str(rec.get("name") or rid),
-                "color": run_color(rid),
+                "color": self._color(rid),
                 "state": str(rec.get("state") or ""),
                 "step": int(rec.get("last_step") or 0),
             }
@@ -314,9 +315,12 @@ class Workspace(anywidget.AnyWidget):
         with self.hold_sync():
             self.matched = matched
             self._update_drawn()
-            self.rows = [{"id": r[0], "color": run_color(r[0]), "cells": r[1:]} for r in rows]
+            self.rows = [{"id": r[0], "color": self._color(r[0]), "cells": r[1:]} for r in rows]
             self.groups = groups
             self._update_points()
+
+    def _color(self, rid: str) -> str:
+        return self._colors.get(rid) or run_color(rid)
 
     def _update_drawn(self) -> None:
         try:
@@ -324,6 +328,15 @@ class Workspace(anywidget.AnyWidget):
         except FilterError:
             return
         drawn = [r for r in self.visible if r in passing]
+        recs = self._table.records
+        oldest = sorted(drawn, key=lambda r: (float((recs.get(r) or {}).get("created_at") or 0), r))
+        colors = run_colors(oldest)
+        if colors != {r: self._colors.get(r) for r in colors} or set(colors) != set(self._colors):
+            self._colors = colors
+            runs = {r: {**info, "color": self._color(r)} for r, info in self.runs.items()}
+            if runs != self.runs:
+                self.runs = runs
+            self.rows = [{**row, "color": self._color(row["id"])} for row in self.rows]
         if drawn != self.drawn:
             self.drawn = drawn
 
@@ -661,7 +674,7 @@ class Workspace(anywidget.AnyWidget):
                 ),
                 color=alt.Color(
                     "run:N",
-                    scale=alt.Scale(domain=labels, range=[run_color(r) for r in self.drawn]),
+                    scale=alt.Scale(domain=labels, range=[self._color(r) for r in self.drawn]),
                 ),
             )
             .properties(width=400, height=220)
@@ -702,7 +715,7 @@ class Workspace(anywidget.AnyWidget):
                         e.add(*p)
                     small[k] = columns(e.points(), [])
                 runs.append((f"{self.runs.get(rid, {}).get('name', rid)} ({rid})", small))
-                colors.append(run_color(rid))
+                colors.append(self._color(rid))
         return charts.compare_spec(runs, colors=colors)
 
     def fallback_bundle(self, final: bool = False) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from nbt_browser import expect
+from nbt_browser import NOTEBOOK7_NOISE, expect
 
 pytestmark = pytest.mark.browser
 
@@ -141,3 +141,24 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
         "config.learning_rate", timeout=30_000
     )
     lab.screenshot(ws2, "workspace-importance-light")
+
+
+def test_seed_loop_in_notebook7(lab, page, recorded) -> None:  # noqa: ANN001
+    recorded.allowed_page_errors = NOTEBOOK7_NOISE
+    nb = lab.open(page, "workspace_nb7", [SEED_LOOP], ui="notebook")
+    nb.run(0, wait=False)
+    ws = nb.output(0).get_by_test_id("nbt-workspace")
+    expect(ws).to_be_visible(timeout=60_000)
+    rows = ws.get_by_test_id("nbt-ws-row")
+    seen = []
+    while nb.is_running(0):
+        seen.append(rows.count())
+        time.sleep(0.3)
+    nb.wait_done(0)
+    nb.assert_no_error_output(0)
+    assert seen and seen[0] < 5, f"rows seen while the cell ran: {seen}"
+    expect(rows).to_have_count(5, timeout=20_000)
+    expect(nb.output(0).get_by_test_id("nbt-workspace")).to_have_count(1)
+    wait_lines(ws, "train/loss", 5)
+    lab.screenshot(ws, "workspace-notebook7")
+    recorded.check()
