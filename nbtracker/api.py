@@ -40,8 +40,13 @@ class Api:
         timeout: int | None = None,
         api_key: str | None = None,
         *,
-        store: Store | None = None,
+        store: Store | str | None = None,
     ) -> None:
+        if store is None and root is None or isinstance(store, str):
+            from . import team  # a team store URL (or $NBTRACKER_STORE): read its cache
+
+            url = team.resolve(store)
+            store = team.reader_store(url) if url is not None else None
         self.store = store or Store(root)
         self.default_project = (overrides or {}).get("project")
 
@@ -154,15 +159,17 @@ def sql(
     params: Sequence[Any] | Mapping[str, Any] | None = None,
     *,
     root: str | None = None,
+    store: str | None = None,
 ) -> Any:
-    """SQL over all runs under the default root; see :meth:`Api.sql`.
+    """SQL over all runs under the default root (or the team store ``store=``, a
+    ``postgresql://`` URL); see :meth:`Api.sql`.
 
     Examples
     --------
     >>> nbtracker.sql("SELECT run_id, max(value) FROM history WHERE key = ? GROUP BY 1",
     ...               ["acc"])                                      # doctest: +SKIP
     """
-    return Api(root).sql(statement, params)
+    return Api(root, store=store).sql(statement, params)
 
 
 class Runs(Sequence["ApiRun"]):

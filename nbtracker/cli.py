@@ -15,10 +15,19 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 def root_option(fn: Any) -> Any:
+    fn = click.option(
+        "--store", expose_value=False, callback=_note_store, metavar="URL",
+        help="Read a team store (postgresql://...; default: $NBTRACKER_STORE).",
+    )(fn)  # fmt: skip
     return click.option(
         "--root", envvar="NBTRACKER_DIR", type=click.Path(file_okay=False),
         help="Storage root (default: $NBTRACKER_DIR or ./nbruns).",
     )(fn)  # fmt: skip
+
+
+def _note_store(ctx: click.Context, param: Any, value: str | None) -> None:
+    if value:
+        ctx.meta["nbtracker.store"] = value
 
 
 def output_options(fn: Any) -> Any:
@@ -49,7 +58,9 @@ def _emit(df: Any, fmt: str) -> None:
 def _api(root: str | None) -> Any:
     from .api import Api
 
-    return Api(root)
+    ctx = click.get_current_context(silent=True)
+    store = ctx.meta.get("nbtracker.store") if ctx is not None else None
+    return Api(root, store=store)
 
 
 class _Group(click.Group):
@@ -269,6 +280,35 @@ def repair(root: str | None) -> None:
             f"repair left {len(report.lost) + len(report.problems)} problem(s); see the lines above"
         )
         raise click.ClickException(msg)
+
+
+@cli.command()
+@click.option("--to", "to", required=True, envvar="NBTRACKER_STORE", metavar="URL",
+              help="The team store (postgresql://...; default: $NBTRACKER_STORE).")  # fmt: skip
+@click.argument("runs", nargs=-1)
+@click.option(
+    "--root", envvar="NBTRACKER_DIR", type=click.Path(file_okay=False),
+    help="Local storage root (default: $NBTRACKER_DIR or ./nbruns).",
+)  # fmt: skip
+def sync(to: str, runs: tuple[str, ...], root: str | None) -> None:
+    """Upload local runs (all, or PROJECT / PROJECT/RUN_ID) to a team store.
+
+    Idempotent: what the store already has is not sent again, so a sync that was cut
+    short can simply be run again.
+
+    \b
+    Example:
+      nbtracker sync --to postgresql://me@db.example/team cats cats/1a2b3c4d
+    """
+    from . import team
+
+    report = team.sync(team.parse(to), root, list(runs) or None)
+    for line in report.skipped:
+        click.echo(f"skipped: {line}", err=True)
+    click.echo(
+        f"synced {report.runs} runs to {team.mask(to)}: {report.files} new files, "
+        f"{report.records} new or changed run records"
+    )
 
 
 def _json_arg(text: str | None, name: str) -> Any:

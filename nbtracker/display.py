@@ -55,8 +55,9 @@ def show(
         With ``key``: the version logged at this step (default: the latest). A list of
         steps or ``"all"``: those versions in one table with a ``step`` column, to compare
         predictions across training (``filter: step = 10 AND pred != target``).
-    store : Store, optional
-        Where to look runs up (default: the default store root).
+    store : Store or str, optional
+        Where to look runs up (default: the default store root). A ``postgresql://``
+        URL reads a team store (its local cache, brought up to date first).
     follow : bool
         Keep following running runs.
     renderer : {"canvas", "svg"}
@@ -91,6 +92,10 @@ def show(
         view = TableView.for_table(target)
         display(view)
         return view
+    if isinstance(store, str):  # a team store URL
+        from . import team
+
+        store = team.reader_store(team.resolve(store))
     if key is None and compare and _is_project(target, store):
         from ._compare import compare as workspace
 

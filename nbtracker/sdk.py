@@ -60,7 +60,7 @@ def init(
     config_exclude_keys: Sequence[str] | None = None,
     config_include_keys: Sequence[str] | None = None,
     allow_val_change: bool | None = None,
-    store: Store | None = None,
+    store: Store | str | None = None,
     **ignored: Any,
 ) -> Run:
     """Start a run and make it the current one.
@@ -92,8 +92,11 @@ def init(
         Filter the keys taken from ``config``.
     allow_val_change : bool, optional
         Let ``config`` override values from config files without a warning.
-    store : Store, optional
-        Use this store instead of the default root.
+    store : Store or str, optional
+        Use this store instead of the default root. A ``postgresql://...`` URL (or
+        ``$NBTRACKER_STORE``) is a team store: the run is written to the local root as
+        always and committed to the team store in the background (``mode="offline"``
+        keeps it local; ``nbtracker sync --to`` uploads it later). See docs/team-store.md.
     **ignored
         Other wandb arguments (``settings``, ``save_code``, ``anonymous``, ...) are
         accepted for compatibility and ignored.
@@ -151,6 +154,12 @@ def init(
         _make_current(run, reinit, prev)
         return run
 
+    team_url = None
+    if store is None or isinstance(store, str):
+        from . import team
+
+        team_url = team.resolve(store) if mode != "offline" else None
+        store = None
     store = store or Store(dir)
     rdir = store.run_dir(project, run_id)
     fresh_dir = not rdir.exists()
@@ -178,6 +187,8 @@ def init(
             raise StorageError(msg) from exc
         raise
     _make_current(run, reinit, prev)
+    if team_url is not None:  # commits run.dir to the team store in the background
+        team.follow(store, run.dir, team_url)
     if _state.in_notebook():  # the live panel, even without %load_ext nbtracker
         from . import _cells
         from .display import install_notebook_hook

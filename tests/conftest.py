@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_testutil import moto_s3_server, pg, pg_url, s3_test_double  # noqa: F401 - fixtures
 
 import nbtracker
 from nbtracker import _state
@@ -17,7 +18,7 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     for var in ("NBTRACKER_DIR", "NBTRACKER_PROJECT", "NBTRACKER_MODE", "WANDB_MODE",
                 "WANDB_PROJECT", "WANDB_DIR", "NBTRACKER_RUN_ID", "WANDB_RUN_ID",
                 "NBTRACKER_RESUME", "WANDB_RESUME", "NBTRACKER_ENTITY", "WANDB_ENTITY",
-                "NBTRACKER_NAME", "WANDB_NAME"):  # fmt: skip
+                "NBTRACKER_NAME", "WANDB_NAME", "NBTRACKER_STORE", "NBTRACKER_CACHE"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no config-defaults.yaml, no ./nbruns outside tmp
     yield

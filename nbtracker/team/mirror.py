@@ -1,0 +1,130 @@
+"""Readers of a team store: bring what changed into a local cache folder laid out like
+any nbtracker root, then read it with the one read layer (query.py) as a local folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .. import _paths
+from .._util import atomic_write_bytes
+from .remote import Remote
+from .url import StoreURL
+
+STATE_FILE = ".team-state.json"  # a dot name: never a project folder (see _paths.slug)
+_locks: dict[str, threading.Lock] = {}
+
+
+def cache_root(url: StoreURL) -> Path:
+    base = _paths.env("CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "nbtracker", "team"
+    )
+    return Path(base).expanduser().absolute() / url.key
+
+
+def _safe_rel(path: str) -> PurePosixPath | None:
+    """A file path inside a run folder as the store names it, or None when it could leave
+    the folder (a store is shared: never trust a path from it)."""
+    p = PurePosixPath(path)
+    if p.is_absolute() or not p.parts or any(x in ("", ".", "..") for x in p.parts):
+        return None
+    if any(x.startswith(".") or "\\" in x or "\x00" in x for x in p.parts):
+        return None
+    if p.parts == ("run.json",):
+        return None
+    return p
+
+
+def pull(url: StoreURL, root: Path | None = None) -> dict[str, int]:
+    """Fetch the store's new and changed runs and files into ``root`` (default: this
+    store's cache folder). Returns counts of what was fetched. Raises StoreUnavailable."""
+    root = root or cache_root(url)
+    lock = _locks.setdefault(str(root), threading.Lock())
+    with lock:
+        return _pull(url, root)
+
+
+def _pull(url: StoreURL, root: Path) -> dict[str, int]:
+    from ..store import Store
+
+    root.mkdir(parents=True, exist_ok=True)
+    state_path = root / STATE_FILE
+    try:
+        state = json.loads(state_path.read_text())
+        seen_runs = {tuple(k.split("\x00", 1)): v for k, v in state["runs"].items()}
+        seen_files = {tuple(k.split("\x00", 2)): v for k, v in state["files"].items()}
+    except (OSError, ValueError, KeyError, AttributeError):
+        seen_runs, seen_files = {}, {}
+    remote = Remote(url)
+    try:
+        run_vers, file_vers = remote.versions()
+        want_files = [(k, v) for k, v in file_vers.items() if seen_files.get(k) != v[0]]
+        want_runs = [k for k, v in run_vers.items() if seen_runs.get(k) != v]
+        # files first, records last: a reader never sees a record newer than its rows
+        fetched = 0
+        batch: list[tuple[tuple[str, str, str], Any]] = []
+        size = 0
+        for k, v in want_files:
+            batch.append((k, v))
+            size += v[2]
+            if size > (32 << 20) or len(batch) >= 256:
+                fetched += _fetch(remote, root, batch, seen_files)
+                batch, size = [], 0
+        fetched += _fetch(remote, root, batch, seen_files)
+        records = remote.records(want_runs)
+    finally:
+        remote.close()
+    store = Store(root)
+    cat_rows = []
+    for project, run_id, text, ver in records:
+        rdir = _paths.run_dir(root, project, run_id)
+        try:
+            rec = json.loads(text)
+        except ValueError:
+            continue
+        if rec.get("project") != project or rec.get("id") != run_id:
+            continue  # a record that does not name its own key: not ours to trust
+        rdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(rdir / "run.json", text.encode("utf-8"))
+        seen_runs[(project, run_id)] = ver
+        rec["dir"] = str(rdir.relative_to(root))
+        rec["json_mtime"] = os.stat(rdir / "run.json").st_mtime
+        cat_rows.append(rec)
+    if cat_rows:
+        store.catalog_upsert(cat_rows, timeout=10.0)
+    atomic_write_bytes(
+        state_path,
+        json.dumps(
+            {
+                "runs": {"\x00".join(k): v for k, v in seen_runs.items()},
+                "files": {"\x00".join(k): v for k, v in seen_files.items()},
+            }
+        ).encode(),
+    )
+    return {"runs": len(cat_rows), "files": fetched}
+
+
+def _fetch(
+    remote: Remote,
+    root: Path,
+    batch: list[tuple[tuple[str, str, str], Any]],
+    seen: dict[tuple[str, ...], int],
+) -> int:
+    if not batch:
+        return 0
+    got = remote.get_objects([v[1] for _, v in batch])
+    n = 0
+    for (project, run_id, path), (ver, obj, _) in batch:
+        rel = _safe_rel(path)
+        data = got.get(obj)
+        if rel is None or data is None:
+            continue
+        dest = _paths.run_dir(root, project, run_id).joinpath(*rel.parts)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(dest, data)
+        seen[(project, run_id, path)] = ver
+        n += 1
+    return n
