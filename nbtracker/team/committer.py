@@ -230,6 +230,7 @@ def committer(url: StoreURL) -> Committer:
                 # pyarrow.fs shuts S3 down in its own exit handler: import it first, so
                 # that ours (registered later, run earlier) makes the last commit before
                 import pyarrow.fs  # noqa: F401
+
                 atexit.register(_close_all)
                 _registered = True
             interval = float(_paths.env("STORE_INTERVAL") or 2.0)
