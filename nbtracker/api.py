@@ -269,9 +269,12 @@ class ApiRun:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """Where and when the run ran; ``error`` too when it failed with one."""
+        """Where and when the run ran; ``error`` too when it failed with one; and the
+        environment the capture recorded, with W&B's names (``os``, ``python``, ``program``,
+        ``codePath``, ``git`` {``remote``, ``commit``, ``branch``, ``dirty``}, ``cpu_count``,
+        ``gpu``, ...)."""
         keys = ("host", "pid", "created_at", "finished_at", "exit_code", "resumed")
-        out = {k: self._rec.get(k) for k in keys}
+        out = {**(_loads_dict(self._rec.get("metadata"))), **{k: self._rec.get(k) for k in keys}}
         if self._rec.get("error"):
             out["error"] = self._rec["error"]
         return out
@@ -294,7 +297,9 @@ class ApiRun:
 
         Down-sampling keeps each bucket's minimum and maximum (and the first and last
         step), so no spike is ever hidden. ``samples=None`` returns every row.
-        ``x_axis``, ``pandas`` and ``stream`` are accepted for wandb compatibility.
+        ``stream="system"`` reads the system metrics (``system/cpu``, ``system/memory_percent``,
+        ...; ``_step`` counts samples) instead of the logged ones, as W&B's.
+        ``x_axis`` and ``pandas`` are accepted for wandb compatibility.
 
         Columns: ``_step``, ``_timestamp``, ``_runtime``, then one per key: int64 (Int64
         where a step lacks the key), boolean, float64, or objects for text and media (a key
@@ -304,7 +309,7 @@ class ApiRun:
         """
         keys = [keys] if isinstance(keys, str) else keys
         return query.history_frame(
-            self._store, self.dir, self._rec, keys, samples, min_step, max_step
+            self._store, self.dir, self._rec, keys, samples, min_step, max_step, stream
         )
 
     def scan_history(
@@ -443,3 +448,15 @@ def _split_run_path(path: str) -> list[tuple[str, str]]:
     if len(parts) == 2:
         return [(parts[0], run_id)]
     return [("/".join(parts[1:-1]), run_id), ("/".join(parts[:-1]), run_id)]
+
+
+def _loads_dict(value: Any) -> dict[str, Any]:
+    """A record's JSON column (text from the catalog, a dict from run.json) as a dict."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, dict) else {}

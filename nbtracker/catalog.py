@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     notes VARCHAR, "group" VARCHAR, job_type VARCHAR, tags VARCHAR[],
     created_at DOUBLE, updated_at DOUBLE, heartbeat_at DOUBLE, finished_at DOUBLE,
     last_step BIGINT, exit_code INTEGER, host VARCHAR, pid INTEGER, dir VARCHAR,
-    config JSON, summary JSON, json_mtime DOUBLE, error VARCHAR
+    config JSON, summary JSON, json_mtime DOUBLE, error VARCHAR, metadata JSON
 );
 CREATE TABLE IF NOT EXISTS config (project VARCHAR, run_id VARCHAR, key VARCHAR, value JSON, num DOUBLE, text VARCHAR);
 CREATE TABLE IF NOT EXISTS summary (project VARCHAR, run_id VARCHAR, key VARCHAR, value JSON, num DOUBLE, text VARCHAR);
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS tags (project VARCHAR, run_id VARCHAR, tag VARCHAR);
 RUN_COLUMNS = (
     "project", "run_id", "entity", "name", "state", "notes", "group", "job_type", "tags",
     "created_at", "updated_at", "heartbeat_at", "finished_at", "last_step", "exit_code",
-    "host", "pid", "dir", "config", "summary", "json_mtime", "error",
+    "host", "pid", "dir", "config", "summary", "json_mtime", "error", "metadata",
 )  # fmt: skip
 
 # Our own generator (the OS's): temp names and retry jitter never draw from, or move, the
@@ -60,6 +60,7 @@ _RUN_TYPES = {
     "heartbeat_at": "DOUBLE", "finished_at": "DOUBLE", "last_step": "BIGINT",
     "exit_code": "INTEGER", "host": "VARCHAR", "pid": "INTEGER", "dir": "VARCHAR",
     "config": "JSON", "summary": "JSON", "json_mtime": "DOUBLE", "error": "VARCHAR",
+    "metadata": "JSON",
 }  # fmt: skip
 _KV_TYPES = {"project": "VARCHAR", "run_id": "VARCHAR", "key": "VARCHAR", "value": "JSON",
              "num": "DOUBLE", "text": "VARCHAR"}  # fmt: skip
@@ -87,6 +88,7 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     row["tags"] = [str(t) for t in rec.get("tags") or []]
     row["config"] = rec.get("config") or {}
     row["summary"] = rec.get("summary") or {}
+    row["metadata"] = rec.get("metadata") or {}
     return row
 
 
@@ -175,6 +177,8 @@ class Catalog:
                     con.execute(DDL)
                     # catalogs from before the error column (a failed run's error)
                     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR")
+                    # ... and before the environment column (nbtracker.capture)
+                    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS metadata JSON")
                     if fresh:
                         con.execute(
                             "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]

@@ -64,7 +64,7 @@ def arrow(con: Any, statement: str, params: list[Any]) -> Any:
 _RECORD_COLS = (
     "project", "run_id", "entity", "name", "state", "notes", "group", "job_type", "tags",
     "created_at", "updated_at", "heartbeat_at", "finished_at", "last_step", "exit_code",
-    "host", "pid", "dir", "config", "summary", "json_mtime", "error",
+    "host", "pid", "dir", "config", "summary", "json_mtime", "error", "metadata",
 )  # fmt: skip
 
 
@@ -102,6 +102,7 @@ def load_runs(
         if rec is not None and rec.get("json_mtime") == mtime and rec.get("state") != "running":
             rec["config"] = _json(rec["config"])
             rec["summary"] = _json(rec["summary"])
+            rec["metadata"] = _json(rec.get("metadata"))
             rec["tags"] = list(rec.get("tags") or [])
             out.append(rec)
             continue
@@ -141,6 +142,7 @@ def _from_catalog(rec: dict[str, Any], now: float) -> dict[str, Any]:
     rec = dict(rec)
     rec["config"] = _json(rec.get("config")) or {}
     rec["summary"] = _json(rec.get("summary")) or {}
+    rec["metadata"] = _json(rec.get("metadata")) or {}
     rec["tags"] = list(rec.get("tags") or [])
     if rec.get("state") == "running" and process_gone(rec, now):
         rec["state"] = "crashed"
@@ -390,18 +392,20 @@ def _find_damage(files: list[str]) -> dict[str, str]:
 
 
 # -- history ---------------------------------------------------------------------------------
-def history_files(store: Store, rdir: Path) -> list[str]:
+def history_files(store: Store, rdir: Path, stream: str = "default") -> list[str]:
     """The run's readable history files (damaged ones are skipped with a warning)."""
-    return readable(store.history_files(rdir))
+    return readable(store.history_files(rdir, stream))
 
 
-def read_history(store: Store, rdir: Path, fn: Callable[[list[str]], Any]) -> Any:
+def read_history(
+    store: Store, rdir: Path, fn: Callable[[list[str]], Any], stream: str = "default"
+) -> Any:
     """``fn(files)`` over the run's readable history files, tried again when a file changes
     under it: a compaction removed one (listed again), or one proves damaged (skipped)."""
     import duckdb
 
     for attempt in range(8):
-        files = history_files(store, rdir)
+        files = history_files(store, rdir, stream)
         try:
             return fn(files)
         except (OSError, duckdb.Error) as exc:
@@ -871,12 +875,14 @@ def history_frame(
     samples: int | None = None,
     min_step: int | None = None,
     max_step: int | None = None,
+    stream: str = "default",
 ) -> Any:
     """A run's history as a wide pandas DataFrame (``_step``, ``_timestamp``, ``_runtime``,
-    one column per key), optionally down-sampled to about ``samples`` rows per key."""
+    one column per key), optionally down-sampled to about ``samples`` rows per key.
+    ``stream="system"``: the system metrics (``system/cpu``, ...; ``_step`` counts samples)."""
     import pandas as pd
 
-    key_types: dict[str, str] = record.get("history_keys") or {}
+    key_types: dict[str, str] = record.get("history_keys") or {} if stream == "default" else {}
 
     def read(files: list[str]) -> Wide | None:
         if not files:
@@ -898,7 +904,7 @@ def history_frame(
         finally:
             con.close()
 
-    w = read_history(store, rdir, read)
+    w = read_history(store, rdir, read, stream)
     if w is None:
         return pd.DataFrame(columns=[*SYSTEM_COLUMNS, *(keys or [])])
     names = list(keys) if keys is not None else sorted(w.cols)
@@ -913,12 +919,13 @@ def scan_history(
     min_step: int | None = None,
     max_step: int | None = None,
     page_size: int = 1000,
+    stream: str = "default",
 ) -> Iterator[dict[str, Any]]:
     """Every row of a run's history as dicts, read a window of steps at a time (about
     ``SCAN_ROWS`` logged values per window, at least ``page_size`` steps), so memory stays
     bounded however long the run is. Rows hold the keys logged at their step; with
     ``keys``, every key asked for (None where it was not logged)."""
-    key_types: dict[str, str] = record.get("history_keys") or {}
+    key_types: dict[str, str] = record.get("history_keys") or {} if stream == "default" else {}
     t0 = float(record.get("created_at") or 0.0)
 
     def overview(files: list[str]) -> list[tuple[Any, ...]]:
@@ -930,7 +937,7 @@ def scan_history(
         finally:
             con.close()
 
-    stats = read_history(store, rdir, overview)
+    stats = read_history(store, rdir, overview, stream)
     if not stats:
         return
     names = sorted(s[0] for s in stats)
@@ -952,7 +959,7 @@ def scan_history(
             finally:
                 con.close()
 
-        w = read_history(store, rdir, read)
+        w = read_history(store, rdir, read, stream)
         if w is None:  # denser than the window guessed: a narrower one
             width = max(1, (end - pos + 1) // 2)
             continue
@@ -1036,7 +1043,9 @@ def history_facts(store: Store, rdir: Path) -> dict[str, Any]:
 
 # -- SQL -----------------------------------------------------------------------------------
 def sql_connection(store: Store, project: str | None = None) -> Any:
-    """In-memory DuckDB with views ``runs``, ``config``, ``summary``, ``tags``, ``history``."""
+    """In-memory DuckDB with views ``runs``, ``config``, ``summary``, ``tags``, ``history``,
+    ``metadata`` (the environment: ``git.commit``, ``python``, ...) and ``system`` (system
+    metrics, laid out as ``history``)."""
     import pyarrow as pa
 
     records = load_runs(store, project)
@@ -1051,6 +1060,7 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
             "last_step": r.get("last_step"), "error": r.get("error"),
             "config": json.dumps(r.get("config") or {}, default=str),
             "summary": json.dumps(r.get("summary") or {}, default=str),
+            "metadata": json.dumps(r.get("metadata") or {}, default=str),
         }
         for r in records
     ], schema=_RUNS_SCHEMA())  # fmt: skip
@@ -1060,12 +1070,13 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
         "to_timestamp(created_at) AS created_at, to_timestamp(finished_at) AS finished_at, "
         "CAST(config AS JSON) AS config_json, CAST(summary AS JSON) AS summary_json FROM _runs"
     )
+    con.execute("ALTER TABLE runs ALTER metadata TYPE JSON")
     con.execute("ALTER TABLE runs DROP COLUMN config")
     con.execute("ALTER TABLE runs DROP COLUMN summary")
     con.execute("ALTER TABLE runs RENAME config_json TO config")
     con.execute("ALTER TABLE runs RENAME summary_json TO summary")
     con.unregister("_runs")
-    for name in ("config", "summary"):
+    for name in ("config", "summary", "metadata"):
         kv = [
             (r["project"], r["id"], k, v)
             for r in records for k, v in flatten(r.get(name) or {}).items()
@@ -1087,10 +1098,14 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
     con.unregister("_tags")
     listed = [(r, store.history_files(store.root / r["dir"])) for r in records]
     _history_view(con, listed)
+    listed = [(r, store.history_files(store.root / r["dir"], "system")) for r in records]
+    _history_view(con, listed, "system")
     return con
 
 
-def _history_view(con: Any, listed: list[tuple[dict[str, Any], list[Path]]]) -> None:
+def _history_view(
+    con: Any, listed: list[tuple[dict[str, Any], list[Path]]], name: str = "history"
+) -> None:
     """The ``history`` view over every run's readable files (and ``history_files``, which
     names each file's run). DuckDB reads footers as the view is made: a damaged file found
     then is skipped (warned) and the view made again without it."""
@@ -1104,11 +1119,11 @@ def _history_view(con: Any, listed: list[tuple[dict[str, Any], list[Path]]]) -> 
         con.register("_files", pa.table({"filename": [o[0] for o in owners],
                                          "project": [o[1] for o in owners],
                                          "run_id": [o[2] for o in owners]}))  # fmt: skip
-        con.execute("CREATE OR REPLACE TABLE history_files AS FROM _files")
+        con.execute(f"CREATE OR REPLACE TABLE {name}_files AS FROM _files")
         con.unregister("_files")
         if not files:
             con.execute(
-                "CREATE OR REPLACE TABLE history (project VARCHAR, run_id VARCHAR, step BIGINT, "
+                f"CREATE OR REPLACE TABLE {name} (project VARCHAR, run_id VARCHAR, step BIGINT, "
                 "ts TIMESTAMP WITH TIME ZONE, key VARCHAR, value DOUBLE, text VARCHAR)"
             )
             return
@@ -1116,10 +1131,10 @@ def _history_view(con: Any, listed: list[tuple[dict[str, Any], list[Path]]]) -> 
         listing = ", ".join(sql_literal(f) for f in files)
         try:
             con.execute(
-                "CREATE OR REPLACE VIEW history AS SELECT f.project, f.run_id, h.step, "
+                f"CREATE OR REPLACE VIEW {name} AS SELECT f.project, f.run_id, h.step, "
                 "to_timestamp(h.ts) AS ts, h.key, h.value, h.text "
                 f"FROM read_parquet([{listing}], filename = true) h "
-                "JOIN history_files f USING (filename)"
+                f"JOIN {name}_files f USING (filename)"
             )
             return
         except duckdb.Error as exc:
@@ -1143,7 +1158,7 @@ def _RUNS_SCHEMA() -> Any:  # noqa: N802
         ("project", s), ("run_id", s), ("name", s), ("entity", s), ("state", s), ("notes", s),
         ("group", s), ("job_type", s), ("tags", pa.list_(s)), ("created_at", f),
         ("finished_at", f), ("last_step", pa.int64()), ("error", s), ("config", s),
-        ("summary", s),
+        ("summary", s), ("metadata", s),
     ])  # fmt: skip
 
 

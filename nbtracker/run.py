@@ -87,6 +87,7 @@ class Run:
         self._child = False  # a copy of the run in a forked child process
         self._release: Any = None  # releases the run's writer lock (Store.lock_run)
         self._cell_error: BaseException | None = None  # a notebook cell raised (see _cells)
+        self._capture: Any = None  # system metrics, console, environment (nbtracker.capture)
         if disabled or store is None:
             self.dir = Path(os.devnull)
             return
@@ -540,6 +541,11 @@ class Run:
         assert self._store is not None
         return self._store.catalog_upsert([self._catalog_row(rec)], timeout=timeout)
 
+    def _set_metadata(self, meta: dict[str, Any]) -> None:
+        """The environment the capture found (git, host, Python, ...), kept in the record."""
+        self._rec["metadata"] = to_jsonable(meta, "metadata", warn=False)
+        self._mark_dirty()
+
     def _mark_dirty(self) -> None:
         if self._writer is not None:
             self._writer.mark_dirty()
@@ -621,6 +627,9 @@ class Run:
         self._buffer = deque()
         self._release = None
         self._writer = None
+        if self._capture is not None:  # the parent's sampler and console log stay its own
+            self._capture.after_fork_child()
+            self._capture = None
         self._commit_row = self._first_child_commit  # type: ignore[method-assign]
 
     def _first_child_commit(self, row: dict[str, Any]) -> None:
@@ -690,11 +699,16 @@ class Run:
         writer = self._writer
         assert writer is not None and self._store is not None
         writer.stop()
+        capture = self._capture
+        if capture is not None:
+            capture.detach()  # sys.stdout / sys.stderr back now
         if "nbtracker.data_types.image" in sys.modules:  # the run's index of stored images
             sys.modules["nbtracker.data_types.image"].forget_run(self.dir)
         run_name = f"{self.project}/{self.id}"
 
         def final() -> dict[str, Any]:
+            if capture is not None:
+                capture.close()  # the last system rows and files, before the final record
             try:
                 writer.flush_rows(final=True)
             except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end

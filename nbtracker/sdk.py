@@ -97,9 +97,16 @@ def init(
         ``$NBTRACKER_STORE``) is a team store: the run is written to the local root as
         always and committed to the team store in the background (``mode="offline"``
         keeps it local; ``nbtracker sync --to`` uploads it later). See docs/team-store.md.
+    settings : Settings or dict, optional (keyword)
+        W&B's capture settings: ``x_disable_stats``, ``x_stats_sampling_interval``
+        (seconds, default 15), ``x_stats_disk_paths``, ``console`` (``"off"`` stops the
+        copy into ``output.log``), ``x_disable_meta``, ``disable_git``,
+        ``x_save_requirements``, ``save_code``, ``disable_code``. Others are ignored.
+    save_code : bool, optional (keyword)
+        Store the script (or the notebook and its session history) with the run.
     **ignored
-        Other wandb arguments (``settings``, ``save_code``, ``anonymous``, ...) are
-        accepted for compatibility and ignored.
+        Other wandb arguments (``anonymous``, ...) are accepted for compatibility and
+        ignored.
 
     Returns
     -------
@@ -160,6 +167,9 @@ def init(
 
         team_url = team.resolve(store) if mode != "offline" else None
         store = None
+    from . import capture
+
+    capture_settings = capture.resolve(ignored.get("settings"), ignored.get("save_code"))
     store = store or Store(dir)
     rdir = store.run_dir(project, run_id)
     fresh_dir = not rdir.exists()
@@ -189,6 +199,7 @@ def init(
     _make_current(run, reinit, prev)
     if team_url is not None:  # commits run.dir to the team store in the background
         team.follow(store, run.dir, team_url)
+    capture.start(run, capture_settings)
     if _state.in_notebook():  # the live panel, even without %load_ext nbtracker
         from . import _cells
         from .display import install_notebook_hook

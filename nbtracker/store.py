@@ -62,6 +62,32 @@ def _after_fork_child() -> None:
 
 HISTORY_DIR = "history"
 WRITER_LOCK = ".writer.lock"
+# What nbtracker.capture writes into a run folder (as W&B keeps them among a run's files)
+SYSTEM_DIR = "system"  # system metrics: history segments of their own (stream="system")
+FILES_DIR = "files"
+CAPTURE_FILES = {
+    "console": "output.log", "console_old": "output.log.1", "diff": "diff.patch",
+    "requirements": "requirements.txt", "code": "code",
+}  # fmt: skip
+
+
+def capture_path(rdir: Path, what: str) -> Path:
+    """Where the capture keeps ``what`` (a key of ``CAPTURE_FILES``) in a run folder."""
+    return rdir / FILES_DIR / CAPTURE_FILES[what]
+
+
+def stream_dir(rdir: Path, stream: str = "default") -> Path:
+    """The folder of a run's history stream: ``default`` (logged metrics) or ``system``."""
+    if stream in ("default", "history"):
+        return rdir / HISTORY_DIR
+    if stream in ("system", "events"):
+        return rdir / SYSTEM_DIR
+    from .errors import UsageError
+
+    msg = f"stream={stream!r}: use 'default' (logged metrics) or 'system' (system metrics)"
+    raise UsageError(msg)
+
+
 STALE_HEARTBEAT_S = 90.0
 
 
@@ -295,9 +321,9 @@ class Store:
                 out.append((f"runs/{pname}/{e.name}", mtime))
         return out
 
-    def history_files(self, rdir: Path) -> list[Path]:
+    def history_files(self, rdir: Path, stream: str = "default") -> list[Path]:
         wait_for_durable()
-        return segments.list_files(rdir / HISTORY_DIR)[0]
+        return segments.list_files(stream_dir(rdir, stream))[0]
 
     # -- liveness --------------------------------------------------------------------------
     def check_alive(
@@ -601,7 +627,7 @@ class Store:
         if row is not None:
             for k in ("id", "project", "entity", "name", "notes", "group", "job_type", "tags",
                       "created_at", "updated_at", "heartbeat_at", "finished_at", "exit_code",
-                      "host", "pid", "config", "summary"):  # fmt: skip
+                      "host", "pid", "config", "summary", "metadata"):  # fmt: skip
                 rec[k] = row.get(k)
             how = "from the catalog's row and the history"
         else:

@@ -1,0 +1,297 @@
+"""What a run captures by itself: system metrics, console output, environment and code.
+
+``start(run, settings)`` (called by ``init()``) begins it; the run's ``finish()`` calls
+``detach()`` (gives ``sys.stdout``/``sys.stderr`` back at once) and, in its finishing
+thread, ``close()`` (the last sample, rows and files written). A forked child drops it.
+Everything is stored through the run's :class:`~nbtracker.store.Store` paths: system
+metrics as a history stream of their own (``stream="system"``), the console log, the
+dirty diff, ``requirements.txt`` and saved code as the run's files. Nothing here may
+break the user's program: trouble is one warning, and the training goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import warnings
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ._settings import FIRST_SAMPLE_S, CaptureSettings, resolve
+
+if TYPE_CHECKING:
+    from ..run import Run
+
+__all__ = ["Capture", "CaptureSettings", "resolve", "start"]
+
+CONSOLE_FLUSH_S = 1.0
+MERGE_EVERY = 64  # system segments merged into one file every this many samples
+
+
+def start(run: Run, settings: CaptureSettings) -> Capture | None:
+    """Begin capturing for ``run`` (never raises: a failure is one warning)."""
+    if run.disabled or run._store is None:
+        return None
+    try:
+        cap = Capture(run, settings)
+        cap.start()
+    except Exception as exc:  # noqa: BLE001 - capture must never stop a run from starting
+        warnings.warn(f"nbtracker could not start capturing ({exc!r})", RuntimeWarning,
+                      stacklevel=3)  # fmt: skip
+        return None
+    run._capture = cap
+    return cap
+
+
+class Capture:
+    """The capture of one run: a thread that samples system metrics and writes the console
+    log out, the console streams, and the environment snapshot."""
+
+    def __init__(self, run: Run, settings: CaptureSettings) -> None:
+        from .. import store as store_mod
+
+        self.settings = settings
+        self._run = run
+        self._rdir = run.dir
+        self._store = run._store
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.console = None
+        self.samples = 0
+        self.cpu_seconds = 0.0  # CPU time of the capture thread (its own cost)
+        self._sampler: Any = None
+        self._writer: Any = None
+        self._buffer: deque[tuple[int, float, dict[str, Any]]] = deque()
+        self._step = 0
+        self._last_sample = 0.0
+        self._closed = False
+        self._in_notebook = False
+        if settings.console_on:
+            from .console import Console
+
+            self.console = Console(
+                store_mod.capture_path(self._rdir, "console"),
+                store_mod.capture_path(self._rdir, "console_old"),
+                settings.console_max_bytes,
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        from .. import _state
+        from .. import store as store_mod
+
+        self._in_notebook = _state.in_notebook()
+        if self.settings.stats:
+            from ..writer import Writer
+
+            self._writer = Writer(
+                store_mod.stream_dir(self._rdir, "system"), self._buffer, {},
+                dict, lambda rec: None, lambda rec: True,
+            )  # fmt: skip
+        if self.console is not None:
+            self.console.attach()
+        if self.settings.stats or self.settings.meta or self.console is not None:
+            self._thread = threading.Thread(target=self._loop, name="nbtracker-capture",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def detach(self) -> None:
+        """At ``finish()``, in the caller's thread: the console streams go back now."""
+        self._stop.set()
+        if self.console is not None:
+            try:
+                self.console.detach()
+            except Exception:  # noqa: BLE001, S110 - never break finish()
+                pass
+
+    def close(self) -> None:
+        """In the run's finishing thread: the capture thread ends, a last sample when there
+        was none yet (a short run), the system rows and the session's code are stored."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10.0)
+        writer = self._writer
+        if writer is not None:
+            try:
+                if self.samples == 0:
+                    self._sample()
+                writer.flush_rows(final=True)
+                writer.merge()
+            except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
+                writer._warn("finish", f"nbtracker could not store system metrics ({exc!r})")
+            finally:
+                writer.close()
+        if self._sampler is not None:
+            self._sampler.close()
+        if self.settings.save_code and self._in_notebook:
+            self._save_session_history()
+
+    def after_fork_child(self) -> None:
+        """In a forked child: no thread here, and the parent owns every file."""
+        self._closed = True
+        self._thread = None
+        self._writer = None
+        if self.console is not None:
+            self.console.after_fork_child()
+
+    # -- the capture thread ----------------------------------------------------------------
+    def _loop(self) -> None:
+        t_cpu = time.thread_time()
+        # imports in this thread: a fork() meanwhile waits for them (writer._before_fork),
+        # else the child would inherit a held import lock
+        from ..writer import _importing
+
+        imported = threading.Event()
+        _importing.append(imported)
+        try:
+            _imports(self.settings)
+        finally:
+            imported.set()
+            _importing.remove(imported)
+        try:
+            if self.settings.meta:
+                self._environment()
+            if self.settings.stats:
+                self._start_sampler()
+        except Exception as exc:  # noqa: BLE001 - this thread must never raise
+            warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
+        cs = self.settings
+        start = time.monotonic()
+        next_sample = start + min(FIRST_SAMPLE_S, cs.interval)
+        next_flush = start + CONSOLE_FLUSH_S
+        sampling = self._writer is not None and self._sampler is not None
+        while True:
+            now = time.monotonic()
+            due = [next_flush] if self.console is not None else []
+            if sampling:
+                due.append(next_sample)
+            self.cpu_seconds = time.thread_time() - t_cpu
+            if self._stop.wait(max(0.0, min(due) - now) if due else None):
+                break
+            now = time.monotonic()
+            try:
+                if self.console is not None and now >= next_flush:
+                    next_flush = now + CONSOLE_FLUSH_S
+                    self.console.flush()
+                if sampling and now >= next_sample:
+                    self._sample()
+                    self._writer.flush_rows()
+                    if self.samples % MERGE_EVERY == 0:
+                        self._writer.merge(recent_only=True)
+                    next_sample += cs.interval
+                    if next_sample <= now:  # the machine slept: no burst of late samples
+                        next_sample = now + cs.interval
+            except Exception as exc:  # noqa: BLE001 - this thread must never die
+                warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
+        self.cpu_seconds = time.thread_time() - t_cpu
+
+    def _start_sampler(self) -> None:
+        from .. import store as store_mod
+        from .sampler import Sampler
+
+        self._sampler = Sampler(self.settings.disk_paths)
+        if self._run.resumed:  # a resumed run's samples count on after its earlier ones
+            from .. import segments
+
+            files, _, _ = segments.list_files(store_mod.stream_dir(self._rdir, "system"))
+            if files:
+                import duckdb
+
+                con = duckdb.connect(":memory:")
+                try:
+                    got = con.execute(
+                        "SELECT max(step) FROM read_parquet(?)", [[str(f) for f in files]]
+                    ).fetchone()
+                finally:
+                    con.close()
+                if got and got[0] is not None:
+                    self._step = int(got[0]) + 1
+
+    def _sample(self) -> None:
+        if self._sampler is None:
+            return
+        row = self._sampler.sample()
+        if row:
+            self._buffer.append((self._step, time.time(), row))
+            self._step += 1
+            self.samples += 1
+
+    def _environment(self) -> None:
+        from .. import store as store_mod
+        from .environment import code_name, collect, requirements
+
+        meta, diff = collect(git=self.settings.git)
+        files = []
+        if diff:
+            files.append((store_mod.capture_path(self._rdir, "diff"), diff))
+        if self.settings.requirements:
+            files.append(
+                (store_mod.capture_path(self._rdir, "requirements"), requirements().encode())
+            )
+        for path, data in files:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                from .._util import atomic_write_bytes
+
+                atomic_write_bytes(path, data)
+            except OSError as exc:
+                warnings.warn(f"nbtracker could not write {path} ({exc})", _sw(), stacklevel=1)
+        prog = meta.get("program")
+        if self.settings.save_code and prog:
+            name = meta.get("codePath") or code_name(prog, None)
+            dest = store_mod.capture_path(self._rdir, "code") / name
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(prog, dest)
+                meta["codeSaved"] = f"code/{name}"
+            except OSError as exc:
+                warnings.warn(f"nbtracker could not save the code ({exc})", _sw(), stacklevel=1)
+        self._run._set_metadata(meta)
+
+    def _save_session_history(self) -> None:
+        """In a notebook: the cells run so far, as ``code/_session_history.py``."""
+        from .. import store as store_mod
+
+        try:
+            from IPython import get_ipython
+
+            ip = get_ipython()
+            cells = list(ip.user_ns.get("In", [])) if ip is not None else []
+        except Exception:  # noqa: BLE001
+            return
+        text = "".join(f"# In[{i}]:\n{c}\n\n" for i, c in enumerate(cells) if i and c)
+        if not text:
+            return
+        dest = store_mod.capture_path(self._rdir, "code") / "_session_history.py"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text, encoding="utf-8", errors="backslashreplace")
+        except OSError:
+            pass
+
+
+def _imports(cs: CaptureSettings) -> None:
+    if cs.stats:
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            pass
+        from . import sampler  # noqa: F401
+    if cs.meta:
+        import importlib.metadata  # noqa: F401
+        import platform  # noqa: F401
+        import subprocess  # noqa: F401
+        from urllib import parse  # noqa: F401
+
+        from . import environment  # noqa: F401
+
+
+def _sw() -> type[Warning]:
+    from ..errors import StorageWarning
+
+    return StorageWarning

@@ -1,0 +1,261 @@
+"""The environment of a run: host, OS, Python, CPUs, GPUs, the program, git, packages.
+
+Collected once, off the training thread, with W&B's metadata names (``os``, ``python``,
+``host``, ``program``, ``codePath``, ``git`` {``remote``, ``commit``}, ``cpu_count``,
+``cpu_count_logical``, ``gpu``, ``gpu_count``, ...) plus git's ``branch`` and ``dirty``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .._util import HOSTNAME
+
+GIT_TIMEOUT_S = 5.0
+MAX_DIFF_BYTES = 16 << 20  # a bigger dirty diff is not stored (metadata says so)
+_SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
+
+
+def strip_credentials(url: str) -> str:
+    """A remote URL without the user name, password or token in it, nor a query
+    (``https://user:tok@host/x.git`` -> ``https://host/x.git``); ``git@host:x.git`` (ssh,
+    no secret) stays as it is."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a remote URL that could not be read>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _git(cwd: str, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, timeout=GIT_TIMEOUT_S,
+            stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.decode("utf-8", "replace").strip()
+
+
+def git_info(cwd: str) -> tuple[dict[str, Any], bytes | None]:
+    """``({"root", "commit", "branch", "remote", "dirty"}, diff)`` of the repository that
+    holds ``cwd`` (``({}, None)`` outside one, or without git). ``diff`` is
+    ``git diff HEAD`` (staged and unstaged changes of tracked files) when dirty."""
+    key = ("git", cwd)
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < GIT_CACHE_S:
+        info, diff = hit[1]
+        return dict(info), diff
+    got = _git_info(cwd)
+    _cache[key] = (time.monotonic(), got)
+    return dict(got[0]), got[1]
+
+
+def _git_info(cwd: str) -> tuple[dict[str, Any], bytes | None]:
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if not top:
+        return {}, None
+    info: dict[str, Any] = {"root": top}
+    commit = _git(top, "rev-parse", "HEAD")
+    if commit:
+        info["commit"] = commit
+    branch = _git(top, "rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":
+        info["branch"] = branch
+    remote_name = "origin"
+    if branch:
+        upstream = _git(top, "config", f"branch.{branch}.remote")
+        remote_name = upstream or remote_name
+    remote = _git(top, "remote", "get-url", remote_name)
+    if remote is None and remote_name != "origin":
+        remote = _git(top, "remote", "get-url", "origin")
+    if remote:
+        info["remote"] = strip_credentials(remote)
+    diff = None
+    status = _git(top, "status", "--porcelain", "--untracked-files=no")
+    info["dirty"] = bool(status)
+    if status and commit:
+        try:
+            out = subprocess.run(
+                ["git", "diff", "--no-color", "--no-ext-diff", "HEAD"], cwd=top,
+                capture_output=True, timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+            if out.returncode == 0:
+                diff = out.stdout
+        except (OSError, subprocess.SubprocessError):
+            diff = None
+    return info, diff
+
+
+_cache: dict[Any, tuple[float, Any]] = {}
+GIT_CACHE_S = 5.0  # many short runs in a loop (a sweep) ask git once every few seconds
+
+
+def requirements() -> str:
+    """``name==version`` of every installed distribution, sorted (``requirements.txt``);
+    listed once per process (and again when ``sys.path`` changes)."""
+    key = ("requirements", tuple(sys.path))
+    hit = _cache.get(key)
+    if hit is not None:
+        return str(hit[1])
+    text = _requirements()
+    _cache[key] = (time.monotonic(), text)
+    return text
+
+
+def _requirements() -> str:
+    from importlib import metadata
+
+    seen: dict[str, str] = {}
+    for dist in metadata.distributions():
+        try:
+            name = dist.metadata["Name"]
+            version = dist.version
+        except Exception:  # noqa: BLE001 - a broken install's metadata
+            continue
+        if name and name.lower() not in seen:
+            seen[name.lower()] = f"{name}=={version}"
+    return "".join(line + "\n" for _, line in sorted(seen.items()))
+
+
+def program() -> tuple[str | None, str | None]:
+    """``(path of the script or notebook, kind)``: kind is ``"script"`` or ``"notebook"``;
+    ``(None, None)`` for an interactive session we cannot name."""
+    main = sys.modules.get("__main__")
+    nb = _notebook_path(main)
+    if nb:
+        return nb, "notebook"
+    path = getattr(main, "__file__", None)
+    if path and os.path.isfile(path):
+        return os.path.abspath(path), "script"
+    if sys.argv and sys.argv[0] and os.path.isfile(sys.argv[0]):
+        return os.path.abspath(sys.argv[0]), "script"
+    return None, None
+
+
+def _notebook_path(main: Any) -> str | None:
+    """The notebook's path, where the front end tells it without a request: VS Code sets
+    ``__vsc_ipynb_file__``; Jupyter Server sets ``JPY_SESSION_NAME`` for its kernels;
+    ``WANDB_NOTEBOOK_NAME`` / ``NBTRACKER_NOTEBOOK_NAME`` name it by hand."""
+    if "IPython" not in sys.modules:
+        return None
+    from .. import _paths, _state
+
+    if not _state.in_notebook():
+        return None
+    given = getattr(main, "__vsc_ipynb_file__", None) or os.environ.get("JPY_SESSION_NAME")
+    given = given or _paths.env("NOTEBOOK_NAME")
+    if not given:
+        return None
+    path = Path(given)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    return str(path) if path.is_file() else None
+
+
+def _gpus() -> list[dict[str, Any]]:
+    """Name and memory of each NVIDIA GPU (NVML through ``nvidia-ml-py``); [] without."""
+    try:
+        import pynvml  # nvidia-ml-py
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no driver, no GPU: nothing to say
+        return []
+    out = []
+    try:
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+            out.append({"name": name, "memoryTotal": total})
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001, S110
+            pass
+    return out
+
+
+def code_name(path: str, root: str | None) -> str:
+    """Where a program's copy goes under ``code/``: its path in the repository (or its
+    file name), each part checked, so a name never climbs out of the run folder."""
+    rel = Path(path).name
+    if root:
+        try:
+            rel = str(Path(path).resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            pass
+    parts = [p for p in Path(rel).parts if _SAFE_PART.match(p) and p not in (".", "..")]
+    if not parts:
+        from .. import _paths
+
+        return _paths.slug(Path(path).name)
+    return "/".join(parts)
+
+
+def collect(*, git: bool = True, cwd: str | None = None) -> tuple[dict[str, Any], bytes | None]:
+    """The run's metadata (W&B's names) and the dirty diff (or None)."""
+    cwd = cwd or os.getcwd()
+    prog, kind = program()
+    meta: dict[str, Any] = {
+        "os": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "host": HOSTNAME,
+        "executable": sys.executable,
+        "args": [str(a) for a in sys.argv[1:]] if kind == "script" else [],
+        "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "root": cwd,
+        "cpu_count_logical": os.cpu_count(),
+    }
+    try:
+        import psutil
+
+        meta["cpu_count"] = psutil.cpu_count(logical=False)
+        meta["memory"] = {"total": int(psutil.virtual_memory().total)}
+    except Exception:  # noqa: BLE001 - psutil missing or refused: the rest stands
+        meta["cpu_count"] = os.cpu_count()
+    gpus = _gpus()
+    if gpus:
+        meta["gpu"] = gpus[0]["name"]
+        meta["gpu_count"] = len(gpus)
+        meta["gpu_nvidia"] = gpus
+    if prog:
+        meta["program"] = prog
+        meta["codePathLocal"] = os.path.relpath(prog, cwd) if prog.startswith(cwd) else prog
+        if kind == "notebook":
+            meta["notebook"] = True
+    diff = None
+    if git:
+        info, diff = git_info(os.path.dirname(prog) if kind == "script" and prog else cwd)
+        if info:
+            root = info.pop("root")
+            meta["git"] = info
+            if prog:
+                meta["codePath"] = code_name(prog, root)
+    if diff is not None and len(diff) > MAX_DIFF_BYTES:
+        meta.setdefault("git", {})["diff_skipped"] = (
+            f"{len(diff):,} bytes (over {MAX_DIFF_BYTES:,})"
+        )
+        diff = None
+    return meta, diff
