@@ -62,7 +62,7 @@ class Capture:
         self.cpu_seconds = 0.0  # CPU time of the capture thread (its own cost)
         self._sampler: Any = None
         self._writer: Any = None
-        self._buffer: deque[tuple[int, float, dict[str, Any]]] = deque()
+        self._buffer: deque[dict[Any, Any]] = deque()
         self._step = 0
         self._last_sample = 0.0
         self._closed = False
@@ -217,7 +217,9 @@ class Capture:
             return
         row = self._sampler.sample()
         if row:
-            self._buffer.append((self._step, time.time(), row))
+            from ..segments import buffered
+
+            self._buffer.append(buffered(self._step, time.time(), row))
             self._step += 1
             self.samples += 1
 
