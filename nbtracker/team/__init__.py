@@ -45,7 +45,11 @@ def follow(store: Any, rdir: Path, url: StoreURL) -> None:
     in the background. Never raises: trouble is one StorageWarning."""
     try:
         from .committer import committer
+        from .remote import _psycopg
 
+        # imported here, in init()'s thread: an import in the committer thread would hold
+        # the GIL for ~0.1 s while the training loop's first steps run
+        _psycopg()
         committer(url).follow(Path(store.root), Path(rdir))
     except Exception as exc:  # noqa: BLE001 - never stop training over the team store
         from ..errors import StorageWarning

@@ -134,10 +134,11 @@ class Committer:
         self._thread.start()
 
     def follow(self, root: Path, rdir: Path) -> None:
+        """Commit this run from the next pass on (within ``interval`` seconds: the first
+        rows are on disk by then, and the training loop's first seconds are left alone)."""
         with self._lock:
             self.runs.setdefault(rdir, RunState(root=root, rdir=rdir))
             self._idle.clear()
-        self._wake.set()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every followed run is committed and ended (tests, exit)."""

@@ -95,6 +95,8 @@ def _pull(url: StoreURL, root: Path) -> dict[str, int]:
         cat_rows.append(rec)
     if cat_rows:
         store.catalog_upsert(cat_rows, timeout=10.0)
+    if not cat_rows and not fetched and state_path.exists():
+        return {"runs": 0, "files": 0}  # nothing changed: the state file stays as it is
     atomic_write_bytes(
         state_path,
         json.dumps(
