@@ -33,7 +33,8 @@ Error = NbtrackerError  # wandb.Error: ``except wandb.Error`` catches nbtracker'
 
 __version__ = "0.1.0"
 
-_LAZY = {
+_EXTRAS = ("save", "restore", "alert")
+_LAZY: dict[str, Any] = {
     "Api": ("nbtracker.api", "Api"),
     "sql": ("nbtracker.api", "sql"),
     "show": ("nbtracker.display", "show"),
@@ -43,6 +44,8 @@ _LAZY = {
     "Image": ("nbtracker.data_types", "Image"),
     "Histogram": ("nbtracker.data_types", "Histogram"),
     "Html": ("nbtracker.data_types", "Html"),
+    "AlertLevel": ("nbtracker.alerts", "AlertLevel"),
+    **dict.fromkeys(_EXTRAS, "nbtracker._run_extras"),
     "load_ipython_extension": ("nbtracker._ipython", "load_ipython_extension"),
     "unload_ipython_extension": ("nbtracker._ipython", "unload_ipython_extension"),
 }
@@ -52,6 +55,7 @@ __all__ = [
     "Run", "RunNotFound", "Settings", "Store", "Table", "UsageError", "config",
     "define_metric", "finish", "init", "log", "login", "mark_preempting", "run", "setup",
     "show", "sql", "summary", "teardown", "termerror", "termlog", "termwarn",
+    "AlertLevel", "alert", "restore", "save",
 ]  # fmt: skip
 
 
@@ -59,7 +63,8 @@ def _module_getattr(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        mod, attr = _LAZY[name]
+        mod = _LAZY[name]
+        mod, attr = (mod, name) if isinstance(mod, str) else mod
         return getattr(importlib.import_module(mod), attr)
     if name in _wandb_compat.UNSUPPORTED:  # W&B API not built yet: raises when used
         return _wandb_compat.stand_in(name)

@@ -24,10 +24,8 @@ class NotSupportedError(UsageError, NotImplementedError):
 UNSUPPORTED: dict[str, str] = {
     **dict.fromkeys(["watch", "unwatch"], "issue 13"),
     **dict.fromkeys(
-        ["Artifact", "ArtifactTTL", "use_artifact", "log_artifact", "log_model", "use_model",
-         "link_model", "sweep", "agent", "controller", "save", "restore", "alert", "AlertLevel",
-         "plot", "plot_table", "Video", "Audio", "Object3D", "Molecule", "Plotly", "Graph",
-         "box3d", "Classes", "EvalTable", "JoinedTable", "tensorboard", "attach", "require"],
+        ["Artifact", "use_artifact", "log_artifact", "log_model", "use_model", "ArtifactTTL", "link_model", "sweep", "agent", "controller", "plot", "plot_table",
+         "Video", "Audio", "Object3D", "Molecule", "Plotly", "Graph", "box3d", "Classes", "EvalTable", "JoinedTable", "tensorboard", "attach", "require"],
         "",
     ),
 }  # fmt: skip

@@ -343,6 +343,36 @@ class ApiRun:
 
         return media.load_table(self.dir, key, step, **kwargs)
 
+    def files(self, names: Sequence[str] | None = None, per_page: int = 50) -> list[Any]:
+        """Files saved to the run with ``save()`` (a list of :class:`nbtracker.files.File`:
+        ``name``, ``size``, ``download(root)``); ``names`` picks some; ``per_page`` is
+        accepted for wandb compatibility."""
+        from .files import list_files
+
+        return list_files(self._store, self.dir, list(names) if names else None)
+
+    def file(self, name: str) -> Any:
+        """One saved file by its name in the run (``"ckpt/model.pt"``).
+
+        Raises
+        ------
+        FileNotFoundError
+        """
+        from .files import list_files
+
+        found = list_files(self._store, self.dir, [name])
+        if not found:
+            msg = f"run {self.project}/{self.id} has no saved file {name!r}; see .files()"
+            raise FileNotFoundError(msg)
+        return found[0]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The run's ``alert()`` calls, oldest first: ``title``, ``text``, ``level``,
+        ``at`` (seconds since the epoch), ``step``, ``wait_duration``."""
+        from .alerts import read_alerts
+
+        return read_alerts(self._store, self.dir)
+
     def update(self) -> None:
         """Save edited ``config``, ``summary``, ``tags``, ``notes``, ``name`` to the run
         (its run.json and the catalog)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ._run_extras import RunExtras
 from ._util import (
     HOSTNAME,
     MAX_DEPTH,
@@ -38,7 +39,7 @@ _NUMBER_TYPES = (float, int, bool)
 RESERVED_KEYS = frozenset(("_step", "_runtime", "_timestamp"))
 
 
-class Run:
+class Run(RunExtras):
     """A run, as returned by :func:`nbtracker.init`.
 
     Attributes
@@ -81,6 +82,7 @@ class Run:
         self._fast = not disabled
         self._writer: Writer | None = None
         self._hooks: list[Any] = []  # subscribe()d callables(event, payload)
+        self._at_finish: list[Any] = []  # callables() run by finish() before the final record
         self._bad_keys_warned: set[str] = set()
         self._lock = threading.Lock()  # log() from several threads: one row at a time
         self._keys_ok: set[str] = set()  # keys checked once (text, not reserved): fast path
@@ -690,6 +692,11 @@ class Run:
         if self._child:  # a forked copy: store its rows, leave the run to the parent
             self._finish_child()
             return
+        for fn in list(self._at_finish):  # save(policy="end"/"live") copies, watch hooks
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
+                warnings.warn(f"nbtracker: {exc!r} while finishing", StorageWarning, stacklevel=2)
         if self._cell_error is not None and not exit_code:  # a cell raised; nobody went on
             exit_code = _exit_code_of(self._cell_error)
         state = "failed" if exit_code else "finished"

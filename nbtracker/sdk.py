@@ -196,6 +196,7 @@ def init(
             )
             raise StorageError(msg) from exc
         raise
+    run._init_settings = ignored.get("settings")  # alert webhook (alerts.py)
     _make_current(run, reinit, prev)
     if team_url is not None:  # commits run.dir to the team store in the background
         team.follow(store, run.dir, team_url)

@@ -61,6 +61,9 @@ def _after_fork_child() -> None:
 
 
 HISTORY_DIR = "history"
+FILES_DIR = "files"
+ALERTS_FILE = "alerts.jsonl"
+ARTIFACTS_DIR = "artifacts"
 WRITER_LOCK = ".writer.lock"
 # What nbtracker.capture writes into a run folder (as W&B keeps them among a run's files)
 SYSTEM_DIR = "system"  # system metrics: history segments of their own (stream="system")
@@ -152,6 +155,10 @@ class Store:
         <root>/runs/<project>/<run_id>/run.json      the run's own record (source of truth)
         <root>/runs/<project>/<run_id>/history/      h-<first>-<last>.parquet segments
         <root>/runs/<project>/<run_id>/media/        images, tables, files
+        <root>/runs/<project>/<run_id>/files/        what save() copied
+        <root>/runs/<project>/<run_id>/alerts.jsonl  alert() calls
+        <root>/artifacts/objects/ab/<sha256>         artifact contents, stored once
+        <root>/artifacts/projects/<project>/<name>/  v<N>.json manifests, aliases, usage
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
@@ -169,6 +176,60 @@ class Store:
 
     def history_dir(self, rdir: Path) -> Path:
         return rdir / HISTORY_DIR
+
+    # -- saved files, alerts, artifacts (issue 13; the modules that use them: files.py,
+    # alerts.py, artifacts/) -----------------------------------------------------------------
+    def files_dir(self, rdir: Path) -> Path:
+        """Where ``save()`` copies a run's files (``Api().run(...).files()`` lists them)."""
+        return rdir / FILES_DIR
+
+    def alerts_file(self, rdir: Path) -> Path:
+        """The run's alerts, one JSON line each (appended)."""
+        return rdir / ALERTS_FILE
+
+    def artifact_objects_dir(self) -> Path:
+        """Artifact file contents, stored once by SHA-256 (``<2 hex>/<64 hex>``)."""
+        return self.root / ARTIFACTS_DIR / "objects"
+
+    def artifact_object(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            msg = f"not a SHA-256 digest: {sha256!r}"
+            raise ValueError(msg)
+        return self.artifact_objects_dir() / sha256[:2] / sha256
+
+    def artifact_collection_dir(self, project: str, name: str) -> Path:
+        """One artifact name's versions (``v<N>.json``), aliases, usage log and lock."""
+        return self.root / ARTIFACTS_DIR / "projects" / _paths.slug(project) / _paths.slug(name)
+
+    def artifact_version_file(self, cdir: Path, index: int) -> Path:
+        return cdir / f"v{int(index)}.json"
+
+    def artifact_version_indexes(self, cdir: Path) -> list[int]:
+        """The committed versions of a collection (a manifest is linked into place whole)."""
+        out = []
+        try:
+            names = os.listdir(cdir)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        for n in names:
+            if n.startswith("v") and n.endswith(".json") and n[1:-5].isdigit():
+                out.append(int(n[1:-5]))
+        return sorted(out)
+
+    def artifact_aliases_file(self, cdir: Path) -> Path:
+        return cdir / "aliases.json"
+
+    def artifact_usage_file(self, cdir: Path) -> Path:
+        return cdir / "usage.jsonl"
+
+    def artifact_lock_file(self, cdir: Path) -> Path:
+        return cdir / ".lock"
+
+    def artifact_collection_dirs(self, project: str | None = None) -> list[Path]:
+        """Every artifact name's folder (of one project)."""
+        base = self.root / ARTIFACTS_DIR / "projects"
+        pdirs = [base / _paths.slug(project)] if project is not None else _subdirs(base)
+        return [c for p in pdirs for c in _subdirs(p)]
 
     def write_record(self, rdir: Path, rec: dict[str, Any]) -> None:
         atomic_write_json(rdir / RUN_FILE, rec)
@@ -697,6 +758,13 @@ class RepairReport:
             f"<RepairReport indexed={self.indexed} moved={len(self.moved)} "
             f"rebuilt={len(self.rebuilt)} lost={len(self.lost)} problems={len(self.problems)}>"
         )
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(path) if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _name_from_folder(folder: str) -> str:

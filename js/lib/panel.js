@@ -11,6 +11,7 @@ import { fmtDuration, fmtNum, h } from "./format.js";
 import { SeriesStore, lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
 import { MediaSection, mediaStoreFor } from "./media.js";
+import { AlertStrip } from "./alerts.js";
 
 export function storeFor(box) {
   if (!box.store) {
@@ -344,6 +345,7 @@ class Panel {
       "div",
       { class: "nbt-panel", testid: "nbt-run-panel" },
       head,
+      (this.alerts = new AlertStrip(m)).el,
       controls,
       this.readout,
       this.empty,
@@ -525,6 +527,7 @@ class Panel {
     this.closed = true;
     clearTimeout(this.timer);
     this.media?.destroy();
+    this.alerts?.destroy();
     for (const off of this.offs || []) off();
     for (const c of this.charts.values()) c.destroy();
     this.charts.clear();

@@ -68,6 +68,8 @@ class RunPanel(anywidget.AnyWidget):
         Log scale on y.
     renderer : {"canvas", "svg"}
         Vega renderer.
+    alerts : list of dict
+        The last 20 ``run.alert()`` calls (title, text, level, at, step).
     media : dict
         Images and histograms logged per step: ``{key: {"kind", "n", "last"}}`` (the
         entries themselves, thumbnails and bin counts, travel as messages, never as state).
@@ -95,6 +97,7 @@ class RunPanel(anywidget.AnyWidget):
     log_y = t.Bool(False).tag(sync=True)
     renderer = t.Unicode("canvas").tag(sync=True)
     media = t.Dict().tag(sync=True)
+    alerts = t.List(t.Dict()).tag(sync=True)  # the last 20 run.alert() calls
     _spec = t.Dict().tag(sync=True)
     _series = t.Dict().tag(sync=True)
     _uid = t.Unicode("").tag(sync=True)
@@ -160,6 +163,9 @@ class RunPanel(anywidget.AnyWidget):
             elif event == "finish":
                 self._new_tables()
                 self._on_finish()
+            elif event == "alert":
+                with self._lock:
+                    self.alerts = [*self.alerts, payload][-20:]
             elif event in ("error", "resumed"):  # a notebook cell raised / the user went on
                 with self._lock:
                     self._meta(force=True)
