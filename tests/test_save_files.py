@@ -11,10 +11,17 @@ import pytest
 
 import nbtracker
 from nbtracker import files as files_mod
+from nbtracker.store import CAPTURE_FILES
+
+
+def _saved(files: list) -> list:
+    """The files save() made (not those the capture keeps there: output.log, ...)."""
+    theirs = set(CAPTURE_FILES.values())
+    return [f for f in files if f.name.split("/")[0] not in theirs]
 
 
 def _names(api: nbtracker.Api, run: nbtracker.Run) -> list[str]:
-    return [f.name for f in api.run(f"{run.project}/{run.id}").files()]
+    return [f.name for f in _saved(api.run(f"{run.project}/{run.id}").files())]
 
 
 def test_save_now_keeps_the_folders_under_the_base_path(init, api, tmp_path: Path) -> None:
@@ -73,7 +80,7 @@ def test_policy_now_copies_once_end_at_finish_live_follows_changes(
         time.sleep(0.02)
     (tmp_path / "live.txt").write_text("live v3, at the end")
     run.finish()
-    files = {f.name: f for f in api.run(f"p/{run.id}").files()}
+    files = {f.name: f for f in _saved(api.run(f"p/{run.id}").files())}
     read = {name: Path(f.url[len("file://") :]).read_text() for name, f in files.items()}
     assert read == {
         "now.txt": "now v1",  # copied once, when save() was called
