@@ -181,10 +181,14 @@ def bench_overlay(root: str, runs: int, steps: int) -> dict:
     ws_s = time.perf_counter() - t0
     n_pts = sum(len(k["s"]) for r in ws._series["runs"].values() for k in r.values())
     payload = len(json.dumps(ws._series))
+    t0 = time.perf_counter()
+    snapshot = len(ws.fallback_bundle(final=True)["text/html"])  # the static snapshot
+    snapshot_s = time.perf_counter() - t0
     ws.close()
     return {"runs": runs, "steps": steps, "metrics": 4, "create_s": create,
             "envelopes_s": data, "workspace_s": ws_s, "points": n_pts,
-            "snapshot_bytes": payload}  # fmt: skip
+            "snapshot_bytes": payload, "fallback_bytes": snapshot,
+            "fallback_s": snapshot_s}  # fmt: skip
 
 
 def main() -> None:
@@ -240,6 +244,8 @@ def main() -> None:
             print(f"  envelopes (one DuckDB scan)  {o['envelopes_s'] * 1000:8.1f} ms")
             print(f"  Workspace drawing all runs   {o['workspace_s'] * 1000:8.1f} ms "
                   f"({o['points']:,} points, snapshot {o['snapshot_bytes'] / 1e6:.1f} MB)")  # fmt: skip
+            print(f"  static snapshot (HTML table + PNG) {o['fallback_bytes'] / 1e6:.2f} MB "
+                  f"in {o['fallback_s']:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

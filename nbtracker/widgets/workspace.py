@@ -137,7 +137,7 @@ class Workspace(anywidget.AnyWidget):
         with self._lock:
             self._refresh_table()
             self._load_visible()
-            self._push()
+            self._take_deltas()  # the first view reads the snapshot: no message repeats it
             self._snapshot()
         self.observe(
             self._on_view,
@@ -546,6 +546,13 @@ class Workspace(anywidget.AnyWidget):
         if out:
             self._seq += 1
             self.send({"type": "series", "seq": self._seq, "runs": out})
+
+    def _take_deltas(self) -> None:
+        for rid in self.visible:
+            ser = self._series_by.get(rid)
+            if ser is not None:
+                for env in ser.feed.env.values():
+                    env.take_delta()
 
     def _snapshot(self) -> None:
         self._last_snap = time.monotonic()
