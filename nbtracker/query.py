@@ -1172,3 +1172,46 @@ def _after_fork_child() -> None:
     if _shared is not None:
         _fork_leaks.append(_shared)
         _shared = None
+
+
+# -- capture (system metrics, console log) -------------------------------------------------
+def system_series(rdir: Path, points: int = 240) -> dict[str, dict[str, list[Any]]]:
+    """A run's system metrics for charts: ``{key: {"t": runtime seconds, "v": values}}``,
+    at most about ``points`` per key (each bucket of samples keeps its highest value, so a
+    spike stays visible). Reads the run folder alone (no catalog)."""
+    from .store import RUN_FILE, stream_dir
+
+    files = readable(segments.list_files(stream_dir(rdir, "system"))[0])
+    if not files:
+        return {}
+    try:
+        t0 = float(json.loads((rdir / RUN_FILE).read_text(encoding="utf-8"))["created_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        t0 = 0.0
+    con = duck()
+    try:
+        rows = con.execute(
+            "WITH s AS (SELECT key, step, ts, value FROM read_parquet(?) WHERE value IS NOT NULL),"
+            " n AS (SELECT max(step) + 1 AS n FROM s) "
+            "SELECT key, min(ts), max(value) FROM s, n "
+            "GROUP BY key, CAST(floor(step * ? / greatest(n.n, ?)) AS BIGINT) ORDER BY 1, 2",
+            [files, points, points],
+        ).fetchall()
+    except Exception:  # noqa: BLE001 - a file replaced under us (merge): next poll
+        return {}
+    finally:
+        con.close()
+    out: dict[str, dict[str, list[Any]]] = {}
+    for key, ts, value in rows:
+        s = out.setdefault(key, {"t": [], "v": []})
+        s["t"].append(round(float(ts) - t0, 3))
+        s["v"].append(float(value))
+    return out
+
+
+def console_tail(rdir: Path, max_bytes: int = 16_384) -> str:
+    """The end of a run's console log (``output.log``), as a terminal shows it."""
+    from .capture.console import tail
+    from .store import capture_path
+
+    return tail(capture_path(rdir, "console"), max_bytes=max_bytes)

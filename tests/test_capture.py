@@ -347,3 +347,37 @@ def test_remote_urls_lose_their_credentials() -> None:
     assert strip_credentials("https://tok@h.com:8443/a.git?x=1") == "https://h.com:8443/a.git"
     assert strip_credentials("ssh://git@h.com/a.git") == "ssh://h.com/a.git"
     assert strip_credentials("git@github.com:a/b.git") == "git@github.com:a/b.git"
+
+
+# -- the run panel -----------------------------------------------------------------------------
+def test_panel_shows_system_logs_and_environment_without_paths(tmp_path: Path) -> None:
+    from nbtracker.widgets.run_panel import RunPanel
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "dev")
+    _git(repo, "remote", "add", "origin", "https://bob:tok3n@example.com/x.git")
+    res = run_script(tmp_path, """
+        import nbtracker as wandb
+        run = wandb.init(project="p", settings={"x_stats_sampling_interval": 0.2})
+        print("\\x1b[31mred\\x1b[0m line", "<b>not bold</b>")
+        for i in range(3):
+            run.log({"loss": 1.0 / (i + 1)})
+        import time; time.sleep(0.6)
+        run.finish()
+    """, cwd=repo)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    run = only_run(tmp_path / "store")
+    panel = RunPanel.for_folder(run.dir, follow=False)
+    try:
+        assert panel.log_tail.splitlines()[0] == "red line <b>not bold</b>"  # colour codes gone
+        assert "system/cpu" in panel.system and "system/cpu.0.cpu_percent" not in panel.system
+        cpu = panel.system["system/cpu"]
+        assert len(cpu["t"]) == len(cpu["v"]) >= 2 and all(t >= 0 for t in cpu["t"])
+        env = panel.env_info
+        assert env["program"] == "train.py" and env["python"].startswith("CPython")
+        assert env["remote"] == "https://example.com/x.git"
+        state = json.dumps({"env": env, "log": panel.log_tail, "system": panel.system})
+        assert str(tmp_path) not in state and "tok3n" not in state
+    finally:
+        panel.close()

@@ -12,6 +12,8 @@ import { SeriesStore, lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
 import { MediaSection, mediaStoreFor } from "./media.js";
 import { AlertStrip } from "./alerts.js";
+import { EnvTable, SystemSection } from "./system.js";
+import { LogsSection } from "./logs.js";
 
 export function storeFor(box) {
   if (!box.store) {
@@ -340,6 +342,7 @@ class Panel {
       { class: "nbt-tables" },
       h("details", { testid: "nbt-summary", open: "" }, h("summary", {}, "Summary ", this.summaryCount), this.summaryTable),
       h("details", { testid: "nbt-config" }, h("summary", {}, "Config ", this.configCount), this.configTable),
+      (this.env = new EnvTable(m)).el,
     );
     this.el = h(
       "div",
@@ -351,6 +354,8 @@ class Panel {
       this.empty,
       this.body,
       (this.media = new MediaSection(m, this.box)).el,
+      (this.system = new SystemSection(m)).el,
+      (this.logs = new LogsSection(m)).el,
       tables,
     );
     el.append(this.el);
@@ -528,6 +533,7 @@ class Panel {
     clearTimeout(this.timer);
     this.media?.destroy();
     this.alerts?.destroy();
+    for (const part of [this.system, this.logs, this.env]) part?.destroy();
     for (const off of this.offs || []) off();
     for (const c of this.charts.values()) c.destroy();
     this.charts.clear();

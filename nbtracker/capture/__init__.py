@@ -60,6 +60,7 @@ class Capture:
         self.console = None
         self.samples = 0
         self.cpu_seconds = 0.0  # CPU time of the capture thread (its own cost)
+        self.env_cpu_seconds = 0.0  # ... of which the environment snapshot
         self._sampler: Any = None
         self._writer: Any = None
         self._buffer: deque[dict[Any, Any]] = deque()
@@ -156,6 +157,7 @@ class Capture:
         try:
             if self.settings.meta:
                 self._environment()
+                self.env_cpu_seconds = time.thread_time() - t_cpu
             if self.settings.stats:
                 self._start_sampler()
         except Exception as exc:  # noqa: BLE001 - this thread must never raise

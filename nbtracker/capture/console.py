@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import warnings
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,8 @@ class Console:
         self.path = path
         self.old_path = old_path
         self.part_bytes = max(2048, max_bytes // 2)
-        self._lock = threading.Lock()
         self._io_lock = threading.Lock()
-        self._pending: list[str] = []
+        self._pending: deque[str] = deque()
         self._chars = 0
         self._line = ""  # the line being written (not ended by a newline yet)
         self._line_saved = ""  # ... as it was last written out with a trailing \r
@@ -90,11 +90,9 @@ class Console:
             if not isinstance(text, str):
                 return
             text = str(text)
-        with self._lock:
-            self._pending.append(text)
-            self._chars += len(text)
-            big = self._chars >= INLINE_FLUSH_CHARS
-        if big:  # the capture thread is behind: bound the memory here
+        self._pending.append(text)  # deque.append is atomic: no lock on the print path
+        self._chars += len(text)  # approximate under threads; only bounds memory
+        if self._chars >= INLINE_FLUSH_CHARS:  # the capture thread is behind: write it here
             self.flush()
 
     def detach(self) -> None:
@@ -118,8 +116,9 @@ class Console:
     def flush(self, final: bool = False) -> None:
         """Write the pending text out (the capture thread, about once a second)."""
         with self._io_lock:
-            with self._lock:
-                pending, self._pending, self._chars = self._pending, [], 0
+            queue = self._pending
+            pending = [queue.popleft() for _ in range(len(queue))]
+            self._chars = 0
             if not pending and not final:
                 return
             data = self._lines("".join(pending), final)

@@ -31,7 +31,7 @@ from ..feed import Feed, FolderReader, hidden_keys, read_range, x_candidates
 from ..media import MEDIA_KINDS, media_kind, parse_ref
 from ..sampling import DEFAULT_BUCKETS, columns, small_columns
 from ..store import process_gone, record_file
-from . import _fallback, _lib
+from . import _capture_view, _fallback, _lib
 from ._fallback import table_view
 from ._source import MediaTracks, media_entry
 
@@ -98,6 +98,9 @@ class RunPanel(anywidget.AnyWidget):
     renderer = t.Unicode("canvas").tag(sync=True)
     media = t.Dict().tag(sync=True)
     alerts = t.List(t.Dict()).tag(sync=True)  # the last 20 run.alert() calls
+    system = t.Dict().tag(sync=True)  # system metrics: {key: {"t", "v"}} (see _capture_view)
+    log_tail = t.Unicode("").tag(sync=True)  # the end of the console log
+    env_info = t.Dict().tag(sync=True)  # git, python, host, ... (no paths, no credentials)
     _spec = t.Dict().tag(sync=True)
     _series = t.Dict().tag(sync=True)
     _uid = t.Unicode("").tag(sync=True)
@@ -463,6 +466,8 @@ class RunPanel(anywidget.AnyWidget):
                 self.summary = summ
             if feed.x_names != self.x_options:
                 self.x_options = list(feed.x_names)
+            rdir = self._run.dir if self._run is not None else self._reader.rdir  # type: ignore[union-attr]
+            _capture_view.update(self, rdir, rec, force)
 
     def _on_finish(self) -> None:
         """Final state: called on the training thread by ``Run.finish()``."""
