@@ -67,7 +67,6 @@ ARTIFACTS_DIR = "artifacts"
 WRITER_LOCK = ".writer.lock"
 # What nbtracker.capture writes into a run folder (as W&B keeps them among a run's files)
 SYSTEM_DIR = "system"  # system metrics: history segments of their own (stream="system")
-FILES_DIR = "files"
 CAPTURE_FILES = {
     "console": "output.log", "console_old": "output.log.1", "diff": "diff.patch",
     "requirements": "requirements.txt", "code": "code",

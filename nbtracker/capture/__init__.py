@@ -57,6 +57,7 @@ class Capture:
         self._store = run._store
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._env_thread: threading.Thread | None = None
         self.console = None
         self.samples = 0
         self.cpu_seconds = 0.0  # CPU time of the capture thread (its own cost)
@@ -113,9 +114,10 @@ class Capture:
             return
         self._closed = True
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10.0)
+        for name in ("_thread", "_env_thread"):  # the first starts the second: in order
+            thread = getattr(self, name)
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=10.0)
         writer = self._writer
         if writer is not None:
             try:
@@ -135,7 +137,7 @@ class Capture:
     def after_fork_child(self) -> None:
         """In a forked child: no thread here, and the parent owns every file."""
         self._closed = True
-        self._thread = None
+        self._thread = self._env_thread = None
         self._writer = None
         if self.console is not None:
             self.console.after_fork_child()
@@ -155,16 +157,21 @@ class Capture:
             imported.set()
             _importing.remove(imported)
         try:
-            if self.settings.meta:
-                self._environment()
-                self.env_cpu_seconds = time.thread_time() - t_cpu
+            if self.settings.meta:  # git and package listing may take a while: apart
+                self._env_thread = threading.Thread(
+                    target=self._env_loop, name="nbtracker-capture-env", daemon=True
+                )
+                self._env_thread.start()
             if self.settings.stats:
                 self._start_sampler()
         except Exception as exc:  # noqa: BLE001 - this thread must never raise
             warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
         cs = self.settings
         start = time.monotonic()
-        next_sample = start + min(FIRST_SAMPLE_S, cs.interval)
+        # the first sample about FIRST_SAMPLE_S after the run began (init's own time counts)
+        since = time.time() - float(self._run._rec.get("created_at") or time.time())
+        first = min(FIRST_SAMPLE_S, cs.interval) - max(0.0, since)
+        next_sample = start + max(0.2, first)
         next_flush = start + CONSOLE_FLUSH_S
         sampling = self._writer is not None and self._sampler is not None
         while True:
@@ -191,6 +198,14 @@ class Capture:
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
         self.cpu_seconds = time.thread_time() - t_cpu
+
+    def _env_loop(self) -> None:
+        t_cpu = time.thread_time()
+        try:
+            self._environment()
+        except Exception as exc:  # noqa: BLE001 - this thread must never raise
+            warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
+        self.env_cpu_seconds = time.thread_time() - t_cpu
 
     def _start_sampler(self) -> None:
         from .. import store as store_mod
