@@ -33,7 +33,8 @@ Error = NbtrackerError  # wandb.Error: ``except wandb.Error`` catches nbtracker'
 
 __version__ = "0.1.0"
 
-_EXTRAS = ("save", "restore", "alert")
+_EXTRAS = ("save", "restore", "alert", "log_artifact", "use_artifact", "log_model",
+           "use_model", "watch", "unwatch")  # fmt: skip
 _LAZY: dict[str, Any] = {
     "Api": ("nbtracker.api", "Api"),
     "sql": ("nbtracker.api", "sql"),
@@ -45,6 +46,7 @@ _LAZY: dict[str, Any] = {
     "Histogram": ("nbtracker.data_types", "Histogram"),
     "Html": ("nbtracker.data_types", "Html"),
     "AlertLevel": ("nbtracker.alerts", "AlertLevel"),
+    "Artifact": ("nbtracker.artifacts", "Artifact"),
     **dict.fromkeys(_EXTRAS, "nbtracker._run_extras"),
     "load_ipython_extension": ("nbtracker._ipython", "load_ipython_extension"),
     "unload_ipython_extension": ("nbtracker._ipython", "unload_ipython_extension"),
@@ -55,7 +57,8 @@ __all__ = [
     "Run", "RunNotFound", "Settings", "Store", "Table", "UsageError", "config",
     "define_metric", "finish", "init", "log", "login", "mark_preempting", "run", "setup",
     "show", "sql", "summary", "teardown", "termerror", "termlog", "termwarn",
-    "AlertLevel", "alert", "restore", "save",
+    "AlertLevel", "Artifact", "alert", "log_artifact", "log_model", "restore", "save",
+    "unwatch", "use_artifact", "use_model", "watch",
 ]  # fmt: skip
 
 

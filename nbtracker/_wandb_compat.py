@@ -22,9 +22,8 @@ class NotSupportedError(UsageError, NotImplementedError):
 
 # W&B names nbtracker does not have yet -> where it is tracked (shown in the message).
 UNSUPPORTED: dict[str, str] = {
-    **dict.fromkeys(["watch", "unwatch"], "issue 13"),
     **dict.fromkeys(
-        ["Artifact", "use_artifact", "log_artifact", "log_model", "use_model", "ArtifactTTL", "link_model", "sweep", "agent", "controller", "plot", "plot_table",
+        ["ArtifactTTL", "link_model", "sweep", "agent", "controller", "plot", "plot_table",
          "Video", "Audio", "Object3D", "Molecule", "Plotly", "Graph", "box3d", "Classes", "EvalTable", "JoinedTable", "tensorboard", "attach", "require"],
         "",
     ),

@@ -150,6 +150,39 @@ class Api:
                 con.close()
         raise AssertionError  # pragma: no cover
 
+    def artifact(self, name: str, type: str | None = None) -> Any:  # noqa: A002
+        """One artifact version: ``"project/name:v1"``, ``"entity/project/name:latest"``,
+        ``"project/name:<alias>"`` (``"name:v1"`` with ``overrides={"project": ...}``).
+
+        Raises
+        ------
+        ArtifactNotFound
+        """
+        from .artifacts import api_artifact
+
+        return api_artifact(self.store, name, type, self.default_project)
+
+    def artifact_versions(self, type_name: str | None, name: str, per_page: int = 50) -> list[Any]:
+        """Every version of ``"project/name"``, oldest first (W&B's argument order)."""
+        from .artifacts import api_versions
+
+        return api_versions(self.store, type_name, name, self.default_project)
+
+    def artifacts(self, type_name: str | None, name: str, per_page: int = 50,
+                  tags: Any = None) -> list[Any]:  # fmt: skip
+        """Every version of ``"project/name"`` (same as :meth:`artifact_versions`)."""
+        return self.artifact_versions(type_name, name, per_page)
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:  # noqa: A002
+        """True when ``"project/name:version"`` names a stored version."""
+        from .artifacts import ArtifactNotFound
+
+        try:
+            self.artifact(name, type)
+        except (ArtifactNotFound, ValueError):
+            return False
+        return True
+
     def flush(self) -> None:
         """Accepted for wandb compatibility; reads are always fresh."""
 
@@ -365,6 +398,18 @@ class ApiRun:
             msg = f"run {self.project}/{self.id} has no saved file {name!r}; see .files()"
             raise FileNotFoundError(msg)
         return found[0]
+
+    def logged_artifacts(self, per_page: int = 100) -> list[Any]:
+        """The artifact versions this run logged."""
+        from .artifacts import run_artifacts
+
+        return run_artifacts(self._store, self.project, self.id, used=False)
+
+    def used_artifacts(self, per_page: int = 100) -> list[Any]:
+        """The artifact versions this run used (``use_artifact``)."""
+        from .artifacts import run_artifacts
+
+        return run_artifacts(self._store, self.project, self.id, used=True)
 
     def alerts(self) -> list[dict[str, Any]]:
         """The run's ``alert()`` calls, oldest first: ``title``, ``text``, ``level``,

@@ -1096,6 +1096,9 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
                                     "tag": pa.array([t[2] for t in tags], pa.string())}))  # fmt: skip
     con.execute("CREATE TABLE tags AS FROM _tags")
     con.unregister("_tags")
+    from .artifacts import sql_tables  # artifacts, artifact_files, artifact_usage, alerts
+
+    sql_tables(con, store, project, records)
     listed = [(r, store.history_files(store.root / r["dir"])) for r in records]
     _history_view(con, listed)
     listed = [(r, store.history_files(store.root / r["dir"], "system")) for r in records]
