@@ -113,7 +113,7 @@ def test_a_symlink_in_the_files_folder_is_never_written_through(init, api, tmp_p
     (tmp_path / "ckpt" / "m.pt").write_text("weights")
     run = init()
     fdir = run._store.files_dir(run.dir)
-    fdir.mkdir(parents=True)
+    fdir.mkdir(parents=True, exist_ok=True)  # the capture may have made it
     os.symlink(outside, fdir / "ckpt")  # someone put a link where a folder goes
     with pytest.raises(ValueError, match="symbolic link"):
         run.save("ckpt/m.pt", policy="now")
