@@ -229,3 +229,42 @@ def test_offline_mode_keeps_the_run_local(tmp_path: Path, pg_url: str, root: Pat
     res = CliRunner().invoke(cli, ["sync", "--to", pg_url, "--root", str(root), "p"])
     assert res.exit_code == 0, res.output
     assert len(nbtracker.Api(store=pg_url).runs("p")) == 1
+
+
+OPTUNA_AGENT = r"""
+import sys, optuna
+from nbtracker import team
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.load_study(study_name="s", storage=team.optuna_storage(sys.argv[1]))
+study.optimize(lambda t: (t.suggest_float("x", -1, 1)) ** 2, n_trials=int(sys.argv[2]))
+"""
+
+
+def test_sweep_storage_hook_shares_one_study_across_processes(pg_url: str) -> None:
+    import optuna
+
+    # three agents open the storage at once (the tables do not exist yet) ...
+    opened = [
+        subprocess.Popen([sys.executable, "-c", "import sys; from nbtracker import team; "
+                          "team.optuna_storage(sys.argv[1])", pg_url],
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]  # fmt: skip
+    for p in opened:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    # ... then the study is created before the agents start, as documented
+    optuna.create_study(study_name="s", storage=team.optuna_storage(pg_url))
+    agents = [
+        subprocess.Popen([sys.executable, "-c", OPTUNA_AGENT, pg_url, "5"],
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]  # fmt: skip
+    for p in agents:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    trials = optuna.load_study(study_name="s", storage=team.optuna_storage(pg_url)).trials
+    assert len(trials) == 15
+    assert sorted(t.number for t in trials) == list(range(15))
+    # optuna's tables live beside ours, in their own schema
+    assert pg_rows(pg_url, "SELECT count(*) FROM nbtracker_optuna.trials") == "15"
+    with pytest.raises(UsageError, match="name a team store"):
+        team.optuna_storage(None)

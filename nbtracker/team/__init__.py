@@ -7,7 +7,8 @@ The small interface the rest of nbtracker uses:
 - :func:`follow` commits a run's local folder in the background while it trains;
 - :func:`reader_store` gives a :class:`~nbtracker.store.Store` over the store's local
   cache, brought up to date first, for ``Api``, ``sql``, ``show`` and the CLI;
-- :func:`sync` uploads existing local runs; :func:`mask` hides passwords in a URL.
+- :func:`sync` uploads existing local runs; :func:`mask` hides passwords in a URL;
+- :func:`optuna_storage` is the sweeps' hook: optuna's RDB storage in the same PostgreSQL.
 
 Nothing here is imported by ``import nbtracker``; psycopg is imported on first use.
 """
@@ -21,7 +22,10 @@ from typing import Any
 
 from .url import StoreURL, is_url, mask, parse
 
-__all__ = ["StoreURL", "follow", "is_url", "mask", "parse", "reader_store", "resolve", "sync"]
+__all__ = [
+    "StoreURL", "follow", "is_url", "mask", "optuna_storage", "parse", "reader_store",
+    "resolve", "sync",
+]  # fmt: skip
 
 ENV = "NBTRACKER_STORE"
 
@@ -92,6 +96,21 @@ def reader_store(url: StoreURL, *, refresh: bool = True) -> Any:
     store = Store(root)
     store.team_url = url  # readers that follow runs refresh through it
     return store
+
+
+def optuna_storage(store: Any = None, **kwargs: Any) -> Any:
+    """optuna's RDB storage in the team store's PostgreSQL (schema ``nbtracker_optuna``),
+    for sweeps whose agents run on several machines: ``store`` is a URL or a StoreURL
+    (default ``$NBTRACKER_STORE``). Create the study before the agents start. Needs optuna
+    and SQLAlchemy. Raises UsageError when no team store is named."""
+    from ..errors import UsageError
+    from .sweeps_storage import rdb_storage
+
+    url = resolve(store)
+    if url is None:
+        msg = "optuna_storage(): name a team store (postgresql://...) or set NBTRACKER_STORE"
+        raise UsageError(msg)
+    return rdb_storage(url, **kwargs)
 
 
 def sync(url: StoreURL, root: Any = None, runs: list[str] | None = None) -> Any:
