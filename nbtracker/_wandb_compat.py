@@ -159,8 +159,9 @@ def mark_preempting() -> None:
 class Settings:
     """W&B's ``wandb.Settings``: any keyword is accepted and read back as an attribute.
 
-    ``init(settings=...)`` accepts it and ignores it (pass ``mode=``, ``dir=`` and so on to
-    ``init`` itself). ``run.settings`` describes a run with the same names as W&B:
+    ``init(settings=...)`` uses its capture settings (``x_disable_stats``,
+    ``x_stats_sampling_interval``, ``console``, ``disable_git``, ``save_code``, ...) and
+    ignores the rest (pass ``mode=``, ``dir=`` and so on to ``init`` itself). ``run.settings`` describes a run with the same names as W&B:
     ``mode``, ``project``, ``entity``, ``run_id``, ``run_name``, ``run_group``,
     ``run_job_type``, ``run_notes``, ``run_tags``, ``root_dir``, ``files_dir``,
     ``resumed``, ``silent``, ``console``. Unset names read as W&B's defaults for the ones
@@ -215,8 +216,15 @@ def run_settings(run: Run) -> Settings:
         files_dir=None if store is None else str(run.dir),
         resumed=bool(rec.get("resumed")),
         silent=silent(),
-        console=_paths.env("CONSOLE") or "auto",
+        console=_console_of(run),
     )
+
+
+def _console_of(run: Run) -> str:
+    cap = getattr(run, "_capture", None)
+    if cap is not None:
+        return str(cap.settings.console)
+    return "off" if run.disabled else (_paths.env("CONSOLE") or "auto")
 
 
 # -- summary before init() -----------------------------------------------------------------

@@ -249,8 +249,12 @@ def test_forked_child_prints_and_the_parent_keeps_its_log(tmp_path: Path) -> Non
 
 
 def test_detach_gives_the_streams_back(init) -> None:
+    off = init(id="off", settings={"console": "off"})
+    assert off.settings.console == "off"
+    off.finish()
     before = sys.stdout, sys.stderr
     run = init()
+    assert run.settings.console == "auto"
     assert sys.stdout is not before[0] and sys.stdout.isatty() == before[0].isatty()
     run.finish()
     assert (sys.stdout, sys.stderr) == before
