@@ -184,7 +184,13 @@ class Api:
         return True
 
     def flush(self) -> None:
-        """Accepted for wandb compatibility; reads are always fresh."""
+        """Local stores: nothing to do, reads are always fresh. A team store: fetch what
+        changed since this Api was made (or last flushed), as W&B's ``flush()`` does."""
+        url = getattr(self.store, "team_url", None)
+        if url is not None:
+            from . import team
+
+            team.reader_store(url)
 
 
 def sql(

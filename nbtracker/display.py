@@ -95,7 +95,7 @@ def show(
     if isinstance(store, str):  # a team store URL
         from . import team
 
-        store = team.reader_store(team.resolve(store))
+        store = team.reader_store(team.resolve(store), live=follow)
     if key is None and compare and _is_project(target, store):
         from ._compare import compare as workspace
 

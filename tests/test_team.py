@@ -268,3 +268,27 @@ def test_sweep_storage_hook_shares_one_study_across_processes(pg_url: str) -> No
     assert pg_rows(pg_url, "SELECT count(*) FROM nbtracker_optuna.trials") == "15"
     with pytest.raises(UsageError, match="name a team store"):
         team.optuna_storage(None)
+
+
+def test_readers_see_a_live_run_grow(tmp_path: Path, pg_url: str) -> None:
+    progress = tmp_path / "progress"
+    w = _writer(tmp_path, pg_url, "live", 400, sleep=0.01, progress=progress)
+    try:
+        api = wait_until(lambda: (a := nbtracker.Api(store=pg_url)).runs("team") and a, timeout=60)
+        run = api.run("team/live")
+        first = len(run.history(samples=None))
+        # Api(store=) reads the store as of its creation; flush() fetches what changed
+        wait_until(
+            lambda: (api.flush(), len(api.run("team/live").history(samples=None)))[1] > first,
+            timeout=60,
+        )
+        # a live reader (what show() uses) keeps its cache folder growing by itself
+        st = team.reader_store(team.parse(pg_url), live=True)
+        local = nbtracker.Api(store=st)
+        n0 = len(local.run("team/live").history(samples=None))
+        wait_until(lambda: len(local.run("team/live").history(samples=None)) > n0, timeout=60)
+    finally:
+        out, err = w.communicate(timeout=120)
+    assert w.returncode == 0, err
+    wait_until(lambda: local.run("team/live").state == "finished", timeout=30)
+    assert len(local.run("team/live").history(samples=None)) == 400

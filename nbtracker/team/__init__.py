@@ -73,11 +73,13 @@ def wait(timeout: float = 30.0) -> bool:
     return all(c.wait_idle(timeout) for c in list(_committers.values()))
 
 
-def reader_store(url: StoreURL, *, refresh: bool = True) -> Any:
+def reader_store(url: StoreURL, *, refresh: bool = True, live: bool = False) -> Any:
     """A local Store over this team store's cache folder, brought up to date first.
-    When the store cannot be reached, the cache is read as it is, with one warning."""
+    When the store cannot be reached, the cache is read as it is, with one warning.
+    ``live``: keep pulling in the background while runs are running (panels)."""
+    from .. import _paths
     from ..store import Store
-    from .mirror import cache_root, pull
+    from .mirror import cache_root, keep_fresh, pull
     from .remote import StoreUnavailable
 
     root = cache_root(url)
@@ -93,6 +95,8 @@ def reader_store(url: StoreURL, *, refresh: bool = True) -> Any:
                 StorageWarning,
                 stacklevel=3,
             )
+    if live:
+        keep_fresh(url, root, float(_paths.env("STORE_INTERVAL") or 2.0))
     store = Store(root)
     store.team_url = url  # readers that follow runs refresh through it
     return store

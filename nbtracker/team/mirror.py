@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,6 +17,8 @@ from .url import StoreURL
 
 STATE_FILE = ".team-state.json"  # a dot name: never a project folder (see _paths.slug)
 _locks: dict[str, threading.Lock] = {}
+_running: dict[str, set[tuple[str, str]]] = {}  # cache root -> runs last seen running
+_refreshers: dict[str, threading.Thread] = {}
 
 
 def cache_root(url: StoreURL) -> Path:
@@ -90,6 +93,11 @@ def _pull(url: StoreURL, root: Path) -> dict[str, int]:
         rdir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(rdir / "run.json", text.encode("utf-8"))
         seen_runs[(project, run_id)] = ver
+        live = _running.setdefault(str(root), set())
+        if rec.get("state") == "running":
+            live.add((project, run_id))
+        else:
+            live.discard((project, run_id))
         rec["dir"] = str(rdir.relative_to(root))
         rec["json_mtime"] = os.stat(rdir / "run.json").st_mtime
         cat_rows.append(rec)
@@ -130,3 +138,29 @@ def _fetch(
         seen[(project, run_id, path)] = ver
         n += 1
     return n
+
+
+def keep_fresh(url: StoreURL, root: Path, interval: float) -> None:
+    """Pull in the background every ``interval`` seconds while the store has runs that
+    were running at the last pull (live panels of runs on other machines follow the cache
+    folder as it grows); the thread ends when none is left. Idempotent per cache folder."""
+    key = str(root)
+    t = _refreshers.get(key)
+    if t is not None and t.is_alive():
+        return
+
+    def loop() -> None:
+        from .remote import StoreUnavailable
+
+        idle = 0
+        while idle < 2:
+            time.sleep(interval)
+            try:
+                pull(url, root)
+            except (StoreUnavailable, OSError):
+                continue  # the reader was told once when it opened; keep trying
+            idle = 0 if _running.get(key) else idle + 1
+
+    t = threading.Thread(target=loop, name="nbtracker-team-refresh", daemon=True)
+    _refreshers[key] = t
+    t.start()
