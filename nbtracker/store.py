@@ -664,6 +664,8 @@ class Store:
         if rec.get("state") != "running" and not live:
             try:
                 segments.compact_all(hdir)
+                if (rdir / SYSTEM_DIR).is_dir():  # a crashed run's system metric segments
+                    segments.compact_all(rdir / SYSTEM_DIR)
             except Exception as exc:  # noqa: BLE001
                 report.problems.append(f"{rel}: could not compact its history ({exc})")
             report.removed_temp_files += remove_temp_files(rdir)

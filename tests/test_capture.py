@@ -385,3 +385,61 @@ def test_panel_shows_system_logs_and_environment_without_paths(tmp_path: Path) -
         assert str(tmp_path) not in state and "tok3n" not in state
     finally:
         panel.close()
+
+
+def test_logging_handlers_made_before_init_are_copied_too(init) -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+    lg = logging.getLogger("nbt-capture-test")
+    lg.addHandler(handler)
+    lg.setLevel(logging.INFO)
+    try:
+        before = handler.stream
+        run = init(id="lg")
+        lg.info("from logging")
+        run.finish()
+        assert handler.stream is before  # given back
+        lg.info("after finish")
+    finally:
+        lg.removeHandler(handler)
+    log = (run.dir / "files" / "output.log").read_text()
+    assert log == "INFO:nbt-capture-test:from logging\n"
+
+
+def test_killed_run_keeps_its_samples_and_repair_compacts_them(tmp_path: Path) -> None:
+    import signal
+
+    root = tmp_path / "store"
+    script = tmp_path / "killed.py"
+    script.write_text(
+        textwrap.dedent("""
+        import time
+        import nbtracker as wandb
+        run = wandb.init(project="p", id="k", settings={"x_stats_sampling_interval": 0.1})
+        print("started", flush=True)
+        while True:
+            time.sleep(0.05)
+    """)
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "NBTRACKER_"))}
+    env["NBTRACKER_DIR"] = str(root)
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    sdir = root / "runs" / "p" / "k" / "system"
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        wait_until(lambda: sdir.is_dir() and len(list(sdir.glob("h-*.parquet"))) >= 5, 20)
+        log = root / "runs" / "p" / "k" / "files" / "output.log"
+        wait_until(lambda: log.is_file() and log.read_text() == "started\n", 10)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    api = nbtracker.Api(root)
+    n = len(api.run("p/k").history(stream="system", samples=None))
+    assert n >= 5 and api.run("p/k").state == "crashed"
+    store = nbtracker.Store(root)
+    store.repair()
+    assert len(list(sdir.glob("h-*.parquet"))) == 1
+    assert len(api.run("p/k").history(stream="system", samples=None)) == n

@@ -84,6 +84,7 @@ class Console:
             tee = Tee(stream, self)
             setattr(sys, name, tee)
             self.tees.append((name, tee))
+        self._handlers = _retarget_handlers({id(t._nbt_stream): t for _, t in self.tees})
 
     def add(self, text: Any) -> None:
         if text.__class__ is not str:
@@ -98,6 +99,10 @@ class Console:
     def detach(self) -> None:
         """Give the streams back (a stream someone replaced since is left alone, and our copy
         in it stops copying); then write what is pending."""
+        for handler, tee in getattr(self, "_handlers", ()):
+            if getattr(handler, "stream", None) is tee:
+                _set_stream(handler, tee._nbt_stream)
+        self._handlers = []
         for name, tee in self.tees:
             tee._nbt_sink = None
             if getattr(sys, name) is tee:
@@ -206,6 +211,32 @@ class Console:
                 fh.close()
             except OSError:
                 pass
+
+
+def _retarget_handlers(tees: dict[int, Tee]) -> list[tuple[Any, Tee]]:
+    """Logging handlers made before ``init()`` (``logging.basicConfig()``) hold the old
+    ``sys.stderr``: point them at its copying stand-in too (given back at the end)."""
+    logging = sys.modules.get("logging")
+    if logging is None or not tees:
+        return []
+    loggers = [logging.getLogger()]
+    loggers += [lg for lg in list(logging.Logger.manager.loggerDict.values())
+                if isinstance(lg, logging.Logger)]  # fmt: skip
+    out = []
+    for lg in loggers:
+        for handler in list(getattr(lg, "handlers", ())):
+            tee = tees.get(id(getattr(handler, "stream", None)))
+            if tee is not None and isinstance(handler, logging.StreamHandler):
+                _set_stream(handler, tee)
+                out.append((handler, tee))
+    return out
+
+
+def _set_stream(handler: Any, stream: Any) -> None:
+    try:
+        handler.setStream(stream)
+    except Exception:  # noqa: BLE001, S110 - a handler that refuses: left as it was
+        pass
 
 
 def _visible(line: str) -> str:
