@@ -71,6 +71,10 @@ def test_url_parsing_and_masking() -> None:
     assert url.masked.startswith("postgresql://me:***@db.example:5432/team")
     assert "sslmode=require" in url.conninfo and "data=" not in url.conninfo
     assert SECRET not in team.mask(f"postgresql://u@h/db?password={SECRET}")
+    from nbtracker.team.url import mask_arg
+
+    assert mask_arg(f"--store=postgresql://me:{SECRET}@h/db") == "--store=postgresql://me:***@h/db"
+    assert mask_arg("--lr=0.1") == "--lr=0.1"
     with pytest.raises(UsageError, match="not a team store URL"):
         team.parse(f"mysql://me:{SECRET}@h/db")
     try:
@@ -120,7 +124,8 @@ def test_store_goes_away_mid_run_and_comes_back(
         url = server.url(db, password=SECRET)
         monkeypatch.setenv("NBTRACKER_CACHE", str(tmp_path / "cache"))
         progress = tmp_path / "progress"
-        w = _writer(tmp_path, url, "r1", 600, sleep=0.01, progress=progress)
+        # the URL on the command line too: run metadata records the arguments
+        w = _writer(tmp_path, url, "r1", 600, sleep=0.01, progress=progress, note=url)
         wait_until(lambda: progress.exists() and int(progress.read_text()) >= 100, timeout=60)
         server.stop()
         t_down = time.monotonic()
@@ -140,6 +145,7 @@ def test_store_goes_away_mid_run_and_comes_back(
             == "0"
         )
         local = tmp_path / "local-r1"
+        assert any(b"postgres:***@" in p.read_bytes() for p in local.rglob("*") if p.is_file())
         assert not any(SECRET.encode() in p.read_bytes() for p in local.rglob("*") if p.is_file())
     finally:
         server.close()

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._util import HOSTNAME
+from ..team.url import mask_arg
 
 GIT_TIMEOUT_S = 5.0
 MAX_DIFF_BYTES = 16 << 20  # a bigger dirty diff is not stored (metadata says so)
@@ -223,7 +224,8 @@ def collect(*, git: bool = True, cwd: str | None = None) -> tuple[dict[str, Any]
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "host": HOSTNAME,
         "executable": sys.executable,
-        "args": [str(a) for a in sys.argv[1:]] if kind == "script" else [],
+        # a team store URL (or any URL) given on the command line keeps its password out
+        "args": [mask_arg(str(a)) for a in sys.argv[1:]] if kind == "script" else [],
         "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "root": cwd,
         "cpu_count_logical": os.cpu_count(),

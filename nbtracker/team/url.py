@@ -53,6 +53,18 @@ def mask(url: str) -> str:
         return "<store URL>"
 
 
+def mask_arg(arg: str) -> str:
+    """A command-line argument with the password of any URL in it masked
+    (``--store=postgresql://me:pw@h/db`` -> ``--store=postgresql://me:***@h/db``)."""
+    if "://" not in arg:
+        return arg
+    head = arg.split("://", 1)[0]
+    if "=" in head:
+        name, _, value = arg.partition("=")
+        return f"{name}={mask(value)}"
+    return mask(arg)
+
+
 @dataclass(frozen=True)
 class StoreURL:
     """A parsed team store URL."""

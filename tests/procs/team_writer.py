@@ -21,7 +21,7 @@ p.add_argument("run_id")
 p.add_argument("steps", type=int)
 p.add_argument("--sleep", type=float, default=0.0)
 p.add_argument("--progress")
-args = p.parse_args()
+args, _ = p.parse_known_args()  # extra arguments: seen by the metadata capture
 
 run = nbtracker.init(project=args.project, id=args.run_id, dir=args.root, config={"seed": 1})
 for i in range(args.steps):
