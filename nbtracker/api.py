@@ -230,7 +230,9 @@ class Runs(Sequence["ApiRun"]):
         return f"<Runs {len(self)}>"
 
     def to_pandas(self) -> Any:
-        """One row per run: id, name, state, tags, times, ``config.*`` and ``summary.*``."""
+        """One row per run: id, name, state, tags, times, ``config.*``, ``summary.*`` and
+        the environment's plain values as ``metadata.*`` (``metadata.git.commit``,
+        ``metadata.python``, ...)."""
         import pandas as pd
 
         from ._util import flatten
@@ -250,12 +252,16 @@ class Runs(Sequence["ApiRun"]):
             for k, v in (rec.get("summary") or {}).items():
                 if not k.startswith("_"):
                     row["summary." + k] = v
+            for k, v in flatten(_loads_dict(rec.get("metadata"))).items():
+                if v is None or isinstance(v, (str, int, float, bool)):
+                    row["metadata." + k] = v
             rows.append(row)
         df = pd.DataFrame(rows)
-        base = [c for c in df.columns if not c.startswith(("config.", "summary."))]
+        base = [c for c in df.columns if not c.startswith(("config.", "summary.", "metadata."))]
         cfg = [c for c in df.columns if c.startswith("config.")]
         summ = [c for c in df.columns if c.startswith("summary.")]
-        df = df[base + cfg + summ]
+        meta = [c for c in df.columns if c.startswith("metadata.")]
+        df = df[base + cfg + summ + meta]
         if len(df):
             df["created_at"] = pd.to_datetime(df["created_at"], unit="s", utc=True)
         return df

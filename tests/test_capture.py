@@ -311,7 +311,12 @@ def test_git_state_diff_requirements_and_code(tmp_path: Path) -> None:
     got = nbtracker.sql("SELECT text FROM metadata WHERE key = 'git.remote'", root=root)
     assert got["text"].tolist() == ["https://example.com/team/proj.git"]
     # catalog rows (ended runs are read from the catalog) keep it too
-    assert nbtracker.Api(root).runs("p")[0].metadata["git"]["commit"] == head
+    api = nbtracker.Api(root)
+    assert api.runs("p")[0].metadata["git"]["commit"] == head
+    assert len(api.runs("p", filters={"metadata.git.branch": "main"})) == 1
+    assert len(api.runs("p", filters={"metadata.git.branch": "other"})) == 0
+    df = api.runs("p").to_pandas()
+    assert df["metadata.git.commit"].tolist() == [head] and df["metadata.git.dirty"].all()
 
 
 def test_clean_repo_has_no_diff_and_switches_turn_parts_off(tmp_path: Path) -> None:
