@@ -133,8 +133,13 @@ def _append(path: Path, rec: dict[str, Any]) -> None:
 
 def read_alerts(store: Any, rdir: Path) -> list[dict[str, Any]]:
     """A run's alerts, oldest first (lines that cannot be read are skipped)."""
+    return read_alerts_file(store.alerts_file(rdir))
+
+
+def read_alerts_file(path: Path) -> list[dict[str, Any]]:
+    """The alerts in one alerts file, oldest first."""
     try:
-        with open(store.alerts_file(rdir), encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             lines = fh.readlines()
     except (FileNotFoundError, NotADirectoryError):
         return []

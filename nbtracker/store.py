@@ -93,6 +93,11 @@ def stream_dir(rdir: Path, stream: str = "default") -> Path:
 STALE_HEARTBEAT_S = 90.0
 
 
+def alerts_path(rdir: str | os.PathLike[str]) -> Path:
+    """A run folder's alerts file (readers outside this module ask here)."""
+    return Path(rdir) / ALERTS_FILE
+
+
 def record_file(rdir: str | os.PathLike[str]) -> Path:
     """The file holding a run folder's record (readers outside this module ask here)."""
     return Path(rdir) / RUN_FILE
@@ -184,7 +189,7 @@ class Store:
 
     def alerts_file(self, rdir: Path) -> Path:
         """The run's alerts, one JSON line each (appended)."""
-        return rdir / ALERTS_FILE
+        return alerts_path(rdir)
 
     def artifact_objects_dir(self) -> Path:
         """Artifact file contents, stored once by SHA-256 (``<2 hex>/<64 hex>``)."""

@@ -160,3 +160,15 @@ def test_an_unreachable_webhook_warns_once(init, monkeypatch, poster) -> None:
 def test_disabled_run_alert_is_a_no_op() -> None:
     run = nbtracker.init(mode="disabled")
     run.alert("t", "x")
+
+
+def test_a_followed_run_panel_shows_its_alerts(init) -> None:
+    from nbtracker.widgets.run_panel import RunPanel
+
+    run = init()
+    run.log({"loss": 1.0})
+    run.alert("from another process", "x", level="WARN")
+    run.finish()
+    panel = RunPanel.for_folder(run.dir, follow=False)
+    assert [(a["title"], a["level"]) for a in panel.alerts] == [("from another process", "WARN")]
+    panel.close()

@@ -30,7 +30,7 @@ from .. import charts
 from ..feed import Feed, FolderReader, hidden_keys, read_range, x_candidates
 from ..media import MEDIA_KINDS, media_kind, parse_ref
 from ..sampling import DEFAULT_BUCKETS, columns, small_columns
-from ..store import process_gone, record_file
+from ..store import alerts_path, process_gone, record_file
 from . import _capture_view, _fallback, _lib
 from ._fallback import table_view
 from ._source import MediaTracks, media_entry
@@ -302,6 +302,18 @@ class RunPanel(anywidget.AnyWidget):
                         self._media.add(key, kind, entry)  # type: ignore[arg-type]
                     break
 
+    def _follow_alerts(self, rdir: Path) -> None:
+        """A followed run's alerts (re-read when its alerts file grows)."""
+        try:
+            size = alerts_path(rdir).stat().st_size
+        except OSError:
+            return
+        if size != getattr(self, "_alerts_size", 0):
+            from ..alerts import read_alerts_file
+
+            self._alerts_size = size
+            self.alerts = read_alerts_file(alerts_path(rdir))[-20:]
+
     def _follow_tick(self) -> None:
         reader = self._reader
         assert reader is not None
@@ -339,6 +351,7 @@ class RunPanel(anywidget.AnyWidget):
             self._load_media()
         self._push()
         self._meta(force=True)
+        self._follow_alerts(reader.rdir)
         if self.state != "running" and self._thread is not None:  # ended, or crashed
             self._stop.set()
             self._finished_at = time.time()
