@@ -280,3 +280,20 @@ def test_disabled_run_logs_nothing(tmp_path: Path) -> None:
     art = nbtracker.Artifact("x", type="t")
     assert run.log_artifact(art) is art and art.state == "PENDING"
     assert not os.path.exists(tmp_path / "nbruns")
+
+
+def test_tables_in_artifacts(init, api) -> None:
+    table = nbtracker.Table(columns=["id", "pred"], data=[[1, "cat"], [2, "dog"]])
+    run = init()
+    art = nbtracker.Artifact("preds", type="predictions")
+    art.add(table, "val")
+    with pytest.raises(TypeError, match="takes a nbtracker.Table"):
+        art.add({"a": 1}, "x")
+    run.log_artifact(art)
+    back = api.artifact("p/preds:v0").get("val")
+    assert back.get_dataframe().to_dict("records") == [
+        {"id": 1, "pred": "cat"},
+        {"id": 2, "pred": "dog"},
+    ]
+    assert api.artifact("p/preds:v0").get("missing") is None
+    assert [e.path for e in art.files()] == ["val.table.parquet"]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 NAME_MAXLEN = 128
+TABLE_SUFFIX = ".table.parquet"
 _CHUNK = 1 << 20
 
 
@@ -394,6 +395,45 @@ class Artifact:
         with open(local, mode.replace("x", "w"), encoding=encoding) as fh:
             yield fh
         self.add_file(local, path, overwrite=True)
+
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
+        """Add a ``Table`` (stored as ``<name>.table.parquet``, images inside); ``get(name)``
+        reads it back.
+
+        Raises
+        ------
+        TypeError
+            Not a Table (add files with ``add_file`` / ``new_file``).
+        """
+        self._check_draft()
+        if not hasattr(obj, "to_parquet") or not hasattr(type(obj), "from_parquet"):
+            msg = (
+                f"Artifact.add() takes a nbtracker.Table, not {type(obj).__name__}; use add_file()"
+            )
+            raise TypeError(msg)
+        path = safe_relpath(name, "artifact file name")
+        if not path.endswith(TABLE_SUFFIX):
+            path += TABLE_SUFFIX
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="nbtracker-artifact-")
+        local = Path(self._tmp.name) / path
+        local.parent.mkdir(parents=True, exist_ok=True)
+        obj.to_parquet(local)
+        return self.add_file(local, path, overwrite=overwrite)
+
+    def get(self, name: str) -> Any:
+        """The ``Table`` added as ``name`` (None when there is none)."""
+        path = name if name.endswith(TABLE_SUFFIX) else name + TABLE_SUFFIX
+        entry = self._entries.get(path)
+        if entry is None:
+            return None
+        from ..data_types import Table
+
+        if entry.local_path is not None:
+            return Table.from_parquet(entry.local_path)
+        if self._store is None:
+            return None
+        return Table.from_parquet(self._store.artifact_object(entry.digest))
 
     def remove(self, item: Any) -> None:
         """Remove a file (by name or entry) from an artifact not logged yet."""
