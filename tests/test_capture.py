@@ -372,7 +372,7 @@ def test_panel_shows_system_logs_and_environment_without_paths(tmp_path: Path) -
         print("\\x1b[31mred\\x1b[0m line", "<b>not bold</b>")
         for i in range(3):
             run.log({"loss": 1.0 / (i + 1)})
-        import time; time.sleep(0.6)
+        import time; time.sleep(1.6)
         run.finish()
     """, cwd=repo)  # fmt: skip
     assert res.returncode == 0, res.stderr
