@@ -129,15 +129,22 @@ def process_gone(rec: dict[str, Any], now: float | None = None) -> bool:
     return now - float(rec.get("heartbeat_at") or 0) > STALE_HEARTBEAT_S
 
 
-def remove_temp_files(run_dir: Path) -> int:
+def remove_temp_files(run_dir: Path, older_than_s: float | None = None) -> int:
     """Delete the temp files a killed process left in an ended run's folder (every file
     nbtracker writes goes to ``.<name>.<pid>.tmp`` first and is renamed; a leftover one is
-    never read). Returns how many were removed."""
+    never read); with ``older_than_s``, only those not touched for that long (a folder
+    that live processes share: the artifact store). Returns how many were removed."""
     n = 0
+    cutoff = time.time() - older_than_s if older_than_s is not None else None
     for dirpath, _, names in os.walk(run_dir):
         for name in names:
             if name.startswith(".") and name.endswith(".tmp"):
                 try:
+                    if (
+                        cutoff is not None
+                        and os.stat(os.path.join(dirpath, name)).st_mtime > cutoff
+                    ):
+                        continue
                     os.unlink(os.path.join(dirpath, name))
                     n += 1
                 except OSError:
@@ -551,6 +558,8 @@ class Store:
             report.problems.append(f"could not write the catalog {self.catalog.path}: {why}")
         else:
             report.indexed = len(records)
+        # artifacts: what killed log_artifact() calls left (live ones write there too)
+        report.removed_temp_files += remove_temp_files(self.root / ARTIFACTS_DIR, 3600.0)
         self.removed_temp_files = report.removed_temp_files
         return len(records)
 

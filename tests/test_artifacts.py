@@ -297,3 +297,15 @@ def test_tables_in_artifacts(init, api) -> None:
     ]
     assert api.artifact("p/preds:v0").get("missing") is None
     assert [e.path for e in art.files()] == ["val.table.parquet"]
+
+
+def test_repair_removes_old_artifact_temp_files_only(root: Path) -> None:
+    store = Store(root)
+    d = store.artifact_objects_dir() / "ab"
+    d.mkdir(parents=True)
+    old, new = d / ".abc.x.tmp", d / ".abd.y.tmp"
+    old.write_bytes(b"half")
+    new.write_bytes(b"being written")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    store.repair()
+    assert not old.exists() and new.exists()
