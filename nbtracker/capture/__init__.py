@@ -11,6 +11,7 @@ break the user's program: trouble is one warning, and the training goes on.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -124,7 +125,8 @@ class Capture:
                 if self.samples == 0:
                     self._sample()
                 writer.flush_rows(final=True)
-                writer.merge()
+                if writer.flushes > 1:  # one segment is merged already
+                    writer.merge()
             except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
                 writer._warn("finish", f"nbtracker could not store system metrics ({exc!r})")
             finally:
@@ -212,6 +214,8 @@ class Capture:
         from .sampler import Sampler
 
         self._sampler = Sampler(self.settings.disk_paths)
+        if self._writer is not None and self._writer._flush_con is None:
+            self._writer._flush_con = _system_cursor()  # no new database per run
         if self._run.resumed:  # a resumed run's samples count on after its earlier ones
             from .. import segments
 
@@ -292,6 +296,40 @@ class Capture:
             dest.write_text(text, encoding="utf-8", errors="backslashreplace")
         except OSError:
             pass
+
+
+_system_db: Any = None
+_system_lock = threading.Lock()
+_fork_leaks: list[Any] = []
+
+
+def _system_cursor() -> Any:
+    """A cursor on one in-memory DuckDB per process for system metric segments (opening a
+    database per run cost a short run ~20 ms at its end)."""
+    global _system_db
+    with _system_lock:
+        if _system_db is None:
+            import duckdb
+
+            from ..catalog import DUCKDB_CONFIG
+            from ..writer import _FLUSH_CONFIG
+
+            _system_db = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
+        return _system_db.cursor()
+
+
+def _after_fork_child() -> None:
+    """The parent's database is unusable in a forked child: keep it referenced, never use
+    or close it; a run the child starts opens its own."""
+    global _system_db, _system_lock
+    if _system_db is not None:
+        _fork_leaks.append(_system_db)
+    _system_db = None
+    _system_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 def _imports(cs: CaptureSettings) -> None:
