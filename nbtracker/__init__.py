@@ -48,12 +48,14 @@ _LAZY: dict[str, Any] = {
     "AlertLevel": ("nbtracker.alerts", "AlertLevel"),
     "Artifact": ("nbtracker.artifacts", "Artifact"),
     **dict.fromkeys(_EXTRAS, "nbtracker._run_extras"),
+    "sweep": ("nbtracker.sweeps", "sweep"),
+    "agent": ("nbtracker.sweeps", "agent"),
     "load_ipython_extension": ("nbtracker._ipython", "load_ipython_extension"),
     "unload_ipython_extension": ("nbtracker._ipython", "unload_ipython_extension"),
 }
 
 __all__ = [
-    "Api", "compare", "Config", "Histogram", "Html", "Image", "NbtrackerError", "NotSupportedError",
+    "Api", "compare", "Config", "agent", "sweep", "Histogram", "Html", "Image", "NbtrackerError", "NotSupportedError",
     "Run", "RunNotFound", "Settings", "Store", "Table", "UsageError", "config",
     "define_metric", "finish", "init", "log", "login", "mark_preempting", "run", "setup",
     "show", "sql", "summary", "teardown", "termerror", "termlog", "termwarn",

@@ -23,7 +23,7 @@ class NotSupportedError(UsageError, NotImplementedError):
 # W&B names nbtracker does not have yet -> where it is tracked (shown in the message).
 UNSUPPORTED: dict[str, str] = {
     **dict.fromkeys(
-        ["ArtifactTTL", "link_model", "sweep", "agent", "controller", "plot", "plot_table",
+        ["ArtifactTTL", "link_model", "controller", "plot", "plot_table",
          "Video", "Audio", "Object3D", "Molecule", "Plotly", "Graph", "box3d", "Classes", "EvalTable", "JoinedTable", "tensorboard", "attach", "require"],
         "",
     ),

@@ -129,6 +129,25 @@ class Api:
         msg = f"no run {project}/{run_id} under {self.store.root}; see Api().runs({project!r})"
         raise RunNotFound(msg)
 
+    def sweep(self, path: str) -> Any:
+        """A sweep: ``"project/sweep_id"``, ``"entity/project/sweep_id"`` or the id alone;
+        ``.config``, ``.state``, ``.runs``, ``.best_run()`` (see :mod:`nbtracker.sweeps`).
+
+        Raises
+        ------
+        RunNotFound
+            No such sweep (a ``SweepNotFound``).
+        """
+        from .sweeps.api import ApiSweep
+
+        return ApiSweep.open(self, path)
+
+    def sweeps(self, project: str | None = None) -> list[Any]:
+        """The stored sweeps (of one project), newest first."""
+        from .sweeps.api import list_sweeps
+
+        return list_sweeps(self, self._project_of(project) if project else None)
+
     def sql(self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         """Run SQL over views ``runs``, ``config``, ``summary``, ``tags`` and ``history``.
 
@@ -245,7 +264,7 @@ class Runs(Sequence["ApiRun"]):
                 "state": rec.get("state"), "group": rec.get("group"), "job_type": rec.get("job_type"),
                 "tags": list(rec.get("tags") or []), "notes": rec.get("notes"),
                 "created_at": rec.get("created_at"), "last_step": rec.get("last_step"),
-                "error": rec.get("error"),
+                "error": rec.get("error"), "sweep_id": rec.get("sweep_id"),
             }  # fmt: skip
             for k, v in flatten(rec.get("config") or {}).items():
                 row["config." + k] = v
@@ -299,6 +318,7 @@ class ApiRun:
     state = property(lambda self: self._rec.get("state"))
     created_at = property(lambda self: self._rec.get("created_at"))
     display_name = property(lambda self: self.name)
+    sweep_id = property(lambda self: self._rec.get("sweep_id"), doc="The sweep that made it.")
 
     @property
     def dir(self) -> Path:

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     notes VARCHAR, "group" VARCHAR, job_type VARCHAR, tags VARCHAR[],
     created_at DOUBLE, updated_at DOUBLE, heartbeat_at DOUBLE, finished_at DOUBLE,
     last_step BIGINT, exit_code INTEGER, host VARCHAR, pid INTEGER, dir VARCHAR,
-    config JSON, summary JSON, json_mtime DOUBLE, error VARCHAR, metadata JSON
+    config JSON, summary JSON, json_mtime DOUBLE, error VARCHAR, metadata JSON, sweep_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS config (project VARCHAR, run_id VARCHAR, key VARCHAR, value JSON, num DOUBLE, text VARCHAR);
 CREATE TABLE IF NOT EXISTS summary (project VARCHAR, run_id VARCHAR, key VARCHAR, value JSON, num DOUBLE, text VARCHAR);
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS tags (project VARCHAR, run_id VARCHAR, tag VARCHAR);
 RUN_COLUMNS = (
     "project", "run_id", "entity", "name", "state", "notes", "group", "job_type", "tags",
     "created_at", "updated_at", "heartbeat_at", "finished_at", "last_step", "exit_code",
-    "host", "pid", "dir", "config", "summary", "json_mtime", "error", "metadata",
+    "host", "pid", "dir", "config", "summary", "json_mtime", "error", "metadata", "sweep_id",
 )  # fmt: skip
 
 # Our own generator (the OS's): temp names and retry jitter never draw from, or move, the
@@ -61,6 +61,7 @@ _RUN_TYPES = {
     "exit_code": "INTEGER", "host": "VARCHAR", "pid": "INTEGER", "dir": "VARCHAR",
     "config": "JSON", "summary": "JSON", "json_mtime": "DOUBLE", "error": "VARCHAR",
     "metadata": "JSON",
+    "sweep_id": "VARCHAR",
 }  # fmt: skip
 _KV_TYPES = {"project": "VARCHAR", "run_id": "VARCHAR", "key": "VARCHAR", "value": "JSON",
              "num": "DOUBLE", "text": "VARCHAR"}  # fmt: skip
@@ -179,6 +180,7 @@ class Catalog:
                     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR")
                     # ... and before the environment column (nbtracker.capture)
                     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS metadata JSON")
+                    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS sweep_id VARCHAR")
                     if fresh:
                         con.execute(
                             "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]

@@ -1,4 +1,4 @@
-"""Command line: ``nbtracker runs | history | sql | export | repair`` (also ``python -m nbtracker``)."""
+"""Command line: ``nbtracker runs | history | sql | export | repair | sweep | agent | sweeps`` (also ``python -m nbtracker``)."""
 
 from __future__ import annotations
 
@@ -309,6 +309,11 @@ def sync(to: str, runs: tuple[str, ...], root: str | None) -> None:
         f"synced {report.runs} runs to {team.mask(to)}: {report.files} new files, "
         f"{report.records} new or changed run records"
     )
+
+
+from .sweeps.cli import register as _register_sweeps  # noqa: E402 - after the helpers
+
+_register_sweeps(cli, root_option, output_options, _emit)
 
 
 def _json_arg(text: str | None, name: str) -> Any:

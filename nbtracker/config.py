@@ -111,12 +111,13 @@ class Config:
     or stored as text, with one warning.
     """
 
-    __slots__ = ("_data", "_changes", "_on_change")
+    __slots__ = ("_data", "_changes", "_on_change", "_locked")
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", {})
         object.__setattr__(self, "_changes", [])
         object.__setattr__(self, "_on_change", None)
+        object.__setattr__(self, "_locked", None)  # keys a sweep set: {key: value}
         if data:
             self.update(data, allow_val_change=True)
 
@@ -125,6 +126,8 @@ class Config:
         if not isinstance(key, str):
             key = str(key)
         value = _wrap(to_jsonable(value, f"config.{key}"))
+        if self._locked is not None and key in self._locked:
+            value = _locked_value(key, value, self._locked[key])
         old = self._data.get(key, _MISSING)
         if old is not _MISSING and old != value:
             self._changes.append(
@@ -147,6 +150,15 @@ class Config:
         for k, v in items.items():
             self._set(k, v, allow_val_change)
         self._changed()
+
+    def lock(self, values: Mapping[str, Any]) -> None:
+        """Set ``values`` (a sweep's parameters) and keep them: a later assignment of
+        another value warns and is ignored, as W&B does for a sweep's config."""
+        object.__setattr__(self, "_locked", None)
+        self.update(values, allow_val_change=True)
+        object.__setattr__(
+            self, "_locked", {k: _wrap(v) for k, v in self._data.items() if k in values}
+        )
 
     def setdefaults(self, d: Any = None, **kwargs: Any) -> None:
         """Set only the keys that are not set yet."""
@@ -237,3 +249,22 @@ class Config:
 
 
 _MISSING = object()
+
+
+def _locked_value(key: str, value: Any, locked: Any) -> Any:
+    """The value a locked (swept) key keeps: the sweep's, merged into a nested dict."""
+    if isinstance(locked, dict) and isinstance(value, dict):
+        merged = dict(value)
+        conflict = any(k in value and value[k] != v for k, v in locked.items())
+        merged.update(locked)
+        value, same = _wrap(merged), not conflict
+    else:
+        same = value == locked
+        value = locked
+    if not same:
+        warnings.warn(
+            f"config[{key!r}] is set by the sweep ({_plain(locked)!r}); the new value was ignored.",
+            ConfigValueChanged,
+            stacklevel=5,
+        )
+    return value

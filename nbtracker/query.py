@@ -64,7 +64,7 @@ def arrow(con: Any, statement: str, params: list[Any]) -> Any:
 _RECORD_COLS = (
     "project", "run_id", "entity", "name", "state", "notes", "group", "job_type", "tags",
     "created_at", "updated_at", "heartbeat_at", "finished_at", "last_step", "exit_code",
-    "host", "pid", "dir", "config", "summary", "json_mtime", "error", "metadata",
+    "host", "pid", "dir", "config", "summary", "json_mtime", "error", "metadata", "sweep_id",
 )  # fmt: skip
 
 
@@ -1057,7 +1057,7 @@ def sql_connection(store: Store, project: str | None = None) -> Any:
             "group": r.get("group"), "job_type": r.get("job_type"),
             "tags": [str(t) for t in r.get("tags") or []],
             "created_at": r.get("created_at"), "finished_at": r.get("finished_at"),
-            "last_step": r.get("last_step"), "error": r.get("error"),
+            "last_step": r.get("last_step"), "error": r.get("error"), "sweep_id": r.get("sweep_id"),
             "config": json.dumps(r.get("config") or {}, default=str),
             "summary": json.dumps(r.get("summary") or {}, default=str),
             "metadata": json.dumps(r.get("metadata") or {}, default=str),
@@ -1161,7 +1161,7 @@ def _RUNS_SCHEMA() -> Any:  # noqa: N802
         ("project", s), ("run_id", s), ("name", s), ("entity", s), ("state", s), ("notes", s),
         ("group", s), ("job_type", s), ("tags", pa.list_(s)), ("created_at", f),
         ("finished_at", f), ("last_step", pa.int64()), ("error", s), ("config", s),
-        ("summary", s), ("metadata", s),
+        ("summary", s), ("metadata", s), ("sweep_id", s),
     ])  # fmt: skip
 
 

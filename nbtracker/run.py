@@ -700,6 +700,9 @@ class Run(RunExtras):
         if self._cell_error is not None and not exit_code:  # a cell raised; nobody went on
             exit_code = _exit_code_of(self._cell_error)
         state = "failed" if exit_code else "finished"
+        if self._rec.get("stopped_early"):  # hyperband stopped it (nbtracker.sweeps)
+            state, exit_code = "killed", 0
+            self._rec.pop("error", None)
         self._rec["state"] = state
         self._rec["exit_code"] = exit_code or 0
         self._rec["finished_at"] = time.time()

@@ -6,6 +6,7 @@ import getpass
 import os
 import re
 import secrets
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -137,6 +138,10 @@ def init(
     job_type = _pick(job_type, "JOB_TYPE")
     if tags is None:
         tags = [t.strip() for t in (_paths.env("TAGS") or "").split(",") if t.strip()]
+    trial = _sweep_trial()  # a sweep agent's run: its project, id and locked parameters
+    if trial is not None:
+        project, id = trial.before_init(project, id)
+        dir = dir or trial.root  # noqa: A001
     project = clean_text(str(_pick(project, "PROJECT", "uncategorized")), "project")
     notes, group, job_type = (
         _text(notes, "notes"),
@@ -154,6 +159,8 @@ def init(
     resume = _resume_choice(_pick(resume, "RESUME"))
 
     cfg = _build_config(config, config_exclude_keys, config_include_keys, bool(allow_val_change))
+    if trial is not None:
+        trial.apply_config(cfg)
     if mode == "disabled":
         rec = new_record(run_id=run_id, project=project, entity=entity, name=name or "disabled",
                          notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
@@ -184,6 +191,8 @@ def init(
     try:
         run = _open_run(store, rdir, project, run_id, entity, resume, cfg, name, notes, tags,
                         group, job_type, mode)  # fmt: skip
+        if trial is not None:
+            trial.attach(run)
         run._begin(release)
     except BaseException as exc:
         release()
@@ -236,6 +245,16 @@ def _open_run(
     rec = new_record(run_id=run_id, project=project, entity=entity, name=clean_text(str(name), "name"),
                      notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
     return Run(store, rec, cfg)
+
+
+def _sweep_trial() -> Any:
+    """The sweep trial this ``init()`` joins (an agent set one), or None; cheap otherwise."""
+    mod = sys.modules.get("nbtracker.sweeps.join")
+    if mod is None and "NBTRACKER_SWEEP_PARAMS" not in os.environ:
+        return None
+    from .sweeps.join import context_for_init
+
+    return context_for_init()
 
 
 def _text(value: Any, what: str) -> Any:

@@ -65,6 +65,9 @@ FILES_DIR = "files"
 ALERTS_FILE = "alerts.jsonl"
 ARTIFACTS_DIR = "artifacts"
 WRITER_LOCK = ".writer.lock"
+SWEEPS_DIR = "sweeps"
+SWEEP_FILES = {"record": "sweep.json", "journal": "optuna.journal", "lock": ".sweep.lock",
+               "args": "args"}  # fmt: skip
 # What nbtracker.capture writes into a run folder (as W&B keeps them among a run's files)
 SYSTEM_DIR = "system"  # system metrics: history segments of their own (stream="system")
 CAPTURE_FILES = {
@@ -396,6 +399,37 @@ class Store:
     def history_files(self, rdir: Path, stream: str = "default") -> list[Path]:
         wait_for_durable()
         return segments.list_files(stream_dir(rdir, stream))[0]
+
+    # -- sweeps ----------------------------------------------------------------------------
+    def sweep_dir(self, project: str, sweep_id: str) -> Path:
+        """``<root>/sweeps/<project>/<sweep_id>/``: the sweep's record (``sweep.json``), its
+        optuna journal and lock (see :meth:`sweep_file`)."""
+        return self.root / SWEEPS_DIR / _paths.slug(project) / _paths.slug(sweep_id)
+
+    def sweep_file(self, sdir: Path, what: str) -> Path:
+        """A sweep's file: ``record``, ``journal``, ``lock``, or ``args`` (a folder)."""
+        return sdir / SWEEP_FILES[what]
+
+    def sweep_dirs(self, project: str | None = None, sweep_id: str | None = None) -> list[Path]:
+        """Folders of the stored sweeps (of one project, or with one id in any project)."""
+        base = self.root / SWEEPS_DIR
+        pdirs = [base / _paths.slug(project)] if project is not None else []
+        if project is None:
+            try:
+                pdirs = [Path(e.path) for e in os.scandir(base) if e.is_dir()]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        out = []
+        for pdir in pdirs:
+            try:
+                names = [e.name for e in os.scandir(pdir) if e.is_dir()]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                if sweep_id is None or name == _paths.slug(sweep_id):
+                    if (pdir / name / SWEEP_FILES["record"]).is_file():
+                        out.append(pdir / name)
+        return sorted(out)
 
     # -- liveness --------------------------------------------------------------------------
     def check_alive(

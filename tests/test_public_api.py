@@ -13,7 +13,7 @@ import nbtracker
 def test_import_is_cheap_and_loads_no_heavy_modules() -> None:
     code = (
         "import sys, time; t = time.perf_counter(); import nbtracker; "
-        "heavy = [m for m in ('pandas', 'altair', 'ipywidgets', 'anywidget', 'pyarrow', 'duckdb', 'numpy') if m in sys.modules]; "
+        "heavy = [m for m in ('pandas', 'altair', 'ipywidgets', 'anywidget', 'pyarrow', 'duckdb', 'numpy', 'optuna') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -326,7 +326,7 @@ def test_run_settings_offline_and_resumed(init) -> None:
     assert Path(again.settings.files_dir) == again.dir
 
 
-UNSUPPORTED = ["sweep", "agent", "plot", "Video", "Audio",
+UNSUPPORTED = ["controller", "plot", "Video", "Audio",
                "Object3D", "Molecule", "Plotly", "Graph", "tensorboard"]  # fmt: skip
 
 

@@ -1,0 +1,161 @@
+"""How ``init()`` joins a sweep: the run gets the trial's id, project and parameters (locked in
+its config), carries ``sweep_id``, and reports the sweep metric at hyperband's brackets.
+
+An in-process agent sets :data:`current`; a program started by a CLI agent finds its trial
+in the environment (``NBTRACKER_SWEEP_ID`` / ``WANDB_SWEEP_ID`` plus the trial's
+parameters in ``NBTRACKER_SWEEP_PARAMS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from typing import Any
+
+from ..errors import NbtrackerWarning
+
+ENV_PARAMS = "NBTRACKER_SWEEP_PARAMS"  # JSON: {"sweep", "project", "trial", "trial_id", "config"}
+
+
+class SweepWarning(NbtrackerWarning):
+    """A sweep run ignored something the code asked for (another project, a config change
+    of a swept parameter)."""
+
+
+class StopRun(SystemExit):
+    """Raised from ``log()`` when hyperband stops the run at a bracket. A ``SystemExit``
+    (code 0), so ``except Exception`` in training code does not swallow it: an in-process
+    agent catches it and goes on; a program started by a CLI agent ends quietly."""
+
+
+class TrialContext:
+    """The trial the next ``init()`` belongs to."""
+
+    def __init__(self, sweep_id: str, project: str, root: str | None, trial_number: int,
+                 trial_id: int, run_id: str, config: dict[str, Any], brackets: list[int],
+                 metric: str | None, sweep: Any = None) -> None:  # fmt: skip
+        self.sweep_id, self.project, self.root = sweep_id, project, root
+        self.trial_number, self.trial_id, self.run_id = trial_number, trial_id, run_id
+        self.config, self.brackets, self.metric = config, brackets, metric
+        self._sweep = sweep
+        self.used = False
+        self.run: Any = None
+        self.stopped_at: int | None = None
+
+    def env(self) -> dict[str, str]:
+        """The environment a program started for this trial gets."""
+        payload = {"sweep": self.sweep_id, "project": self.project, "trial": self.trial_number,
+                   "trial_id": self.trial_id, "config": self.config,
+                   "brackets": self.brackets, "metric": self.metric}  # fmt: skip
+        out = {
+            "NBTRACKER_SWEEP_ID": self.sweep_id, "WANDB_SWEEP_ID": self.sweep_id,
+            "NBTRACKER_RUN_ID": self.run_id, "WANDB_RUN_ID": self.run_id,
+            "NBTRACKER_PROJECT": self.project, "WANDB_PROJECT": self.project,
+            ENV_PARAMS: json.dumps(payload),
+        }  # fmt: skip
+        if self.root:
+            out["NBTRACKER_DIR"] = self.root
+        return out
+
+    def sweep(self) -> Any:
+        if self._sweep is None:
+            from ..store import Store
+            from .study import SweepStudy
+
+            self._sweep = SweepStudy.open(Store(self.root), f"{self.project}/{self.sweep_id}")
+        return self._sweep
+
+    # -- the init() hook -------------------------------------------------------------------
+    def before_init(self, project: Any, run_id: Any) -> tuple[str, str]:
+        self.used = True
+        if project is not None and str(project) != self.project:
+            warnings.warn(
+                f"init(project={project!r}) ignored: this run belongs to sweep {self.sweep_id} "
+                f"in project {self.project!r}",
+                SweepWarning,
+                stacklevel=4,
+            )
+        if run_id is not None and str(run_id) != self.run_id:
+            warnings.warn(
+                f"init(id={run_id!r}) ignored: the sweep agent named this run {self.run_id}",
+                SweepWarning,
+                stacklevel=4,
+            )
+        return self.project, self.run_id
+
+    def apply_config(self, cfg: Any) -> None:
+        """Sweep values win over init(config=...) and stay: a later change warns."""
+        cfg.lock(self.config)
+
+    def attach(self, run: Any) -> None:
+        """Mark the new run as the trial's (before its first record is written)."""
+        self.run = run
+        run._rec["sweep_id"] = self.sweep_id
+        run._rec["sweep_trial"] = self.trial_number
+        if self.brackets and self.metric:
+            run._hooks.append(_BandWatch(self, self.brackets, self.metric))
+
+
+class _BandWatch:
+    """A run hook: counts logged values of the sweep metric and asks hyperband at each
+    bracket whether the run goes on; raises :class:`StopRun` when it does not."""
+
+    def __init__(self, ctx: TrialContext, brackets: list[int], metric: str) -> None:
+        self.ctx, self.metric, self.n = ctx, metric, 0
+        self.bands = {b: k for k, b in enumerate(brackets)}
+
+    def __call__(self, run: Any, event: str, payload: Any) -> None:
+        if event != "row":
+            return
+        value = payload[1].get(self.metric)
+        if value is None or isinstance(value, (str, bool)):
+            return
+        self.n += 1
+        k = self.bands.get(self.n)
+        if k is None or self.ctx.stopped_at is not None:
+            return
+        try:
+            keep = self.ctx.sweep().band_keeps(self.ctx.trial_id, k, float(value))
+        except Exception as exc:  # noqa: BLE001 - early termination never breaks training
+            warnings.warn(
+                f"nbtracker: hyperband check failed ({exc!r})", SweepWarning, stacklevel=2
+            )
+            return
+        if keep:
+            return
+        self.ctx.stopped_at = self.n
+        run._rec["stopped_early"] = {"iteration": self.n, "value": float(value)}
+        print(
+            f"nbtracker: hyperband stopped run {run.id} at iteration {self.n} of "
+            f"{self.metric} ({value:g} is outside the top of its bracket)",
+            file=sys.stderr,
+        )
+        raise StopRun(0)
+
+
+current: TrialContext | None = None  # set by an in-process agent around the user's function
+_env_used = False
+
+
+def context_for_init() -> TrialContext | None:
+    """The trial an ``init()`` call joins, or None (called by ``init()``)."""
+    global _env_used
+    if current is not None:
+        return None if current.used else current
+    raw = os.environ.get(ENV_PARAMS)
+    if not raw or _env_used:
+        return None
+    sweep_id = os.environ.get("NBTRACKER_SWEEP_ID") or os.environ.get("WANDB_SWEEP_ID")
+    try:
+        p = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(p, dict) or p.get("sweep") != sweep_id:
+        return None
+    _env_used = True  # only the process's first run is the trial's
+    run_id = os.environ.get("NBTRACKER_RUN_ID") or os.environ.get("WANDB_RUN_ID") or ""
+    return TrialContext(str(sweep_id), str(p["project"]), os.environ.get("NBTRACKER_DIR"),
+                        int(p["trial"]), int(p["trial_id"]), run_id, p.get("config") or {},
+                        list(p.get("brackets") or []), p.get("metric"))  # fmt: skip

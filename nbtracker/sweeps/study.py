@@ -1,0 +1,322 @@
+"""The optuna side of a sweep: one study per sweep in an optuna journal file inside the store.
+
+Several agent processes share the journal (optuna's file storage is safe across processes);
+handing out the next trial is serialised by a file lock, so grid points are never given
+twice and ``run_cap`` is never passed. A trial whose agent process is gone is failed by the
+next agent or reader that looks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import secrets
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .._util import HOSTNAME, atomic_write_json, new_id, pid_alive, process_start_ticks, read_json
+from ..errors import RunNotFound
+from ..store import Store
+from . import schema
+from .params import Param, nest
+
+RUN_GRACE_S = 60.0  # a trial whose run ended this long ago and was never told: failed
+
+
+class SweepNotFound(RunNotFound):
+    """No sweep with this id (in this project) under the store root."""
+
+
+def _optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+class Trial:
+    """One run of a sweep as handed to an agent: optuna's trial number, the run id it will
+    get, and its parameters (nested as the config gets them)."""
+
+    def __init__(self, number: int, trial_id: int, run_id: str, config: dict[str, Any]):
+        self.number, self.trial_id, self.run_id, self.config = number, trial_id, run_id, config
+
+    def __repr__(self) -> str:
+        return f"<Trial {self.number} run={self.run_id} {self.config}>"
+
+
+class SweepStudy:
+    """A stored sweep: its record (``sweep.json``) and its optuna study."""
+
+    def __init__(self, store: Store, sdir: Path, record: dict[str, Any]) -> None:
+        self.store, self.dir, self.record = store, sdir, record
+        self.config, self.params = schema.validate(record["config"])
+        self.id: str = record["id"]
+        self.project: str = record["project"]
+        self._study: Any = None
+        et = self.config.get("early_terminate")
+        self.brackets = schema.brackets(et) if et else []
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.project}/{self.id} {self.config['method']}>"
+
+    @property
+    def metric(self) -> dict[str, Any] | None:
+        return self.config.get("metric")
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
+
+    # -- creating and opening --------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, store: Store, config: Mapping[str, Any], project: str, entity: str | None = None
+    ) -> SweepStudy:
+        cfg, params = schema.validate(config)
+        sweep_id = new_id(8)
+        sdir = store.sweep_dir(project, sweep_id)
+        sdir.mkdir(parents=True, exist_ok=False)
+        now = time.time()
+        rec = {"schema": 1, "id": sweep_id, "project": project, "entity": entity,
+               "name": cfg.get("name") or sweep_id, "method": cfg["method"], "config": cfg,
+               "created_at": now}  # fmt: skip
+        sweep = cls(store, sdir, rec)
+        optuna = _optuna()
+        direction = (cfg.get("metric") or {}).get("goal", "minimize")
+        study = optuna.create_study(storage=sweep._storage(), study_name=sweep_id,
+                                    direction=direction)  # fmt: skip
+        if cfg["method"] == "grid":
+            points = grid_points(params)
+            cap = cfg.get("run_cap")
+            for fixed in points[: cap or None]:
+                study.enqueue_trial(fixed)
+            rec["grid_size"] = len(points)
+        atomic_write_json(store.sweep_file(sdir, "record"), rec)
+        return sweep
+
+    @classmethod
+    def open(cls, store: Store, path: str, project: str | None = None) -> SweepStudy:
+        """``sweep_id``, ``project/sweep_id`` or ``entity/project/sweep_id``."""
+        parts = [p for p in str(path).split("/") if p]
+        sweep_id = parts[-1] if parts else ""
+        if len(parts) >= 2:
+            project = parts[-2]
+        found = store.sweep_dirs(project, sweep_id) if sweep_id else []
+        if not found:
+            where = f" in project {project!r}" if project else ""
+            msg = (
+                f"no sweep {sweep_id!r}{where} under {store.root}; create one with "
+                "nbtracker.sweep(config, project=...) or `nbtracker sweep config.yaml`"
+            )
+            raise SweepNotFound(msg)
+        if len(found) > 1:
+            names = ", ".join(f"{d.parent.name}/{sweep_id}" for d in found)
+            msg = f"sweep id {sweep_id!r} is in several projects ({names}): pass project/{sweep_id}"
+            raise SweepNotFound(msg)
+        rec = read_json(store.sweep_file(found[0], "record"))
+        return cls(store, found[0], rec)
+
+    def _storage(self) -> Any:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = self.store.sweep_file(self.dir, "journal")
+        return JournalStorage(JournalFileBackend(str(path)))
+
+    def study(self) -> Any:
+        if self._study is None:
+            optuna = _optuna()
+            self._study = optuna.load_study(
+                study_name=self.id, storage=self._storage(), sampler=self._sampler(),
+                pruner=self._pruner(),
+            )  # fmt: skip
+        return self._study
+
+    def _sampler(self) -> Any:
+        optuna = _optuna()
+        seed = secrets.randbits(31)  # never the user's random / numpy stream
+        if self.config["method"] == "bayes":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                  constant_liar=True)  # fmt: skip
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def _pruner(self) -> Any:
+        optuna = _optuna()
+        if not self.brackets:
+            return optuna.pruners.NopPruner()
+        # W&B's brackets b_0 < b_1 < ... are reported as steps ceil(eta**k) to a
+        # successive-halving pruner with min_resource=1: its rung k is then exactly W&B's
+        # bracket k, and a run is kept only in the top 1/eta of those that reached it.
+        eta = self.config["early_terminate"]["eta"]
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=eta, min_early_stopping_rate=0
+        )
+
+    def rung_step(self, k: int) -> int:
+        return math.ceil(float(self.config["early_terminate"]["eta"]) ** k - 1e-9)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.store.sweep_file(self.dir, "lock"), "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- handing out trials ----------------------------------------------------------------
+    def next_trial(self) -> Trial | None:
+        """The next run to do, or None when the sweep is done (grid covered, ``run_cap``
+        reached, the metric's target reached)."""
+        study = self.study()
+        with self._locked():
+            self.reap()
+            trials = study.get_trials(deepcopy=False)
+            if self.done_reason(trials):
+                return None
+            trial = study.ask()  # grid: pops a queued point (done_reason saw one waiting)
+            values = {p.path: p.suggest(trial) for p in self.params}
+            config = nest(values)
+            run_id = new_id(8)
+            trial.set_user_attr("run_id", run_id)
+            trial.set_user_attr("config", config)
+            trial.set_user_attr("agent", {"host": HOSTNAME, "pid": os.getpid(),
+                                          "pid_start": process_start_ticks()})  # fmt: skip
+        return Trial(trial.number, trial._trial_id, run_id, config)
+
+    def done_reason(self, trials: list[Any] | None = None) -> str | None:
+        optuna = _optuna()
+        if trials is None:
+            trials = self.study().get_trials(deepcopy=False)
+        cap = self.config.get("run_cap")
+        started = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
+        if cap and len(started) >= cap:
+            return f"run_cap {cap} reached"
+        if self.config["method"] == "grid" and not any(
+            t.state == optuna.trial.TrialState.WAITING for t in trials
+        ):
+            return "every grid point was run"
+        metric = self.metric or {}
+        target = metric.get("target")
+        if target is not None:
+            sign = 1 if metric["goal"] == "maximize" else -1
+            for t in trials:
+                if t.state == optuna.trial.TrialState.COMPLETE and sign * (t.value - target) >= 0:
+                    return f"the target {metric['name']} = {target} was reached"
+        return None
+
+    def tell(self, trial: Trial, value: float | None, state: str) -> None:
+        """Record how a trial ended: ``complete`` (with its metric value, if any),
+        ``pruned`` or ``fail``. Idempotent."""
+        optuna = _optuna()
+        ts = optuna.trial.TrialState
+        study = self.study()
+        if state == "complete" and (value is None or not math.isfinite(value)):
+            state = "fail"  # no metric: optuna learns nothing from it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if state == "complete":
+                study.tell(trial.number, value, skip_if_finished=True)
+            elif state == "pruned":
+                study.tell(trial.number, state=ts.PRUNED, skip_if_finished=True)
+            else:
+                study.tell(trial.number, state=ts.FAIL, skip_if_finished=True)
+
+    def reap(self) -> int:
+        """Fail the running trials whose agent process is gone (killed), or whose run ended
+        long ago without the trial being told. Returns how many."""
+        optuna = _optuna()
+        study = self.study()
+        n = 0
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            agent = t.user_attrs.get("agent") or {}
+            gone = agent.get("host") == HOSTNAME and not pid_alive(
+                int(agent.get("pid") or 0), agent.get("pid_start")
+            )
+            if not gone:
+                gone = self._run_ended_long_ago(t.user_attrs.get("run_id"))
+            if gone:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                n += 1
+        return n
+
+    def _run_ended_long_ago(self, run_id: str | None) -> bool:
+        if not run_id:
+            return False
+        rdir = self.store.run_dir(self.project, run_id)
+        try:
+            rec = read_json(rdir / "run.json")
+        except (OSError, ValueError):
+            return False
+        ended = rec.get("finished_at") or 0
+        return rec.get("state") != "running" and time.time() - float(ended) > RUN_GRACE_S
+
+    # -- hyperband -------------------------------------------------------------------------
+    def band_keeps(self, trial_id: int, k: int, value: float) -> bool:
+        """Report the metric at bracket ``k``; False when hyperband stops the run here."""
+        optuna = _optuna()
+        trial = optuna.trial.Trial(self.study(), trial_id)
+        trial.report(float(value), step=self.rung_step(k))
+        return not trial.should_prune()
+
+    # -- reading ---------------------------------------------------------------------------
+    def trials(self) -> list[Any]:
+        """Every trial, after failing those whose agent is gone."""
+        with self._locked():
+            self.reap()
+        return list(self.study().get_trials(deepcopy=False))
+
+    def state(self) -> str:
+        """``finished`` (done), ``running`` (a trial is running) or ``pending``."""
+        optuna = _optuna()
+        trials = self.trials()
+        if self.done_reason(trials):
+            running = any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+            return "running" if running else "finished"
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+            return "running"
+        return "pending"
+
+
+def grid_points(params: list[Param]) -> list[dict[str, Any]]:
+    """Every grid point as optuna's fixed parameters, in W&B's order (last parameter
+    fastest)."""
+    import itertools
+
+    axes = []
+    for p in params:
+        g = p.grid()
+        assert g is not None
+        axes.append([(p.name, ov) for ov, _ in g if p.distribution != "constant"] or [None])
+    out = []
+    for combo in itertools.product(*axes):
+        out.append(dict(c for c in combo if c is not None))
+    return out
+
+
+def metric_value(summary: Mapping[str, Any], metric: Mapping[str, Any]) -> float | None:
+    """The sweep metric from a run's summary (a define_metric summary such as
+    ``{"min": ..}`` gives the value matching the goal)."""
+    name = metric["name"]
+    v = summary.get(name)
+    if v is None and "." in name:  # nested logs: summary["val"]["acc"]
+        cur: Any = summary
+        for part in name.split("."):
+            cur = cur.get(part) if isinstance(cur, Mapping) else None
+        v = cur
+    if isinstance(v, Mapping):
+        for op in ("best", "max" if metric["goal"] == "maximize" else "min", "last"):
+            if op in v:
+                v = v[op]
+                break
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
