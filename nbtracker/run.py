@@ -314,8 +314,7 @@ class Run(RunExtras):
         if not row:
             return
         self.summary.observe(row)
-        if self._hooks:
-            self._emit_row(step, dict(row))
+        seen = dict(row) if self._hooks else None  # for subscribers, once the row is stored
         # the row itself goes to the writer, its step and time added under int keys
         # (segments.buffered): one dict, no tuple, nothing for the GC to track
         row[_STEP_KEY] = step
@@ -328,6 +327,8 @@ class Run(RunExtras):
                 wake.set()
             if len(buf) >= BACKPRESSURE_ROWS:  # bounded memory, bounded stall
                 self._writer.relieve()
+        if seen is not None:  # a sweep's hyperband hook may end the run here: row kept
+            self._emit_row(step, seen)
 
     def _emit_row(self, step: int, row: dict[str, Any]) -> None:
         for hook in self._hooks:

@@ -95,18 +95,19 @@ class TrialContext:
         run._rec["sweep_id"] = self.sweep_id
         run._rec["sweep_trial"] = self.trial_number
         if self.brackets and self.metric:
-            run._hooks.append(_BandWatch(self, self.brackets, self.metric))
+            run.subscribe(_BandWatch(self, run, self.brackets, self.metric))
 
 
 class _BandWatch:
     """A run hook: counts logged values of the sweep metric and asks hyperband at each
     bracket whether the run goes on; raises :class:`StopRun` when it does not."""
 
-    def __init__(self, ctx: TrialContext, brackets: list[int], metric: str) -> None:
-        self.ctx, self.metric, self.n = ctx, metric, 0
+    def __init__(self, ctx: TrialContext, run: Any, brackets: list[int], metric: str) -> None:
+        self.ctx, self.run, self.metric, self.n = ctx, run, metric, 0
         self.bands = {b: k for k, b in enumerate(brackets)}
 
-    def __call__(self, run: Any, event: str, payload: Any) -> None:
+    def __call__(self, event: str, payload: Any) -> None:
+        run = self.run
         if event != "row":
             return
         value = payload[1].get(self.metric)
