@@ -156,13 +156,13 @@ class RunExtras:
         log_graph : bool
             Store the module tree (``repr``) in the run's config under ``_wandb_graph``.
         """
-        from .watch import watch
+        from .torch_watch import watch
 
         watch(self, models, log=log, log_freq=log_freq, idx=idx, log_graph=log_graph)
 
     def unwatch(self, models: Any = None) -> None:
         """Remove the hooks ``watch()`` added (for ``models``, or all)."""
-        from .watch import unwatch
+        from .torch_watch import unwatch
 
         unwatch(self, models)
 

@@ -68,6 +68,13 @@ def test_unwatch_removes_the_hooks_and_gradients_only_by_default(init, api) -> N
     assert not model[0].weight._backward_hooks  # nothing left on the model
 
 
+def test_module_watch_stays_the_function_after_use(init) -> None:
+    run = init()
+    run.watch(_model())  # imports the implementation module
+    nbtracker.watch(_model(), log_freq=5)  # still the function, not a submodule
+    nbtracker.unwatch()
+
+
 def test_bad_arguments_are_clear(init) -> None:
     run = init()
     with pytest.raises(TypeError, match="torch.nn.Module"):
