@@ -96,6 +96,10 @@ def show(
         from . import team
 
         store = team.reader_store(team.resolve(store), live=follow)
+    if key is None and isinstance(target, str) and _is_sweep(target, store):
+        from .sweeps.view import show_sweep
+
+        return show_sweep(_sweep_of(target, store))
     if key is None and compare and _is_project(target, store):
         from ._compare import compare as workspace
 
@@ -131,6 +135,24 @@ def _is_project(target: Any, store: Any) -> bool:
         return False
     st = store if isinstance(store, Store) else Store(store)
     return bool(st.scan_runs(target))
+
+
+def _is_sweep(target: str, store: Any) -> bool:
+    """``target`` names a stored sweep (``id``, ``project/id``) rather than a run/project."""
+    from .store import Store
+
+    st = store if isinstance(store, Store) else Store(store)
+    parts = [p for p in target.split("/") if p]
+    if not parts or len(parts) > 3:
+        return False
+    return bool(st.sweep_dirs(parts[-2] if len(parts) > 1 else None, parts[-1]))
+
+
+def _sweep_of(target: str, store: Any) -> Any:
+    from .store import Store
+    from .sweeps.study import SweepStudy
+
+    return SweepStudy.open(store if isinstance(store, Store) else Store(store), target)
 
 
 def _is_table(x: Any) -> bool:

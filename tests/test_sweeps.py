@@ -275,3 +275,30 @@ def test_unknown_sweep_says_how_to_make_one(root: Path) -> None:
 
     with pytest.raises(RunNotFound, match="nbtracker.sweep"):
         wandb.agent("nope1234", function=print, dir=str(root))
+
+
+def test_show_sweep_is_the_workspace_of_its_runs_with_the_trials_chart(root: Path) -> None:
+    from nbtracker.widgets.workspace import Workspace
+
+    sweep_id = _sweep(root, {"method": "grid", "metric": {"name": "acc", "goal": "maximize"},
+                             "parameters": {"x": {"values": [0.3, 0.9, 0.5]}}})  # fmt: skip
+    wandb.init(dir=str(root), project="p").finish()  # a run of the project, not of the sweep
+
+    def main() -> None:
+        wandb.init()
+        wandb.log({"acc": wandb.config.x})
+
+    wandb.agent(sweep_id, function=main, dir=str(root))
+    ws = wandb.show(f"p/{sweep_id}", store=wandb.Store(root))
+    try:
+        assert isinstance(ws, Workspace) and ws.total == 3 and ws.target == "summary.acc"
+    finally:
+        ws.close()
+    from nbtracker.sweeps.study import SweepStudy
+    from nbtracker.sweeps.view import trials_chart, trials_frame
+
+    st = SweepStudy.open(wandb.Store(root), sweep_id)
+    df = trials_frame(st)
+    assert list(df["value"]) == [0.3, 0.9, 0.5] and list(df["best"]) == [0.3, 0.9, 0.9]
+    spec = trials_chart(st).to_dict()
+    assert spec["title"] == "acc over trials"

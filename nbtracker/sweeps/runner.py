@@ -30,6 +30,7 @@ def run_agent(sweep: SweepStudy, function: Callable[[], Any] | None, count: int 
     Returns the number of runs made. KeyboardInterrupt ends the current run as failed
     (its trial failed, the sweep resumable) and is raised again."""
     made = failures = 0
+    view = _sweep_view(sweep)
     while count is None or made < count:
         trial = sweep.next_trial()
         if trial is None:
@@ -44,10 +45,29 @@ def run_agent(sweep: SweepStudy, function: Callable[[], Any] | None, count: int 
         else:
             ok = _program_trial(sweep, trial, ctx)
         failures = 0 if ok else failures + 1
+        if view is not None:
+            from .view import refresh_chart
+
+            refresh_chart(view, sweep)
         if failures >= MAX_CONSECUTIVE_FAILURES:
             _say(f"{failures} runs failed in a row; agent stops (the sweep can be resumed)")
             break
     return made
+
+
+def _sweep_view(sweep: SweepStudy) -> Any:
+    """In a notebook: the sweep's live workspace and trials chart, above the runs' panels."""
+    from .. import _state
+
+    if not _state.in_notebook():
+        return None
+    try:
+        from .view import show_sweep
+
+        return show_sweep(sweep)
+    except Exception as exc:  # noqa: BLE001 - a display problem never stops the sweep
+        _say(f"could not show the sweep view ({exc!r})")
+        return None
 
 
 def _function_trial(sweep: SweepStudy, trial: Trial, ctx: join.TrialContext,
