@@ -11,6 +11,7 @@ logs next. torch is imported only here, when ``watch()`` is called.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
@@ -43,11 +44,15 @@ def histogram(tensor: Any) -> Any:
         if t.is_sparse:
             t = t._values()
         t = t.reshape(-1).float()
-        if not bool(torch.isfinite(t).all()):
-            t = t[torch.isfinite(t)]
         if t.numel() == 0:
             return None
-        lo, hi = float(t.min()), float(t.max())
+        lo_t, hi_t = torch.aminmax(t)  # one pass; NaN or inf in t shows in these two
+        lo, hi = float(lo_t), float(hi_t)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            t = t[torch.isfinite(t)]
+            if t.numel() == 0:
+                return None
+            lo, hi = float(t.min()), float(t.max())
         if lo == hi:  # one value: one bin around it
             lo, hi = lo - 0.5, hi + 0.5
         counts = torch.histc(t, bins=BINS, min=lo, max=hi).cpu().numpy()

@@ -89,3 +89,12 @@ def test_import_nbtracker_does_not_import_torch() -> None:
     code = "import sys, nbtracker; nbtracker.watch; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_histogram_skips_nan_and_inf() -> None:
+    from nbtracker.torch_watch import histogram
+
+    h = histogram(torch.tensor([1.0, float("nan"), 3.0, float("inf"), 2.0]))
+    assert sum(h.histogram) == 3 and h.bins[0] == 1.0 and h.bins[-1] == 3.0
+    assert histogram(torch.tensor([float("nan")])) is None
+    assert sum(histogram(torch.full((4,), 2.5)).histogram) == 4
