@@ -309,3 +309,19 @@ def test_repair_removes_old_artifact_temp_files_only(root: Path) -> None:
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     store.repair()
     assert not old.exists() and new.exists()
+
+
+def test_storage_trouble_is_a_warning_not_a_crash(init, root: Path, tmp_path: Path) -> None:
+    from nbtracker.errors import StorageWarning
+
+    run = init()
+    objects = Store(root).artifact_objects_dir()
+    objects.parent.mkdir(parents=True)
+    objects.write_text("a file where the object folder goes")  # every write there fails
+    (tmp_path / "f.txt").write_text("x")
+    art = nbtracker.Artifact("blocked", type="t")
+    art.add_file(tmp_path / "f.txt")
+    with pytest.warns(StorageWarning, match="could not store artifact 'blocked'"):
+        assert run.log_artifact(art) is art
+    assert art.state == "PENDING"
+    run.log({"loss": 1.0})  # training goes on

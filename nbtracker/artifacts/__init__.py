@@ -847,8 +847,21 @@ def log_artifact(run: Run, artifact_or_path: Any, name: str | None, type_: str |
             art.add_reference(path)
     if run.disabled or run._store is None:
         return art
-    return commit(run._store, run.project, art, {"project": run.project, "run_id": run.id},
-                  list(aliases or []))  # fmt: skip
+    try:
+        return commit(run._store, run.project, art, {"project": run.project, "run_id": run.id},
+                      list(aliases or []))  # fmt: skip
+    except OSError as exc:  # storage trouble never stops training: one warning, not logged
+        import warnings
+
+        from ..errors import StorageWarning
+
+        warnings.warn(
+            f"nbtracker could not store artifact {art._name!r} under {run._store.root} ({exc}); "
+            "it was not logged (training goes on). Free space and log it again.",
+            StorageWarning,
+            stacklevel=3,
+        )
+        return art
 
 
 def use_artifact(run: Run, artifact_or_name: Any, type_: str | None,
