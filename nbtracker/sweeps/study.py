@@ -139,29 +139,13 @@ class SweepStudy:
         return self._study
 
     def _sampler(self) -> Any:
-        optuna = _optuna()
-        seed = secrets.randbits(31)  # never the user's random / numpy stream
-        if self.config["method"] == "bayes":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                  constant_liar=True)  # fmt: skip
-        return optuna.samplers.RandomSampler(seed=seed)
+        return sampler_for(self.config["method"])
 
     def _pruner(self) -> Any:
-        optuna = _optuna()
-        if not self.brackets:
-            return optuna.pruners.NopPruner()
-        # W&B's brackets b_0 < b_1 < ... are reported as steps ceil(eta**k) to a
-        # successive-halving pruner with min_resource=1: its rung k is then exactly W&B's
-        # bracket k, and a run is kept only in the top 1/eta of those that reached it.
-        eta = self.config["early_terminate"]["eta"]
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=1, reduction_factor=eta, min_early_stopping_rate=0
-        )
+        return pruner_for(self.config.get("early_terminate"))
 
     def rung_step(self, k: int) -> int:
-        return math.ceil(float(self.config["early_terminate"]["eta"]) ** k - 1e-9)
+        return rung_step(self.config["early_terminate"], k)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -219,6 +203,8 @@ class SweepStudy:
         optuna = _optuna()
         ts = optuna.trial.TrialState
         study = self.study()
+        if state == "complete" and self.metric is None:
+            value = 0.0  # nothing to optimise: the trial is complete all the same
         if state == "complete" and (value is None or not math.isfinite(value)):
             state = "fail"  # no metric: optuna learns nothing from it
         with warnings.catch_warnings():
@@ -284,6 +270,38 @@ class SweepStudy:
         if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
             return "running"
         return "pending"
+
+
+def sampler_for(method: str, seed: int | None = None) -> Any:
+    """optuna's sampler for a W&B method: TPE with constant liar (running trials count as
+    guessed results) for bayes, random otherwise (grid trials are queued, never sampled)."""
+    optuna = _optuna()
+    if seed is None:
+        seed = secrets.randbits(31)  # never the user's random / numpy stream
+    if method == "bayes":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def pruner_for(et: Mapping[str, Any] | None) -> Any:
+    """optuna's pruner for W&B's ``early_terminate``.
+
+    W&B's brackets b_0 < b_1 < ... are reported as steps ``rung_step(k)`` = ceil(eta**k) to a
+    successive-halving pruner with min_resource=1: its rung k is then exactly W&B's bracket
+    k, and a run is kept only in the top 1/eta of the runs that reached it.
+    """
+    optuna = _optuna()
+    if not et:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=et["eta"], min_early_stopping_rate=0
+    )
+
+
+def rung_step(et: Mapping[str, Any], k: int) -> int:
+    return math.ceil(float(et["eta"]) ** k - 1e-9)
 
 
 def grid_points(params: list[Param]) -> list[dict[str, Any]]:
