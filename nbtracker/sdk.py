@@ -229,7 +229,8 @@ def _open_run(
     cfg: Config, name: Any, notes: Any, tags: list[str], group: Any, job_type: Any, mode: str,
 ) -> Run:  # fmt: skip
     """The new or resumed Run for ``rdir`` (whose writer lock the caller holds)."""
-    existing = store.read_record(rdir)
+    # a new id needs no wait for this process's finishing runs (a sweep's back-to-back runs)
+    existing = store.read_record(rdir) if (rdir / "run.json").exists() else None
     if existing is not None and existing.get("project") == project:
         if resume in (None, "never"):
             msg = (

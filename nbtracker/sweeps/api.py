@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .study import SweepStudy, metric_value
+from .study import SweepStudy, metric_value, trial_info
 
 
 class ApiSweep:
@@ -85,8 +85,8 @@ class ApiSweep:
         rows = []
         for t in self._study.trials():
             rows.append({"trial": t.number, "state": t.state.name.lower(), "value": t.value,
-                         "run_id": t.user_attrs.get("run_id"),
-                         **{f"config.{k}": v for k, v in _flat(t.user_attrs.get("config") or {}).items()}})  # fmt: skip
+                         "run_id": trial_info(t).get("run_id"),
+                         **{f"config.{k}": v for k, v in _flat(trial_info(t).get("config") or {}).items()}})  # fmt: skip
         return pd.DataFrame(rows)
 
 

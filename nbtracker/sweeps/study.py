@@ -170,10 +170,10 @@ class SweepStudy:
             values = {p.path: p.suggest(trial) for p in self.params}
             config = nest(values)
             run_id = new_id(8)
-            trial.set_user_attr("run_id", run_id)
-            trial.set_user_attr("config", config)
-            trial.set_user_attr("agent", {"host": HOSTNAME, "pid": os.getpid(),
-                                          "pid_start": process_start_ticks()})  # fmt: skip
+            # one journal write (each is an fsync): run id, parameters, the agent process
+            trial.set_user_attr("nbtracker", {"run_id": run_id, "config": config,
+                                              "agent": {"host": HOSTNAME, "pid": os.getpid(),
+                                                        "pid_start": process_start_ticks()}})  # fmt: skip
         return Trial(trial.number, trial._trial_id, run_id, config)
 
     def done_reason(self, trials: list[Any] | None = None) -> str | None:
@@ -223,12 +223,12 @@ class SweepStudy:
         study = self.study()
         n = 0
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            agent = t.user_attrs.get("agent") or {}
+            agent = trial_info(t).get("agent") or {}
             gone = agent.get("host") == HOSTNAME and not pid_alive(
                 int(agent.get("pid") or 0), agent.get("pid_start")
             )
             if not gone:
-                gone = self._run_ended_long_ago(t.user_attrs.get("run_id"))
+                gone = self._run_ended_long_ago(trial_info(t).get("run_id"))
             if gone:
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                 n += 1
@@ -270,6 +270,11 @@ class SweepStudy:
         if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
             return "running"
         return "pending"
+
+
+def trial_info(t: Any) -> dict[str, Any]:
+    """What the sweep stored on an optuna trial: ``run_id``, ``config``, ``agent``."""
+    return t.user_attrs.get("nbtracker") or {}
 
 
 def sampler_for(method: str, seed: int | None = None) -> Any:
