@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -266,6 +267,9 @@ def _created(rdir: Path) -> float:
 def _notebook_hook(run: Any) -> None:
     """``init()`` hook: show the run's live panel in the cell that called ``init()``."""
     if run.disabled or not _state.in_notebook():
+        return
+    sweeps = sys.modules.get("nbtracker.sweeps.join")
+    if sweeps is not None and sweeps.quiet_panels:  # the agent's sweep view shows the run
         return
     from ._compare import notebook_init
 

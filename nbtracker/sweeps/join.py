@@ -137,6 +137,7 @@ class _BandWatch:
 
 
 current: TrialContext | None = None  # set by an in-process agent around the user's function
+quiet_panels = False  # an agent's sweep view shows the runs: init() shows no panel of its own
 _env_used = False
 
 

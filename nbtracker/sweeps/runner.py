@@ -29,8 +29,17 @@ def run_agent(sweep: SweepStudy, function: Callable[[], Any] | None, count: int 
     """Run trials until the sweep is done, ``count`` runs were made, or 5 failed in a row.
     Returns the number of runs made. KeyboardInterrupt ends the current run as failed
     (its trial failed, the sweep resumable) and is raised again."""
-    made = failures = 0
     view = _sweep_view(sweep)
+    join.quiet_panels = view is not None  # the sweep view shows the runs: no panel each
+    try:
+        return _loop(sweep, function, count, view)
+    finally:
+        join.quiet_panels = False
+
+
+def _loop(sweep: SweepStudy, function: Callable[[], Any] | None, count: int | None,
+          view: Any) -> int:  # fmt: skip
+    made = failures = 0
     while count is None or made < count:
         trial = sweep.next_trial()
         if trial is None:
