@@ -239,3 +239,40 @@ def test_program_agent_from_python_and_command_macros(tmp_path: Path, root: Path
                         json.dumps(trial.config)]  # fmt: skip
     assert json.loads(Path(cmd[9]).read_text()) == trial.config and cmd[10] == "-x"
     assert Path(cmd[9]).is_relative_to(root / "sweeps")
+
+
+def test_ctrl_c_on_a_cli_agent_fails_the_run_and_the_sweep_resumes(
+    tmp_path: Path, root: Path
+) -> None:
+    cfg = _write(
+        tmp_path,
+        TRAIN,
+        """
+        program: train.py
+        method: grid
+        command:
+          - ${env}
+          - ${interpreter}
+          - ${program}
+          - ${args}
+          - --sleep=60
+        parameters:
+          lr: {values: [0.1, 0.2]}
+          bs: {value: 16}
+    """,
+    )
+    sweep_id = _create(tmp_path, root, cfg)
+    agent = subprocess.Popen([*CLI, "agent", f"sweep-demo-cli/{sweep_id}"], cwd=tmp_path,
+                             env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)  # fmt: skip
+    api = wandb.Api(root)
+    wait_until(lambda: api.sweep(sweep_id).runs and api.sweep(sweep_id).runs[0].summary.get("loss"),
+               timeout=60)  # fmt: skip
+    os.killpg(agent.pid, signal.SIGINT)  # a terminal's Ctrl-C: the agent and its program
+    _, err = agent.communicate(timeout=60)
+    assert agent.returncode == 130, err
+    assert "the sweep can be resumed" in err
+    sw = api.sweep(sweep_id)
+    (run,) = sw.runs
+    assert (run.state, run.metadata["exit_code"]) == ("failed", 130)
+    assert list(sw.trials()["state"]) == ["fail", "waiting"] and sw.state == "pending"

@@ -131,11 +131,7 @@ def _program_trial(sweep: SweepStudy, trial: Trial, ctx: join.TrialContext) -> b
         try:
             rc = proc.wait()
         except BaseException:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop_child(proc)
             raise
         rdir = store.run_dir(sweep.project, trial.run_id)
         rec = store.read_record(rdir)
@@ -155,6 +151,23 @@ def _program_trial(sweep: SweepStudy, trial: Trial, ctx: join.TrialContext) -> b
         return True
     finally:
         sweep.tell(trial, value, outcome)
+
+
+def _stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C in the agent: a terminal's Ctrl-C reached the program too (it fails its run,
+    exit 130); else it gets a SIGINT of its own; SIGTERM / SIGKILL if it does not end."""
+    import signal
+
+    for sig, wait in ((None, 2.0), (signal.SIGINT, 10.0), (signal.SIGTERM, 5.0)):
+        if sig is not None:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    proc.wait()
 
 
 def _die_with_parent() -> None:
