@@ -276,3 +276,21 @@ def test_ctrl_c_on_a_cli_agent_fails_the_run_and_the_sweep_resumes(
     (run,) = sw.runs
     assert (run.state, run.metadata["exit_code"]) == ("failed", 130)
     assert list(sw.trials()["state"]) == ["fail", "waiting"] and sw.state == "pending"
+
+
+def test_cli_config_error_names_the_key_and_stores_nothing(tmp_path: Path, root: Path) -> None:
+    cfg = _write(
+        tmp_path,
+        TRAIN,
+        """
+        program: train.py
+        method: random
+        parameters:
+          lr: {min: 0.1, max: 0.01}
+    """,
+    )
+    out = subprocess.run([*CLI, "sweep", str(cfg)], cwd=tmp_path, env=_env(root),
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 1
+    assert "sweep config: parameters.lr.min: 0.1 is greater than max 0.01" in out.stderr
+    assert "Traceback" not in out.stderr and not (root / "sweeps").exists()

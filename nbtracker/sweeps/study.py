@@ -33,7 +33,13 @@ class SweepNotFound(RunNotFound):
 
 
 def _optuna() -> Any:
-    import optuna
+    try:
+        import optuna
+    except ImportError as exc:
+        from ..errors import UsageError
+
+        msg = "sweeps need optuna: pip install 'nbtracker[sweeps]'"
+        raise UsageError(msg) from exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
