@@ -1,6 +1,6 @@
 // Images and histograms logged per step: one card per key under the charts, with a step
 // slider. The kernel pushes entries unasked ({type: "media", media: {key: {kind, add, drop}}},
-// at most one per key per push) and answers {type: "media_snap"} with every kept entry (a
+// every logged step) and answers {type: "media_snap"} with every kept entry (a
 // view created after the data was sent: a reopened page). Thumbnails are data: URIs; every
 // user string (keys, captions) goes in with textContent, never as HTML.
 

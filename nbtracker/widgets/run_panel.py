@@ -277,8 +277,9 @@ class RunPanel(anywidget.AnyWidget):
             self._scan_media(rows)
 
     def _scan_media(self, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
-        """Images and histograms in the rows just drained: the last one of each key (at
-        most one per key per push, so 4 a second) becomes a slider entry."""
+        """Images and histograms in the rows just drained: each logged step becomes a slider
+        entry (the tracks thin older entries past their cap). A burst of more steps than
+        the cap in one drain keeps an evenly spaced subset, its first and last included."""
         kt = self._run.history_keys
         if len(kt) != self._kt_len:
             try:
@@ -292,15 +293,18 @@ class RunPanel(anywidget.AnyWidget):
         if not self._media_keys:
             return
         rdir = self._run.dir
+        cap = self._media.cap
         for key in self._media_keys:
-            for step, _t, row in reversed(rows):
-                if key in row:
-                    ref = parse_ref(row[key])
-                    kind = media_kind(ref) if ref else None
-                    entry = media_entry(rdir, step, ref) if kind else None  # type: ignore[arg-type]
-                    if entry is not None:
-                        self._media.add(key, kind, entry)  # type: ignore[arg-type]
-                    break
+            hits = [(step, row[key]) for step, _t, row in rows if key in row]
+            if len(hits) > cap:
+                n = len(hits)
+                hits = [hits[i] for i in sorted({round(i * (n - 1) / (cap - 1)) for i in range(cap)})]
+            for step, value in hits:
+                ref = parse_ref(value)
+                kind = media_kind(ref) if ref else None
+                entry = media_entry(rdir, step, ref) if kind else None  # type: ignore[arg-type]
+                if entry is not None:
+                    self._media.add(key, kind, entry)  # type: ignore[arg-type]
 
     def _follow_alerts(self, rdir: Path) -> None:
         """A followed run's alerts (re-read when its alerts file grows)."""

@@ -124,8 +124,17 @@ def test_media_in_training_cell(lab, page, recorded) -> None:  # noqa: ANN001
     last_src = img.get_attribute("src")
     assert last_src and last_src.startswith("data:image/png;base64,")
     expect(sample.locator("figcaption")).to_have_text(f"step {STEPS - 1} {XSS}")
+    # every logged step is on the slider (it kept 24 of 40, and lost step 0)
+    expect(sample).to_have_attribute("data-entries", str(STEPS))
+    expect(weights).to_have_attribute("data-entries", str(STEPS))
+    slider = sample.get_by_test_id("nbt-media-slider")
+    for i in (1, 17, 38):
+        set_range(slider, i)
+        expect(sample).to_have_attribute("data-step", str(i))
+        expect(sample.locator("figcaption")).to_have_text(f"step {i} {XSS}")
     set_range(sample.get_by_test_id("nbt-media-slider"), 0)
     expect(sample).to_have_attribute("data-step", "0")
+    expect(sample.get_by_test_id("nbt-media-step")).to_have_text(f"step 0 (1 of {STEPS} kept)")
     expect(sample.locator("figcaption")).to_have_text(f"step 0 {XSS}")
     assert (
         img.count() == 1

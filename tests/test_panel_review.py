@@ -1,0 +1,39 @@
+"""Issue 10, "Panel fixes found in the same review": the Python side of each fix (the
+browser side is in tests/browser/test_panel_review_browser.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from test_widgets import JsMedia, capture
+
+import nbtracker
+from nbtracker.widgets import RunPanel
+
+
+def test_media_slider_keeps_every_logged_step_including_step_0(init: Any) -> None:
+    """40 image steps logged a few per panel push (the pump drains 4 times a second):
+    every step, step 0 included, becomes a slider entry, in the kernel and in the page.
+    (It kept only the last image of each push: 24 of 40 steps, step 0 lost.)"""
+    import numpy as np
+
+    run = init(name="media40")
+    panel = RunPanel.for_run(run, show_tables=False)
+    sent = capture(panel)
+    for step in range(40):
+        img = np.zeros((16, 16, 3), np.uint8)
+        img[step % 16] = 255
+        run.log({"loss": 1 / (step + 1), "sample": nbtracker.Image(img, caption=f"step {step}")})
+        time.sleep(0.04)  # ~6 steps per push
+    run.finish()
+    pushes = [m for m in sent.of("media") if "sample" in m["media"]]
+    assert len(pushes) < 40, "every step came in its own push: the test shows nothing"
+    assert any(len(m["media"]["sample"]["add"]) > 1 for m in pushes)
+    js = JsMedia()
+    for msg in sent:
+        js.apply(msg)
+    steps = [e["step"] for e in js.tracks["sample"]]
+    assert steps == list(range(40))
+    assert [e["images"][0]["caption"] for e in js.tracks["sample"]][:2] == ["step 0", "step 1"]
+    assert panel.media["sample"] == {"kind": "image", "n": 40, "last": 39}
