@@ -298,7 +298,9 @@ class RunPanel(anywidget.AnyWidget):
             hits = [(step, row[key]) for step, _t, row in rows if key in row]
             if len(hits) > cap:
                 n = len(hits)
-                hits = [hits[i] for i in sorted({round(i * (n - 1) / (cap - 1)) for i in range(cap)})]
+                hits = [
+                    hits[i] for i in sorted({round(i * (n - 1) / (cap - 1)) for i in range(cap)})
+                ]
             for step, value in hits:
                 ref = parse_ref(value)
                 kind = media_kind(ref) if ref else None
