@@ -3,7 +3,7 @@
 Magics
 ------
 ``%nbt_runs [project]``
-    The runs (of one project) as a DataFrame, newest first.
+    The runs (of one project), newest first, as a readable table (``.df``: the DataFrame).
 ``%nbt_compare [project]``
     ``nbtracker.compare(project)``: the runs workspace (table, overlays, analysis).
 ``%nbt_show [target]``
@@ -31,8 +31,11 @@ def _runs(line: str) -> Any:
     df = runs.to_pandas()
     for col in ("created_at", "start_time"):
         if col in getattr(df, "columns", []):
-            return df.sort_values(col, ascending=False).reset_index(drop=True)
-    return df
+            df = df.sort_values(col, ascending=False).reset_index(drop=True)
+            break
+    from ._runs_table import RunsTable
+
+    return RunsTable(df)
 
 
 def _show(line: str) -> Any:

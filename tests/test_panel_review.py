@@ -37,3 +37,31 @@ def test_media_slider_keeps_every_logged_step_including_step_0(init: Any) -> Non
     assert steps == list(range(40))
     assert [e["images"][0]["caption"] for e in js.tracks["sample"]][:2] == ["step 0", "step 1"]
     assert panel.media["sample"] == {"kind": "image", "n": 40, "last": 39}
+
+
+def test_nbt_runs_is_a_readable_table(init: Any, root: Any, monkeypatch: Any) -> None:
+    """``%nbt_runs``: local dates, config/summary columns, no NaN / [] / None noise,
+    user strings escaped; the DataFrame stays at ``.df``."""
+    import datetime as dt
+
+    from nbtracker._ipython import _runs
+
+    for i in range(2):
+        run = init(name=f"<b>r{i}</b>", config={"lr": 0.1 * (i + 1)}, tags=["x"] if i else [])
+        run.log({"loss": 1 / 3})
+        if i:
+            run.summary["best"] = 3
+        run.finish()
+    monkeypatch.setenv("NBTRACKER_DIR", str(root))
+    table = _runs("p")
+    assert len(table) == 2 and len(table.df) == 2
+    text, html = repr(table), table._repr_html_()
+    for noise in ("NaN", "nan", "[]", "None", "metadata."):
+        assert noise not in text and noise not in html, noise
+    assert text.splitlines()[0].split()[:3] == ["name", "state", "id"]
+    assert "config.lr" in text and "summary.loss" in text and "summary.best" in text
+    assert "0.33333" in text and "0.2" in text
+    today = dt.datetime.now().astimezone().strftime("%Y-%m-%d")
+    assert today in text
+    assert "&lt;b&gt;r1&lt;/b&gt;" in html and "<b>r1" not in html
+    assert text.splitlines()[1].startswith("<b>r1</b>")  # newest first
