@@ -65,3 +65,30 @@ def test_nbt_runs_is_a_readable_table(init: Any, root: Any, monkeypatch: Any) ->
     assert today in text
     assert "&lt;b&gt;r1&lt;/b&gt;" in html and "<b>r1" not in html
     assert text.splitlines()[1].startswith("<b>r1</b>")  # newest first
+
+
+def test_hidden_snapshot_is_refreshed_while_the_run_goes(init: Any, monkeypatch: Any) -> None:
+    """The static snapshot output (what a reloaded page shows while the kernel is busy) is
+    updated by the pump thread during the run, with the step and the charts so far."""
+    from nbtracker.widgets import run_panel
+
+    monkeypatch.setattr(run_panel, "FALLBACK_INTERVAL_S", 0.5)
+    run = init(name="fresh")
+    panel = RunPanel.for_run(run, show_tables=False)
+    capture(panel)
+    updates: list[dict[str, str]] = []
+
+    class Handle:
+        def update(self, data: dict[str, str], raw: bool = False) -> None:
+            updates.append(data)
+
+    panel._fallback_handle = Handle()
+    for step in range(40):
+        run.log({"loss": 1 / (step + 1)})
+        time.sleep(0.05)
+    live = list(updates)
+    run.finish()
+    assert live, "no refresh of the snapshot while the run went"
+    html = live[-1]["text/html"]
+    assert "running" in html and "data:image/png;base64," in html
+    assert "step 0 ·" not in html

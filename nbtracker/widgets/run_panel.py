@@ -38,6 +38,9 @@ from ._source import MediaTracks, media_entry
 PUSH_INTERVAL_S = 0.25  # at most 4 data messages a second
 META_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 5.0
+# the hidden static snapshot output (what a reloaded page or a saved notebook shows) is
+# refreshed this often while a run goes, from the pump thread (never the training thread)
+FALLBACK_INTERVAL_S = 30.0
 FOLLOW_INTERVAL_S = 0.5
 # Table keys whose widget was shown, per live run: two panels of one run (init()'s and a
 # show(run)) show one table widget per key between them.
@@ -115,6 +118,7 @@ class RunPanel(anywidget.AnyWidget):
         self._seq = 0
         self._last_meta = 0.0
         self._last_snap = 0.0
+        self._last_fallback = time.monotonic()
         self._rate_ref: tuple[float, int] | None = None
         self._hidden: set[str] = set()
         self._fallback_handle: Any = None
@@ -262,6 +266,9 @@ class RunPanel(anywidget.AnyWidget):
             self._meta()
         if now - self._last_snap >= SNAPSHOT_INTERVAL_S:
             self._snapshot()
+        if self._fallback_handle is not None and now - self._last_fallback >= FALLBACK_INTERVAL_S:
+            self._last_fallback = now
+            self._update_fallback(final=True)  # chart image and media of the run so far
 
     def _drain(self) -> None:
         # Take only what is there now: a loop that logs faster than this drains must not
