@@ -92,3 +92,14 @@ def test_hidden_snapshot_is_refreshed_while_the_run_goes(init: Any, monkeypatch:
     html = live[-1]["text/html"]
     assert "running" in html and "data:image/png;base64," in html
     assert "step 0 ·" not in html
+
+
+def test_static_snapshot_says_how_to_get_the_live_view_back(init: Any) -> None:
+    run = init(name="hint", project="<b>proj</b>")
+    run.log({"loss": 1.0})
+    run.finish()
+    panel = RunPanel.for_run(run, show_tables=False)
+    html = panel.fallback_bundle(final=False)["text/html"]
+    assert "static copy: run <code>nbtracker.show(" in html
+    assert f"&#x27;&lt;b&gt;proj&lt;/b&gt;/{run.id}&#x27;" in html
+    assert "<b>proj</b>" not in html

@@ -132,6 +132,12 @@ def render(
         f"{escape(str(state.get('run_id') or ''))}</span> · {escape(run_state)} · "
         f"step {escape(fmt(state.get('step', 0)))} · {escape(duration(state.get('elapsed')))}</div>"
     )
+    ref = f"{state.get('project') or ''}/{state.get('run_id') or ''}"
+    if state.get("run_id"):
+        head += (
+            '<div data-nbt-static-hint="1" style="opacity:.7">static copy: run '
+            f"<code>nbtracker.show({escape(repr(ref))})</code> for the live view</div>"
+        )
     error = str(state.get("error") or "")
     if error:
         head += (
