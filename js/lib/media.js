@@ -122,6 +122,7 @@ function drawHeatmap(canvas, entries, sel) {
   const R = 48;
   const cw = W / entries.length;
   const dark = document.body.dataset.jpThemeLight === "false";
+  canvas.dataset.theme = dark ? "dark" : "light";
   entries.forEach((e, c) => {
     const col = new Float64Array(R);
     const bins = e.bins || [];

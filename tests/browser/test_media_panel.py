@@ -145,8 +145,15 @@ def test_media_in_training_cell(lab, page, recorded) -> None:  # noqa: ANN001
     light = heat.screenshot()
     try:
         nb.set_theme("JupyterLab Dark")
+        expect(heat).to_have_attribute("data-theme", "dark")
         lab.screenshot(media, "media-sliders-dark")
-        assert heat.screenshot() != light, "the heatmap did not follow the dark theme"
+        # the redraw reaches the screen within a frame or two: look a few times
+        for _ in range(20):
+            if heat.screenshot() != light:
+                break
+            page.wait_for_timeout(250)
+        else:
+            raise AssertionError("the heatmap did not follow the dark theme")
     finally:
         nb.set_theme("JupyterLab Light")
     lab.screenshot(tv, "media-table-in-training-cell")
