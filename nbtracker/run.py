@@ -737,8 +737,21 @@ class Run(RunExtras):
             writer.close()
             return self._snapshot()
 
+        def settle() -> dict[str, Any] | None:
+            """Once the rows and the final record are durable: the environment snapshot;
+            when it came late, the record again (before the run may be resumed)."""
+            if capture is None or not capture.settle_environment():
+                return None
+            rec = self._snapshot()
+            assert self._store is not None
+            try:
+                self._store.write_record(self.dir, rec)
+            except OSError:
+                return None  # the final record stands, without the environment
+            return rec
+
         self._store.finalize_background(
-            self.dir, final, writer.merge, sync=_state.exiting, done=self._release
+            self.dir, final, writer.merge, sync=_state.exiting, done=self._release, settle=settle
         )
         for hook in list(self._hooks):
             try:

@@ -19,21 +19,26 @@ from .errors import RunBusy, StorageWarning
 RUN_FILE = "run.json"
 _background: list[threading.Thread] = []
 _durable: list[threading.Event] = []  # set once a finishing run's data and record are on disk
+_released: list[threading.Event] = []  # ... once its writer lock is let go (may be resumed)
 _bg_lock = threading.Lock()
 
 
 def wait_for_durable(timeout: float = 10.0) -> None:
     """Wait until every run finished in this process has its last rows and final record on
     disk (what readers need; compaction and indexing may still be going on)."""
-    if not _durable:
+    _wait_all(_durable, timeout)
+
+
+def _wait_all(events: list[threading.Event], timeout: float) -> None:
+    if not events:
         return
     deadline = time.monotonic() + timeout
     with _bg_lock:
-        pending = list(_durable)
+        pending = list(events)
     for ev in pending:
         ev.wait(timeout=max(0.0, deadline - time.monotonic()))
     with _bg_lock:
-        _durable[:] = [ev for ev in _durable if not ev.is_set()]
+        events[:] = [ev for ev in events if not ev.is_set()]
 
 
 @atexit.register
@@ -267,7 +272,7 @@ class Store:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # a run this process just finished: wait until stored
-                wait_for_durable()
+                _wait_all(_released, 15.0)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             try:
@@ -481,10 +486,12 @@ class Store:
         compact: Callable[[], None],
         *,
         sync: bool = False,
+        settle: Callable[[], dict[str, Any] | None] | None = None,
         done: Callable[[], None] | None = None,
     ) -> None:
         """Finish a run off the caller's thread: ``final()`` flushes the last rows and
-        returns the final record; then run.json, compaction and the catalog follow.
+        returns the final record; then run.json, ``settle()`` (may write and return a newer
+        record), compaction and the catalog follow.
 
         ``finish()`` thus returns at once. Readers in this process wait until the rows and
         the final record are on disk (:func:`wait_for_durable`); the process waits for the
@@ -494,6 +501,7 @@ class Store:
         """
 
         durable = threading.Event()
+        released = threading.Event()
 
         def work() -> None:
             try:
@@ -507,9 +515,16 @@ class Store:
                         stacklevel=1,
                     )
             finally:
-                if done is not None:
-                    done()  # the run may be resumed now (compaction is this writer's own)
                 durable.set()  # all rows and the final state are on disk: readers may go
+                try:
+                    if settle is not None:  # e.g. a late environment snapshot: a newer
+                        rec = settle() or rec  # record, written already
+                finally:
+                    try:
+                        if done is not None:
+                            done()  # the run may be resumed now (compaction is its own)
+                    finally:
+                        released.set()
             compact()
             rec = dict(rec, dir=str(rdir.relative_to(self.root)))
             try:
@@ -526,6 +541,7 @@ class Store:
         with _bg_lock:
             _background.append(t)
             _durable.append(durable)
+            _released.append(released)
         t.start()
 
     def all_records(self, project: str | None = None) -> list[dict[str, Any]]:

@@ -69,6 +69,8 @@ class Capture:
         self._step = 0
         self._last_sample = 0.0
         self._closed = False
+        self._closed_at = float("inf")  # when close() took the run's last record
+        self._env_done_at = 0.0  # when the environment snapshot was stored
         self._in_notebook = False
         if settings.console_on:
             from .console import Console
@@ -115,10 +117,10 @@ class Capture:
             return
         self._closed = True
         self._stop.set()
-        for name in ("_thread", "_env_thread"):  # the first starts the second: in order
-            thread = getattr(self, name)
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout=10.0)
+        self._closed_at = time.monotonic()
+        thread = self._thread  # the environment thread is waited for later (settle)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10.0)
         writer = self._writer
         if writer is not None:
             try:
@@ -135,6 +137,16 @@ class Capture:
             self._sampler.close()
         if self.settings.save_code and self._in_notebook:
             self._save_session_history()
+
+    def settle_environment(self, timeout: float = 10.0) -> bool:
+        """After the run's final record is on disk: wait for the environment snapshot (git,
+        packages; it may take a while and is not what readers of the rows wait for). True
+        when it arrived after the final record was taken (the record must be written again)."""
+        thread = self._env_thread
+        if thread is None or thread is threading.current_thread():
+            return False
+        thread.join(timeout=timeout)
+        return self._env_done_at > self._closed_at
 
     def after_fork_child(self) -> None:
         """In a forked child: no thread here, and the parent owns every file."""
@@ -275,6 +287,7 @@ class Capture:
             except OSError as exc:
                 warnings.warn(f"nbtracker could not save the code ({exc})", _sw(), stacklevel=1)
         self._run._set_metadata(meta)
+        self._env_done_at = time.monotonic()
 
     def _save_session_history(self) -> None:
         """In a notebook: the cells run so far, as ``code/_session_history.py``."""

@@ -410,6 +410,9 @@ class Lab:
         if n_cells is not None:
             expect(nb.cells).to_have_count(n_cells, timeout=KERNEL_START_S * 1000)
         self.wait_kernel_ready(page, f"{name}.ipynb")
+        # the theme is a user setting kept by the server: every test starts in the light one
+        if page.evaluate("document.body.dataset.jpThemeLight") == "false":
+            nb.set_theme("JupyterLab Light")
         return nb
 
     def wait_kernel_ready(self, page: Any, path: str) -> None:

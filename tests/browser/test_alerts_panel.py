@@ -50,5 +50,8 @@ def test_alerts_show_live_in_the_panel(lab, page, recorded) -> None:  # noqa: AN
     assert alerts.nth(2).get_attribute("data-level") == "WARN"
     lab.screenshot(p, "alerts-panel-light")
     nb.set_theme("JupyterLab Dark")
-    page.wait_for_timeout(1500)
-    lab.screenshot(p, "alerts-panel-dark")
+    try:
+        page.wait_for_timeout(1500)
+        lab.screenshot(p, "alerts-panel-dark")
+    finally:
+        nb.set_theme("JupyterLab Light")

@@ -61,5 +61,8 @@ def test_system_logs_and_environment(lab, page, recorded) -> None:  # noqa: ANN0
     expect(env).to_contain_text("CPython")
     lab.screenshot(p, "capture-panel-light")
     nb.set_theme("JupyterLab Dark")
-    page.wait_for_timeout(1500)
-    lab.screenshot(p, "capture-panel-dark")
+    try:
+        page.wait_for_timeout(1500)
+        lab.screenshot(p, "capture-panel-dark")
+    finally:
+        nb.set_theme("JupyterLab Light")
