@@ -119,7 +119,7 @@ def hyperband_seed(seed: int, crossing: bool, n: int = 27) -> tuple[int, int, bo
     import optuna
 
     from nbtracker.sweeps.schema import brackets, validate
-    from nbtracker.sweeps.study import pruner_for, rung_step, sampler_for
+    from nbtracker.sweeps.study import band_check, pruner_for, sampler_for
 
     et = {"type": "hyperband", "min_iter": 3, "eta": 3}
     cfg, params = validate({"method": "random", "metric": {"name": "loss"},
@@ -139,10 +139,8 @@ def hyperband_seed(seed: int, crossing: bool, n: int = 27) -> tuple[int, int, bo
         for step in range(1, STEPS + 1):
             used += 1
             v = curve(c, step, noise.gauss(0, 0.01), crossing)
-            k = bands.get(step)
-            if k is not None:
-                t.report(v, step=rung_step(cfg["early_terminate"], k))
-                if t.should_prune():
+            if step in bands:
+                if not band_check(t, step, v, None, cfg["early_terminate"]):
                     stopped.add(i)
                     study.tell(t, state=optuna.trial.TrialState.PRUNED)
                     break

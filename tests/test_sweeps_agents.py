@@ -214,12 +214,13 @@ print("reached the end", file=sys.stderr)
     assert out.returncode == 0, out.stderr
     sw = wandb.Api(root).sweep(sweep_id)
     states = {r.config["x"]: (r.state, r.summary["_step"]) for r in sw.runs}
-    # x=1 leads; x=5 is outside the top half at the first bracket (3 iterations) and stops;
-    # x=9 too
-    assert states == {1: ("finished", 11), 5: ("killed", 2), 9: ("killed", 2)}, states
-    assert out.stderr.count("reached the end") == 1
-    assert out.stderr.count("hyperband stopped run") == 2
-    assert sorted(sw.trials()["state"]) == ["complete", "pruned", "pruned"]
+    # W&B's rule: at a bracket the top int(n / eta) + 1 of the n runs that reached it go on.
+    # x=1 leads; x=5 is 2nd of 2 at the first bracket (3 iterations): goes on; x=9 is 3rd of
+    # 3 there (only the top 2 go on) and stops after its 3rd value (step 2)
+    assert states == {1: ("finished", 11), 5: ("finished", 11), 9: ("killed", 2)}, states
+    assert out.stderr.count("reached the end") == 2
+    assert out.stderr.count("hyperband stopped run") == 1
+    assert sorted(sw.trials()["state"]) == ["complete", "complete", "pruned"]
 
 
 def test_program_agent_from_python_and_command_macros(tmp_path: Path, root: Path) -> None:

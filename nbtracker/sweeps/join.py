@@ -9,6 +9,8 @@ parameters in ``NBTRACKER_SWEEP_PARAMS``).
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import sys
 import warnings
@@ -99,26 +101,33 @@ class TrialContext:
 
 
 class _BandWatch:
-    """A run hook: counts logged values of the sweep metric and asks hyperband at each
-    bracket whether the run goes on; raises :class:`StopRun` when it does not."""
+    """A run hook: counts logged values of the sweep metric (finite numbers only, as W&B
+    counts them) and asks hyperband at each band whether the run goes on; raises
+    :class:`StopRun` when it does not."""
 
     def __init__(self, ctx: TrialContext, run: Any, brackets: list[int], metric: str) -> None:
         self.ctx, self.run, self.metric, self.n = ctx, run, metric, 0
-        self.bands = {b: k for k, b in enumerate(brackets)}
+        self.bands = frozenset(brackets)
+        self.lo, self.hi = math.inf, -math.inf  # the best so far, for either goal
 
     def __call__(self, event: str, payload: Any) -> None:
         run = self.run
         if event != "row":
             return
         value = payload[1].get(self.metric)
-        if value is None or isinstance(value, (str, bool)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            return
+        value = float(value)
+        if not math.isfinite(value):
             return
         self.n += 1
-        k = self.bands.get(self.n)
-        if k is None or self.ctx.stopped_at is not None:
+        self.lo, self.hi = min(self.lo, value), max(self.hi, value)
+        if self.n not in self.bands or self.ctx.stopped_at is not None:
             return
         try:
-            keep = self.ctx.sweep().band_keeps(self.ctx.trial_id, k, float(value))
+            sweep = self.ctx.sweep()
+            best = self.hi if (sweep.metric or {}).get("goal") == "maximize" else self.lo
+            keep = sweep.band_keeps(self.ctx.trial_id, self.n, value, best)
         except Exception as exc:  # noqa: BLE001 - early termination never breaks training
             warnings.warn(
                 f"nbtracker: hyperband check failed ({exc!r})", SweepWarning, stacklevel=2
@@ -127,7 +136,7 @@ class _BandWatch:
         if keep:
             return
         self.ctx.stopped_at = self.n
-        run._rec["stopped_early"] = {"iteration": self.n, "value": float(value)}
+        run._rec["stopped_early"] = {"iteration": self.n, "value": value}
         print(
             f"nbtracker: hyperband stopped run {run.id} at iteration {self.n} of "
             f"{self.metric} ({value:g} is outside the top of its bracket)",

@@ -163,24 +163,29 @@ def _early_terminate(et: Any, metric: dict[str, Any] | None) -> dict[str, Any]:
         mx = et["max_iter"]
         if not isinstance(mx, int) or isinstance(mx, bool) or mx < 1:
             _fail("early_terminate.max_iter", f"{mx!r}: a positive int")
-        s = et.get("s", 0)
-        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            _fail("early_terminate.s", f"{s!r}: a non-negative int (the number of brackets)")
-        out["s"] = s
+        s = et.get("s")
+        if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+            _fail("early_terminate.s", f"{s!r}: max_iter needs s, a positive int (the number "
+                  "of brackets, counted down from max_iter)")  # fmt: skip
+        if mx / eta < 1:
+            _fail("early_terminate.max_iter", f"{mx!r}: no bracket (max_iter / eta < 1); "
+                  "raise max_iter or lower eta")  # fmt: skip
     else:
         _fail("early_terminate", "hyperband needs min_iter, or max_iter with s")
+    if "strict" in et and not isinstance(et["strict"], bool):
+        _fail("early_terminate.strict", f"{et['strict']!r}: true or false")
     return out
 
 
 def brackets(et: Mapping[str, Any], limit: int = 10**9) -> list[int]:
-    """W&B's hyperband brackets, in logged values of the metric: ``min_iter * eta**k``, or
-    ``max_iter / eta**k`` for k = 1..s (whole iterations, ascending)."""
+    """W&B's hyperband brackets, in logged values of the metric: ``min_iter * eta**k`` (k =
+    0..99, up to ``limit``), or ``max_iter / eta**k`` for k = 1..s (whole iterations,
+    ascending)."""
     eta = float(et["eta"])
     out: list[int] = []
-    if "min_iter" in et:
+    if "min_iter" in et:  # s is ignored here, as by W&B
         band = float(et["min_iter"])
-        s = et.get("s")
-        while band <= limit and len(out) < (s if isinstance(s, int) and s > 0 else 60):
+        while band <= limit and len(out) < 100:
             out.append(int(band))
             band *= eta
     else:

@@ -150,9 +150,6 @@ class SweepStudy:
     def _pruner(self) -> Any:
         return pruner_for(self.config.get("early_terminate"))
 
-    def rung_step(self, k: int) -> int:
-        return rung_step(self.config["early_terminate"], k)
-
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with open(self.store.sweep_file(self.dir, "lock"), "a+") as fh:
@@ -252,12 +249,12 @@ class SweepStudy:
         return rec.get("state") != "running" and time.time() - float(ended) > RUN_GRACE_S
 
     # -- hyperband -------------------------------------------------------------------------
-    def band_keeps(self, trial_id: int, k: int, value: float) -> bool:
-        """Report the metric at bracket ``k``; False when hyperband stops the run here."""
+    def band_keeps(self, trial_id: int, band: int, value: float, best: float | None = None) -> bool:
+        """Report the metric's ``band``-th logged value (``best``: the best so far); False
+        when hyperband stops the run here."""
         optuna = _optuna()
-        trial = optuna.trial.Trial(self.study(), trial_id)
-        trial.report(float(value), step=self.rung_step(k))
-        return not trial.should_prune()
+        return band_check(optuna.trial.Trial(self.study(), trial_id), band, value, best,
+                          self.config["early_terminate"])  # fmt: skip
 
     # -- reading ---------------------------------------------------------------------------
     def trials(self) -> list[Any]:
@@ -297,22 +294,27 @@ def sampler_for(method: str, seed: int | None = None) -> Any:
 
 
 def pruner_for(et: Mapping[str, Any] | None) -> Any:
-    """optuna's pruner for W&B's ``early_terminate``.
-
-    W&B's brackets b_0 < b_1 < ... are reported as steps ``rung_step(k)`` = ceil(eta**k) to a
-    successive-halving pruner with min_resource=1: its rung k is then exactly W&B's bracket
-    k, and a run is kept only in the top 1/eta of the runs that reached it.
-    """
+    """optuna's pruner for W&B's ``early_terminate``: W&B's own hyperband rule
+    (:mod:`.hyperband`), asked at each band with the run's value reported at ``step=band``."""
     optuna = _optuna()
     if not et:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=1, reduction_factor=et["eta"], min_early_stopping_rate=0
-    )
+    from . import hyperband
+
+    return hyperband.pruner(et, schema.brackets(et))
 
 
-def rung_step(et: Mapping[str, Any], k: int) -> int:
-    return math.ceil(float(et["eta"]) ** k - 1e-9)
+def band_check(trial: Any, band: int, value: float, best: float | None,
+               et: Mapping[str, Any]) -> bool:  # fmt: skip
+    """Report ``value`` at ``step=band`` on an optuna trial of a study whose pruner is
+    ``pruner_for(et)``; True when the run goes on. ``best`` (the best value so far) is what
+    ``strict: false`` compares."""
+    from . import hyperband
+
+    if et.get("strict") is False and best is not None:
+        trial.set_user_attr(hyperband.BEST_ATTR, {str(band): float(best)})
+    trial.report(float(value), step=int(band))
+    return not trial.should_prune()
 
 
 def grid_points(params: list[Param]) -> list[dict[str, Any]]:
