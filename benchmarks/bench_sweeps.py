@@ -1,14 +1,21 @@
 """Sweeps: search quality, hyperband savings, tracker overhead per trial, 2 agents x 200 trials.
 
-    python benchmarks/bench_sweeps.py [--seeds 20] [--only quality,hyperband,overhead,parallel]
+    python benchmarks/bench_sweeps.py [--seeds 20] [--hb-seeds 100]
+        [--only quality,hyperband,overhead,parallel]
 
 1. quality: bayes (TPE, constant liar) vs random, the samplers and W&B-distribution mapping
    the sweeps use, on Branin (2-d) and Hartmann-6 (6-d), 30 trials, over seeds: median best
    value and its spread (25th-75th percentile). Lower is better (both are minimised).
-2. hyperband: synthetic learning curves whose final value is known (81 steps), brackets
-   min_iter=3, eta=3 through the same pruner and bracket reporting the run hook uses: steps
-   saved against no early termination, and in how many seeds the best configuration (by
-   final value) ran to the end.
+2. hyperband: synthetic learning curves whose final value is known (27 configs drawn by the
+   sweep's random sampler, 81 steps, one after another), two families: power-law curves
+   (early ranks hold) and crossing curves (wider nets start higher and end lower). Each
+   early_terminate goes through the same pruner and band reports as a sweep's run hook
+   (W&B's rule), against optuna's successive halving (the mapping before) and the Hyperband
+   paper's several brackets (optuna's HyperbandPruner): steps saved against no early
+   termination (mean, 10th-90th percentile per seed) and the seeds in which the best
+   configuration ran to the end (Wilson 95% interval), plus an oracle line: the best
+   config's rank among all 27 at steps 3 / 9 / 27 and the best single "keep the top k at
+   step t" cut that keeps it in >= 90% of seeds (t, k picked with hindsight).
 3. overhead: the in-process agent on a function that only calls init() (the agent finishes
    the run): time per trial, store and optuna journal on disk, against a plain
    init()+finish() loop in the same process.
@@ -102,6 +109,8 @@ def quality(seeds: int) -> None:
 
 # -- 2. hyperband ------------------------------------------------------------------------------
 STEPS = 81
+N_CONFIGS = 27
+NOISE_SD = 0.01
 
 
 def curve(cfg: dict, t: int, noise: float, crossing: bool = False) -> float:
@@ -113,60 +122,150 @@ def curve(cfg: dict, t: int, noise: float, crossing: bool = False) -> float:
     return final + amp / math.sqrt(t) + noise
 
 
-def hyperband_seed(seed: int, crossing: bool, n: int = 27) -> tuple[int, int, bool, float]:
+def curves_for(seed: int, crossing: bool) -> tuple[list[list[float]], list[float]]:
+    """``N_CONFIGS`` configurations drawn by the sweep's own random sampler and W&B
+    parameter mapping (log-uniform lr, width in 1/2/4/8); each one's noisy curve over
+    ``STEPS`` steps and its known final value (no noise)."""
     import random
 
     import optuna
 
-    from nbtracker.sweeps.schema import brackets, validate
-    from nbtracker.sweeps.study import band_check, pruner_for, sampler_for
+    from nbtracker.sweeps.schema import validate
+    from nbtracker.sweeps.study import sampler_for
 
-    et = {"type": "hyperband", "min_iter": 3, "eta": 3}
-    cfg, params = validate({"method": "random", "metric": {"name": "loss"},
-                            "early_terminate": et,
-                            "parameters": {"lr": {"distribution": "log_uniform_values",
-                                                  "min": 1e-4, "max": 1.0},
-                                           "width": {"values": [1, 2, 4, 8]}}})  # fmt: skip
-    bands = {b: k for k, b in enumerate(brackets(cfg["early_terminate"], limit=STEPS))}
-    study = optuna.create_study(sampler=sampler_for("random", seed),
-                                pruner=pruner_for(cfg["early_terminate"]))  # fmt: skip
+    _, params = validate({"method": "random", "metric": {"name": "loss"},
+                          "parameters": {"lr": {"distribution": "log_uniform_values",
+                                                "min": 1e-4, "max": 1.0},
+                                         "width": {"values": [1, 2, 4, 8]}}})  # fmt: skip
+    study = optuna.create_study(sampler=sampler_for("random", seed))
     noise = random.Random(seed)
-    used, finals, stopped = 0, [], set()
-    for i in range(n):
+    hist, finals = [], []
+    for _ in range(N_CONFIGS):
         t = study.ask()
         c = {p.name: p.suggest(t) for p in params}
+        study.tell(t, 0.0)
+        hist.append([curve(c, s, noise.gauss(0, NOISE_SD), crossing) for s in range(1, STEPS + 1)])
         finals.append(curve(c, STEPS, 0.0, crossing))
-        for step in range(1, STEPS + 1):
+    return hist, finals
+
+
+def run_sweep(hist: list[list[float]], rule: dict) -> tuple[int, set[int]]:
+    """The trials one after another (one agent), each through optuna with the pruner the
+    sweep uses; returns the steps run and the trials stopped early."""
+    import optuna
+
+    from nbtracker.sweeps.schema import brackets
+    from nbtracker.sweeps.study import band_check, pruner_for
+
+    kind = rule["kind"]
+    if kind == "wandb":  # what a sweep with this early_terminate does (the run hook's calls)
+        et = {"type": "hyperband", "eta": 3, **rule["et"]}
+        bands = set(brackets(et, limit=STEPS - 1))  # a check at the last step saves nothing
+        pruner = pruner_for(et)
+    elif kind == "optuna_sha":  # the mapping before: optuna's successive halving, rung k = band k
+        et = {"type": "hyperband", "eta": 3, **rule["et"]}
+        bands = set(brackets(et, limit=STEPS - 1))
+        rung = {b: math.ceil(3**k - 1e-9) for k, b in enumerate(sorted(bands))}
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    else:  # the Hyperband paper's several brackets: optuna's HyperbandPruner, every step
+        bands = set(range(1, STEPS))
+        pruner = optuna.pruners.HyperbandPruner(min_resource=rule["min"], max_resource=STEPS,
+                                                reduction_factor=3)  # fmt: skip
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0), pruner=pruner)
+    used, stopped = 0, set()
+    for i, h in enumerate(hist):
+        t = study.ask()
+        for step, v in enumerate(h, 1):
             used += 1
-            v = curve(c, step, noise.gauss(0, 0.01), crossing)
-            if step in bands:
-                if not band_check(t, step, v, None, cfg["early_terminate"]):
-                    stopped.add(i)
-                    study.tell(t, state=optuna.trial.TrialState.PRUNED)
-                    break
+            if step not in bands:
+                continue
+            if kind == "wandb":
+                go_on = band_check(t, step, v, min(h[:step]), et)
+            else:
+                t.report(v, step=rung[step] if kind == "optuna_sha" else step)
+                go_on = not t.should_prune()
+            if not go_on:
+                stopped.add(i)
+                study.tell(t, state=optuna.trial.TrialState.PRUNED)
+                break
         else:
-            study.tell(t, v)
-    best = min(range(n), key=finals.__getitem__)
-    kept_best = min(f for i, f in enumerate(finals) if i not in stopped)
-    return used, n * STEPS, best not in stopped, kept_best - finals[best]
+            study.tell(t, h[-1])
+    return used, stopped
 
 
-def hyperband(seeds: int) -> None:
+RULES = [
+    ("W&B hyperband min_iter 3 (bands 3, 9, 27)", {"kind": "wandb", "et": {"min_iter": 3}}),
+    ("W&B hyperband min_iter 9 (bands 9, 27)", {"kind": "wandb", "et": {"min_iter": 9}}),
+    ("W&B hyperband min_iter 27 (band 27)", {"kind": "wandb", "et": {"min_iter": 27}}),
+    ("before: optuna SHA, min_iter 3", {"kind": "optuna_sha", "et": {"min_iter": 3}}),
+    ("paper Hyperband (optuna), 3..81", {"kind": "optuna_hb", "min": 3}),
+]
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    z = 1.96
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+
+
+def hyperband(seeds: int) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"2. hyperband (min_iter 3, eta 3), 27 random configs x {STEPS} steps, {seeds} seeds, "
-          "noise sd 0.01 a step")  # fmt: skip
+    print(f"2. hyperband: {N_CONFIGS} random configs x {STEPS} steps, one after another, "
+          f"{seeds} seeds, noise sd {NOISE_SD} a step, eta 3. saved: steps saved against no "
+          "early termination, mean [10th-90th pct per seed]; kept: seeds where the best config "
+          "(by known final value) ran to the end [Wilson 95%]")  # fmt: skip
+    out: dict = {}
     for crossing in (False, True):
-        res = [hyperband_seed(2000 + s, crossing) for s in range(seeds)]
-        used, full = sum(r[0] for r in res), sum(r[1] for r in res)
-        kept = sum(r[2] for r in res)
-        name = "crossing curves" if crossing else "power-law curves"
-        print(f"   {name:17s}: steps saved {1 - used / full:.1%} "
-              f"(per seed {min(1 - r[0] / r[1] for r in res):.1%} .. "
-              f"{max(1 - r[0] / r[1] for r in res):.1%}); best config ran to the end in "
-              f"{kept}/{seeds} seeds ({kept / seeds:.0%}); median regret of the best kept "
-              f"{statistics.median(r[3] for r in res):.4f}")  # fmt: skip
+        fam = "crossing" if crossing else "power-law"
+        data = [curves_for(2000 + s, crossing) for s in range(seeds)]
+        bests = [min(range(N_CONFIGS), key=f.__getitem__) for _, f in data]
+        for name, rule in RULES:
+            t0 = time.perf_counter()
+            saved, kept = [], 0
+            for (hist, _), best in zip(data, bests, strict=True):
+                used, stopped = run_sweep(hist, rule)
+                saved.append(1 - used / (N_CONFIGS * STEPS))
+                kept += best not in stopped
+            lo, hi = _wilson(kept, seeds)
+            ok = statistics.mean(saved) >= 0.4 and kept / seeds >= 0.9
+            out[(fam, name)] = (statistics.mean(saved), kept / seeds)
+            print(f"   {fam:9s} {name:43s} saved {statistics.mean(saved):5.1%} "
+                  f"[{_pct(saved, 0.1):.0%}-{_pct(saved, 0.9):.0%}]  kept {kept}/{seeds} = "
+                  f"{kept / seeds:4.0%} [{lo:.0%}-{hi:.0%}]  {'meets both' if ok else '-'}"
+                  f"  ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        oracle(fam, data, bests)
+    return out
+
+
+def oracle(fam: str, data: list, bests: list[int]) -> None:
+    """How far any rule that ranks runs by their current value can go: the best rank of the
+    best config among all of them at each step (all curves seen at once, more than an
+    asynchronous sweep sees), and the single cut "at step t keep the top k" that saves the
+    most while keeping the best in >= 90% of these seeds (t and k picked with hindsight)."""
+    seeds = len(data)
+    ranks = {t: [] for t in range(1, STEPS)}
+    for (hist, _), b in zip(data, bests, strict=True):
+        for t in range(1, STEPS):
+            ranks[t].append(1 + sum(h[t - 1] < hist[b][t - 1] for h in hist))
+    best = (0.0, 0, 0)
+    for t in range(1, STEPS):
+        k = _pct(ranks[t], 0.9)
+        s = (N_CONFIGS - k) / N_CONFIGS * (STEPS - t) / STEPS
+        best = max(best, (s, t, k))
+    at = ", ".join(f"step {t}: {statistics.median(ranks[t]):g} / {_pct(ranks[t], 0.9):g}"
+                   for t in (3, 9, 27))  # fmt: skip
+    print(f"   {fam:9s} oracle: rank of the best config of {N_CONFIGS} (median / 90th pct) "
+          f"{at}; best single cut keeping it in >= 90% of seeds: at step {best[1]} keep the "
+          f"top {best[2]}, saves {best[0]:.0%} (of {seeds} seeds)")  # fmt: skip
 
 
 # -- 3. overhead per trial -----------------------------------------------------------------------
@@ -239,13 +338,14 @@ def parallel(total: int = 200) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--hb-seeds", type=int, default=100, help="seeds for hyperband (>= 20)")
     ap.add_argument("--only", default="quality,hyperband,overhead,parallel")
     args = ap.parse_args()
     parts = args.only.split(",")
     if "quality" in parts:
         quality(args.seeds)
     if "hyperband" in parts:
-        hyperband(args.seeds)
+        hyperband(args.hb_seeds)
     if "overhead" in parts:
         overhead()
     if "parallel" in parts:
