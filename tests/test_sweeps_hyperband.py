@@ -105,3 +105,37 @@ def test_threshold_is_wandbs_index() -> None:
     assert threshold(vals[:5], 3) == 2.0
     assert threshold(vals, 3) == 4.0
     assert not stops(4.0, vals, 3) and stops(5.0, vals, 3)
+
+
+def test_a_run_that_passed_is_stopped_later_when_other_agents_do_better(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # W&B's controller checks running runs again against the last band they passed; here
+    # another agent's two trials reach band 2 with better values while "slow" is running
+    from nbtracker.store import Store
+    from nbtracker.sweeps import join
+    from nbtracker.sweeps.study import SweepStudy
+
+    monkeypatch.setattr(join, "RECHECK_S", 0.0)  # check at every value (W&B: every few minutes)
+    sweep_id = _sweep(root, {"min_iter": 2, "eta": 2}, ["slow", "o1", "o2"])
+    logged: list[int] = []
+
+    def main() -> None:
+        wandb.init()
+        assert wandb.config.curve == "slow"  # grid order: this agent gets the first point
+        for i, v in enumerate([9, 5, 4, 3, 2, 1]):
+            logged.append(i + 1)
+            wandb.log({"loss": v})
+            if i == 1:  # passed band 2 alone; now the other agent's trials get there
+                other = SweepStudy.open(Store(root), f"hb/{sweep_id}")
+                for value in (1.0, 2.0):
+                    t = other.next_trial()
+                    assert t is not None and other.band_keeps(t.trial_id, 2, value)
+                    other.tell(t, value, "complete")
+
+    wandb.agent(sweep_id, function=main, dir=str(root))
+    (run,) = wandb.Api(root).sweep(sweep_id).runs
+    assert run.state == "killed" and logged == [1, 2, 3]  # 5 is 3rd of 3 at band 2
+    assert "at iteration 3 of loss (4 is outside the top of its bracket, checked again" in (
+        capsys.readouterr().err
+    )

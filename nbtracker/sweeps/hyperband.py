@@ -10,7 +10,10 @@ W&B's rule (its sweeps engine, ``hyperband_stopping.py``), which this follows ex
   index ``int(n / eta)`` of their ``b``-th values sorted best first, so the top
   ``int(n / eta) + 1`` of ``n`` runs pass (ties pass);
 - a run whose value is worse than the threshold stops. ``strict`` (W&B's default since
-  2024): the run's value at the band; ``strict: false``: its best value so far.
+  2024): the run's value at the band; ``strict: false``: its best value so far;
+- W&B's controller repeats the check for running runs against the last band they passed
+  (every few minutes), so a run can stop between bands when runs of other agents reach its
+  band later with better values; the run hook does the same (``join.RECHECK_S``, 60 s).
 
 It is one successive-halving schedule run asynchronously over every trial, as W&B's is: not
 the several brackets of the Hyperband paper (optuna's ``HyperbandPruner``);
@@ -84,6 +87,20 @@ def band_values(trials: Iterable[Any], band: int, exclude: int | None = None) ->
         if v is not None and math.isfinite(v):
             out.append(float(v))
     return out
+
+
+def still_keeps(study: optuna.Study, trial_number: int, band: int, cond: float, eta: float) -> bool:
+    """W&B's later checks: a running run that passed ``band`` is compared again with the
+    band's threshold as other runs reach it (``cond``: its value at the band, or its best
+    so far with ``strict: false``). True when it goes on."""
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    trials = study.get_trials(deepcopy=False)
+    own = [t.intermediate_values.get(band) for t in trials if t.number == trial_number]
+    others = band_values(trials, band, exclude=trial_number)
+    if not own or own[0] is None or not others:
+        return True
+    vals = [sign * v for v in others] + [sign * float(own[0])]
+    return not stops(sign * cond, vals, eta)
 
 
 def pruner(et: Mapping[str, Any], bands: Iterable[int]) -> WandbHyperbandPruner:

@@ -13,12 +13,16 @@ import math
 import numbers
 import os
 import sys
+import time
 import warnings
 from typing import Any
 
 from ..errors import NbtrackerWarning
 
 ENV_PARAMS = "NBTRACKER_SWEEP_PARAMS"  # JSON: {"sweep", "project", "trial", "trial_id", "config"}
+
+
+RECHECK_S = 60.0  # a running run that passed a band is checked again this often (W&B: minutes)
 
 
 class SweepWarning(NbtrackerWarning):
@@ -109,37 +113,53 @@ class _BandWatch:
         self.ctx, self.run, self.metric, self.n = ctx, run, metric, 0
         self.bands = frozenset(brackets)
         self.lo, self.hi = math.inf, -math.inf  # the best so far, for either goal
+        self.passed: tuple[int, float] | None = None  # the last band passed, value there
+        self.recheck_at = 0.0
 
     def __call__(self, event: str, payload: Any) -> None:
         run = self.run
         if event != "row":
             return
         value = payload[1].get(self.metric)
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            return
+        cls = value.__class__
+        if cls is not float and cls is not int:
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                return
         value = float(value)
         if not math.isfinite(value):
             return
         self.n += 1
         self.lo, self.hi = min(self.lo, value), max(self.hi, value)
-        if self.n not in self.bands or self.ctx.stopped_at is not None:
+        if self.ctx.stopped_at is not None:
+            return
+        at_band = self.n in self.bands
+        if not at_band and (self.passed is None or time.monotonic() < self.recheck_at):
             return
         try:
             sweep = self.ctx.sweep()
             best = self.hi if (sweep.metric or {}).get("goal") == "maximize" else self.lo
-            keep = sweep.band_keeps(self.ctx.trial_id, self.n, value, best)
+            if at_band:
+                keep = sweep.band_keeps(self.ctx.trial_id, self.n, value, best)
+                self.passed = (self.n, value)
+            else:  # W&B's later check against the last band passed
+                band, at = self.passed  # type: ignore[misc]
+                strict = sweep.config["early_terminate"].get("strict") is not False
+                keep = sweep.band_still_keeps(self.ctx.trial_number, band, at if strict else best)
         except Exception as exc:  # noqa: BLE001 - early termination never breaks training
             warnings.warn(
                 f"nbtracker: hyperband check failed ({exc!r})", SweepWarning, stacklevel=2
             )
             return
+        finally:
+            self.recheck_at = time.monotonic() + RECHECK_S
         if keep:
             return
         self.ctx.stopped_at = self.n
         run._rec["stopped_early"] = {"iteration": self.n, "value": value}
+        where = "" if at_band else f", checked again against bracket {self.passed[0]}"  # type: ignore[index]
         print(
             f"nbtracker: hyperband stopped run {run.id} at iteration {self.n} of "
-            f"{self.metric} ({value:g} is outside the top of its bracket)",
+            f"{self.metric} ({value:g} is outside the top of its bracket{where})",
             file=sys.stderr,
         )
         raise StopRun(0)

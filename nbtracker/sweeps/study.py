@@ -256,6 +256,15 @@ class SweepStudy:
         return band_check(optuna.trial.Trial(self.study(), trial_id), band, value, best,
                           self.config["early_terminate"])  # fmt: skip
 
+    def band_still_keeps(self, trial: Trial | int, band: int, cond: float) -> bool:
+        """W&B's later check of a running run that passed ``band`` (see
+        :func:`.hyperband.still_keeps`); False when it stops now."""
+        from . import hyperband
+
+        number = trial.number if isinstance(trial, Trial) else trial
+        et = self.config["early_terminate"]
+        return hyperband.still_keeps(self.study(), number, band, cond, float(et["eta"]))
+
     # -- reading ---------------------------------------------------------------------------
     def trials(self) -> list[Any]:
         """Every trial, after failing those whose agent is gone."""
