@@ -7,7 +7,8 @@
    the sweeps use, on Branin (2-d) and Hartmann-6 (6-d), 30 trials, over seeds: median best
    value and its spread (25th-75th percentile). Lower is better (both are minimised).
 2. hyperband: synthetic learning curves whose final value is known (27 configs drawn by the
-   sweep's random sampler, 81 steps, one after another), two families: power-law curves
+   sweep's random sampler, 81 steps, one after another, and 4 agents in lockstep with W&B's
+   re-checks of running runs every 3 steps), two families: power-law curves
    (early ranks hold) and crossing curves (wider nets start higher and end lower). Each
    early_terminate goes through the same pruner and band reports as a sweep's run hook
    (W&B's rule), against optuna's successive halving (the mapping before) and the Hyperband
@@ -149,15 +150,18 @@ def curves_for(seed: int, crossing: bool) -> tuple[list[list[float]], list[float
     return hist, finals
 
 
-def run_sweep(hist: list[list[float]], rule: dict) -> tuple[int, set[int]]:
-    """The trials one after another (one agent), each through optuna with the pruner the
-    sweep uses; returns the steps run and the trials stopped early."""
+def run_sweep(hist: list[list[float]], rule: dict, name: str = "bench") -> tuple[int, set[int]]:
+    """The trials through optuna with the pruner the sweep uses, ``agents`` at a time in
+    lockstep (one step each per round; 1: one after another); returns the steps run and
+    the trials stopped early. With several agents W&B's rule also checks a running run
+    again against the last band it passed every ``RECHECK_STEPS`` steps."""
     import optuna
 
+    from nbtracker.sweeps.hyperband import still_keeps
     from nbtracker.sweeps.schema import brackets
     from nbtracker.sweeps.study import band_check, pruner_for
 
-    kind = rule["kind"]
+    kind, agents = rule["kind"], rule.get("agents", 1)
     if kind == "wandb":  # what a sweep with this early_terminate does (the run hook's calls)
         et = {"type": "hyperband", "eta": 3, **rule["et"]}
         bands = set(brackets(et, limit=STEPS - 1))  # a check at the last step saves nothing
@@ -171,26 +175,42 @@ def run_sweep(hist: list[list[float]], rule: dict) -> tuple[int, set[int]]:
         bands = set(range(1, STEPS))
         pruner = optuna.pruners.HyperbandPruner(min_resource=rule["min"], max_resource=STEPS,
                                                 reduction_factor=3)  # fmt: skip
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0), pruner=pruner)
+    # a fixed study name: HyperbandPruner picks a trial's bracket from a hash of it
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0), pruner=pruner,
+                                study_name=name)  # fmt: skip
     used, stopped = 0, set()
-    for i, h in enumerate(hist):
-        t = study.ask()
-        for step, v in enumerate(h, 1):
+    queue = list(range(len(hist)))
+    active: list[list] = []  # [config index, trial, steps done, last band passed]
+    while queue or active:
+        while queue and len(active) < agents:
+            active.append([queue.pop(0), study.ask(), 0, None])
+        for slot in list(active):
+            i, t, step, passed = slot
+            h = hist[i]
+            step = slot[2] = step + 1
             used += 1
-            if step not in bands:
-                continue
-            if kind == "wandb":
-                go_on = band_check(t, step, v, min(h[:step]), et)
-            else:
-                t.report(v, step=rung[step] if kind == "optuna_sha" else step)
-                go_on = not t.should_prune()
+            v = h[step - 1]
+            go_on = True
+            if step in bands:
+                if kind == "wandb":
+                    go_on = band_check(t, step, v, min(h[:step]), et)
+                    slot[3] = step
+                else:
+                    t.report(v, step=rung[step] if kind == "optuna_sha" else step)
+                    go_on = not t.should_prune()
+            elif passed is not None and agents > 1 and step % RECHECK_STEPS == 0:
+                go_on = still_keeps(study, t.number, passed, h[passed - 1], 3.0)
             if not go_on:
                 stopped.add(i)
                 study.tell(t, state=optuna.trial.TrialState.PRUNED)
-                break
-        else:
-            study.tell(t, h[-1])
+                active.remove(slot)
+            elif step == STEPS:
+                study.tell(t, h[-1])
+                active.remove(slot)
     return used, stopped
+
+
+RECHECK_STEPS = 3
 
 
 RULES = [
@@ -199,6 +219,12 @@ RULES = [
     ("W&B hyperband min_iter 27 (band 27)", {"kind": "wandb", "et": {"min_iter": 27}}),
     ("before: optuna SHA, min_iter 3", {"kind": "optuna_sha", "et": {"min_iter": 3}}),
     ("paper Hyperband (optuna), 3..81", {"kind": "optuna_hb", "min": 3}),
+    ("W&B min_iter 3, 4 agents in parallel", {"kind": "wandb", "et": {"min_iter": 3}, "agents": 4}),
+    ("W&B min_iter 9, 4 agents in parallel", {"kind": "wandb", "et": {"min_iter": 9}, "agents": 4}),
+    (
+        "W&B min_iter 27, 4 agents in parallel",
+        {"kind": "wandb", "et": {"min_iter": 27}, "agents": 4},
+    ),
 ]
 
 
@@ -231,8 +257,8 @@ def hyperband(seeds: int) -> dict:
         for name, rule in RULES:
             t0 = time.perf_counter()
             saved, kept = [], 0
-            for (hist, _), best in zip(data, bests, strict=True):
-                used, stopped = run_sweep(hist, rule)
+            for s, ((hist, _), best) in enumerate(zip(data, bests, strict=True)):
+                used, stopped = run_sweep(hist, rule, f"seed-{s}")
                 saved.append(1 - used / (N_CONFIGS * STEPS))
                 kept += best not in stopped
             lo, hi = _wilson(kept, seeds)
