@@ -453,6 +453,9 @@ class ApiRun:
     def update(self) -> None:
         """Save edited ``config``, ``summary``, ``tags``, ``notes``, ``name`` to the run
         (its run.json and the catalog)."""
+        from .store import wait_for_released
+
+        wait_for_released()  # a run this process just finished writes its record last
         rec = self._store.read_record(self.dir) or dict(self._rec)
         rec.pop("dir", None)
         rec.pop("json_mtime", None)

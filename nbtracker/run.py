@@ -742,8 +742,10 @@ class Run(RunExtras):
             when it came late, the record again (before the run may be resumed)."""
             if capture is None or not capture.settle_environment():
                 return None
-            rec = self._snapshot()
             assert self._store is not None
+            # only the metadata goes in: the record on disk may have been edited meanwhile
+            rec = self._store.read_record(self.dir) or self._snapshot()
+            rec["metadata"] = self._rec.get("metadata")
             try:
                 self._store.write_record(self.dir, rec)
             except OSError:

@@ -29,6 +29,12 @@ def wait_for_durable(timeout: float = 10.0) -> None:
     _wait_all(_durable, timeout)
 
 
+def wait_for_released(timeout: float = 15.0) -> None:
+    """Wait until every run finished in this process is completely written and may be
+    changed by others (resumed, edited through the Api)."""
+    _wait_all(_released, timeout)
+
+
 def _wait_all(events: list[threading.Event], timeout: float) -> None:
     if not events:
         return
@@ -272,7 +278,7 @@ class Store:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # a run this process just finished: wait until stored
-                _wait_all(_released, 15.0)
+                wait_for_released()
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             try:
