@@ -94,6 +94,12 @@ class Capture:
                 store_mod.stream_dir(self._rdir, "system"), self._buffer, {},
                 dict, lambda rec: None, lambda rec: True,
             )  # fmt: skip
+        # imports and the system metrics' database here, in init()'s thread, once per
+        # process: in the capture thread they held the GIL against the first steps of the
+        # training loop (stalls of 10-25 ms), and a fork meanwhile must not inherit them half done
+        _imports(self.settings)
+        if self._writer is not None:
+            self._writer._flush_con = _system_cursor()
         if self.console is not None:
             self.console.attach()
         if self.settings.stats or self.settings.meta or self.console is not None:
