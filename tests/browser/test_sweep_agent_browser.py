@@ -25,7 +25,8 @@ sweep_id = wandb.sweep({"method": "grid", "metric": {"name": "acc", "goal": "max
                        project="sweep-nb")
 def main():
     wandb.init()
-    for i in range(15):
+    # the third trial runs until the stop button: the interrupt never lands between trials
+    for i in range(15 if wandb.config.lr < 0.25 else 600):
         wandb.log({"acc": wandb.config.lr * (i + 1)})
         time.sleep(0.1)
 wandb.agent(sweep_id, function=main)
