@@ -33,6 +33,8 @@ import nbtracker
 run = nbtracker.init(project="export", name="exported-run", config={"lr": 0.01, "epochs": 3})
 for step in range(50):
     run.log({"train/loss": 1.0 / (step + 1), "val/acc": step / 50})
+print("epoch 1 done <b>not bold</b>")
+run.alert(title="<script>alert(1)</script> loss diverged", text="loss > 10", level="WARN")
 run.finish()
 """
 MAX_NOTEBOOK_BYTES = 1_000_000  # the 878 KB vega bundle must not be saved into the notebook
@@ -199,3 +201,24 @@ def test_html_fallback_renders_offline_in_chromium(exported: dict[str, object]) 
     # Offline, the template's require.js never loads: errors naming it are expected.
     bad = [e for e in page_errors if "require" not in e.lower() and "define" not in e.lower()]
     assert not bad, f"page errors in the exported HTML: {bad}"
+
+
+def test_html_has_alerts_logs_system_and_environment(exported: dict[str, object]) -> None:
+    """Issue 13: what the capture keeps is in the static copy too, every string escaped."""
+    html = str(exported["html"])
+    part = next(
+        str(o["data"]["text/html"])
+        for c in exported["nb"].cells  # type: ignore[attr-defined]
+        for o in c.get("outputs", [])
+        if "nbt-fallback" in str(o.get("data", {}).get("text/html", ""))
+    )
+    # the HTML export carries the same parts (nbconvert re-serialises the markup)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; loss diverged" in html
+    assert "System (last, min – max)" in html and "epoch 1 done &lt;b&gt;" in html
+    assert 'data-nbt-alert="WARN"' in part
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; loss diverged" in part
+    assert "<script>alert(1)</script>" not in html  # (the widget state JSON has it as <\\/script>)
+    assert 'data-nbt-static="logs"' in part
+    assert "epoch 1 done &lt;b&gt;not bold&lt;/b&gt;" in part
+    assert "System (last, min – max)" in part and "cpu" in part
+    assert "Environment" in part and "python" in part

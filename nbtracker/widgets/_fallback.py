@@ -119,6 +119,69 @@ def media_html(media: dict[str, dict[str, Any]], max_keys: int = 8) -> str:
     return f'<div style="display:flex;gap:8px;flex-wrap:wrap;margin:4px 0">{"".join(cards)}</div>'
 
 
+_LEVEL_COLOUR = {"ERROR": "#b00020", "WARN": "#b26a00"}
+MAX_ALERTS = 5
+MAX_LOG_LINES = 20
+
+
+def alerts_html(alerts: list[dict[str, Any]]) -> str:
+    """The run's latest alerts (newest first), level, title and text, escaped."""
+    items = []
+    for a in list(alerts or [])[-MAX_ALERTS:][::-1]:
+        if not isinstance(a, dict):
+            continue
+        level = str(a.get("level") or "INFO").upper()
+        colour = _LEVEL_COLOUR.get(level, "inherit")
+        text = str(a.get("text") or "")[:MAX_TEXT]
+        items.append(
+            f'<li data-nbt-alert="{escape(level)}"><b style="color:{colour}">{escape(level)}</b> '
+            f"{escape(str(a.get('title') or '')[:MAX_TEXT])}"
+            + (f' <span style="opacity:.7">{escape(text)}</span>' if text else "")
+            + "</li>"
+        )
+    if not items:
+        return ""
+    n = len(alerts)
+    more = f" (latest {len(items)} of {n})" if n > len(items) else ""
+    return (
+        f'<div data-nbt-static="alerts"><b>Alerts</b>{escape(more)}'
+        f'<ul style="margin:2px 0 4px 18px;padding:0">{"".join(items)}</ul></div>'
+    )
+
+
+def system_table(system: dict[str, Any]) -> dict[str, str]:
+    """System metrics as ``{key: "last (min – max)"}`` for the snapshot."""
+    out: dict[str, str] = {}
+    for key, ser in sorted((system or {}).items()):
+        vals = [
+            float(v)
+            for v in (ser or {}).get("v") or []
+            if isinstance(v, (int, float)) and math.isfinite(v)
+        ]
+        if not vals:
+            continue
+        name = key[len("system/") :] if key.startswith("system/") else key
+        out[name] = f"{fmt(vals[-1])} ({fmt(min(vals))} – {fmt(max(vals))})"
+        if len(out) >= 40:
+            break
+    return out
+
+
+def log_html(tail: str) -> str:
+    """The console log's last lines, escaped, collapsed."""
+    lines = [ln for ln in str(tail or "").split("\n")][-MAX_LOG_LINES:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return ""
+    body = escape("\n".join(ln[:500] for ln in lines))
+    return (
+        f'<details data-nbt-static="logs"><summary><b>Logs</b> (last {len(lines)} lines)'
+        '</summary><pre style="font-size:11px;max-height:20em;overflow:auto;margin:2px 0">'
+        f"{body}</pre></details>"
+    )
+
+
 def render(
     state: dict[str, Any], png_b64: str | None, media: dict[str, dict[str, Any]] | None = None
 ) -> str:
@@ -156,11 +219,17 @@ def render(
     tables = table("Summary", state.get("summary") or {}) + table(
         "Config", state.get("config") or {}, open_=False
     )
+    system = system_table(state.get("system") or {})
+    if system:
+        tables += table("System (last, min – max)", system, open_=False)
+    if state.get("env_info"):
+        tables += table("Environment", state["env_info"], open_=False)
     return (
         f'<div class="nbt-fallback" data-nbt-fallback="{uid}" '
         'style="font-family:sans-serif;font-size:12px;padding:4px 0">'
-        f"{head}{img}{media_html(media or {})}"
-        f'<div style="display:flex;gap:24px;flex-wrap:wrap">{tables}</div></div>'
+        f"{head}{alerts_html(state.get('alerts') or [])}{img}{media_html(media or {})}"
+        f'<div style="display:flex;gap:24px;flex-wrap:wrap">{tables}</div>'
+        f"{log_html(state.get('log_tail') or '')}</div>"
     )
 
 

@@ -498,6 +498,12 @@ class RunPanel(anywidget.AnyWidget):
     def _on_finish(self) -> None:
         """Final state: called on the training thread by ``Run.finish()``."""
         self._stop.set()
+        if self._run is not None:
+            # the last system sample and the environment are stored after the rows: the
+            # static copy (what a reopened notebook shows) waits for them, briefly
+            from ..store import wait_for_released
+
+            wait_for_released(timeout=5.0)
         with self._lock:
             if self._run is not None and getattr(self, "_inbox", None) is not None:
                 self._drain()
@@ -585,6 +591,8 @@ class RunPanel(anywidget.AnyWidget):
             "uid": self._uid, "run_name": self.run_name, "project": self.project,
             "run_id": self.run_id, "state": self.state, "error": self.error, "step": self.step,
             "elapsed": self.elapsed, "summary": self.summary, "config": self.config,
+            "alerts": self.alerts, "system": self.system, "log_tail": self.log_tail,
+            "env_info": self.env_info,
         }  # fmt: skip
 
     def fallback_bundle(self, final: bool = False) -> dict[str, str]:
