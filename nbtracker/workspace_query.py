@@ -306,6 +306,42 @@ BASE = ("name", "state", "created", "runtime", "tags", "group", "job_type", "swe
 BASE_KINDS = {"created": "number", "runtime": "number"}
 
 
+def env_columns(meta: Any) -> dict[str, str]:
+    """The environment a run was captured in, as short texts for the runs table (no local
+    paths: the program by its name in the repository)."""
+    if not isinstance(meta, dict):
+        return {}
+    out: dict[str, str] = {}
+    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    if git.get("commit"):
+        out["git"] = (f"{git['branch']} @ " if git.get("branch") else "") + str(git["commit"])[:10]
+    prog = meta.get("codePath") or (
+        str(meta["program"]).replace("\\", "/").rsplit("/", 1)[-1] if meta.get("program") else ""
+    )
+    if prog:
+        out["program"] = str(prog)
+    for key in ("host", "python", "gpu"):
+        if meta.get(key):
+            out[key] = str(meta[key])
+    return {k: v[:200] for k, v in out.items()}
+
+
+def _alerts_cell(store: Any, rec: dict[str, Any]) -> str | None:
+    """``"3 · WARN: loss diverged"``: how many alerts a run raised and its latest."""
+    from .alerts import read_alerts_file
+    from .store import alerts_path
+
+    try:
+        path = alerts_path(store.root / str(rec["dir"]))
+        got = read_alerts_file(path) if path.exists() else []
+    except (KeyError, AttributeError, TypeError, OSError):  # no folder (a team store's row)
+        return None
+    if not got:
+        return None
+    last = got[-1]
+    return f"{len(got)} · {last.get('level') or 'INFO'}: {str(last.get('title') or '')[:120]}"
+
+
 def _kind(values: list[Any]) -> str:
     seen = [v for v in values if v is not None]
     if seen and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
@@ -392,9 +428,17 @@ class RunsTable:
             cols["sweep"].append(_sweep_of(r))
             cols["run_id"].append(str(r["id"]))
             cols["project"].append(str(r.get("project") or ""))
+        extra = [_alerts_cell(self.store, r) for r in records]
+        if any(extra):
+            cols["alerts"] = extra
+        envs = [env_columns(r.get("metadata")) for r in records]
+        for k in _ordered_keys(envs):
+            cols[f"env.{k}"] = [e.get(k) for e in envs]
         kinds = dict.fromkeys(BASE, "text")
         kinds.update(BASE_KINDS)
         kinds["project"] = "text"
+        for name in cols:
+            kinds.setdefault(name, "text")  # alerts, env.*
         for prefix, flats, keys in (
             ("config.", flat_cfg, cfg_keys),
             ("summary.", flat_sum, sum_keys),

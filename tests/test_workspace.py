@@ -280,3 +280,30 @@ def test_brushing_an_axis_filters_the_runs(seeds: list[Any], root: Path) -> None
         assert ws.matched == 5
     finally:
         ws.close()
+
+
+def test_runs_table_has_alerts_and_environment_columns(init: Any, root: Path) -> None:
+    """Issue 13: a run's alerts and where it ran are columns of the runs table (filterable)."""
+    quiet = init(project="env-cols", name="quiet")
+    quiet.log({"loss": 1.0})
+    quiet.finish()
+    loud = init(project="env-cols", name="loud")
+    loud.alert(title="first", text="a", level="INFO")
+    loud.alert(title="<b>loss</b> diverged", text="b", level="WARN", wait_duration=0)
+    loud.finish()
+    wait_for_background()
+    table = RunsTable(nbtracker.Store(root), "env-cols")
+    table.refresh()
+    assert table.columns["alerts"] == "text" and table.columns["env.python"] == "text"
+    rows, _ = table.page(["alerts", "env.python", "env.host"], sort=[("name", False)])
+    by_id = {r[0]: r[1:] for r in rows}
+    assert by_id[loud.id][0] == "2 · WARN: <b>loss</b> diverged"  # the widget escapes it
+    assert by_id[quiet.id][0] is None
+    assert by_id[quiet.id][1].startswith("CPython ") and by_id[quiet.id][2]
+    assert table.ids("alerts != ''") == [loud.id]
+    table.close()
+    from nbtracker.widgets.workspace import Workspace
+
+    ws = Workspace("env-cols", store=str(root), follow=False)
+    assert "alerts" in ws.shown and {"name": "env.python", "kind": "text"} in ws.columns
+    ws.close()

@@ -227,7 +227,7 @@ class Workspace(anywidget.AnyWidget):
         self.total = len(tab.records)
         self.columns = [{"name": n, "kind": k} for n, k in tab.columns.items()]
         if not self.shown:
-            base = ["state", "created", "runtime"]
+            base = ["state", "created", "runtime"] + (["alerts"] if "alerts" in tab.columns else [])
             cfg = [c for c in tab.columns if c.startswith("config.")][:8]
             summ = [c for c in tab.columns if c.startswith("summary.")][:8]
             self.shown = base + cfg + summ
