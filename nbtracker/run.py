@@ -542,7 +542,8 @@ class Run(RunExtras):
 
     def _save_catalog(self, rec: dict[str, Any], timeout: float = 0.5) -> bool:
         assert self._store is not None
-        return self._store.catalog_upsert([self._catalog_row(rec)], timeout=timeout)
+        del timeout  # queued: written with other runs' rows (see store.CATALOG_BATCH_S)
+        return self._store.catalog_upsert_later(self._catalog_row(rec))
 
     def _set_metadata(self, meta: dict[str, Any]) -> None:
         """The environment the capture found (git, host, Python, ...), kept in the record."""

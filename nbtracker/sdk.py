@@ -5,14 +5,13 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import secrets
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _paths, _state, _util, segments
-from ._util import HOSTNAME, clean_text, new_id, process_start_ticks
+from ._util import HOSTNAME, clean_text, new_id, private_rng, process_start_ticks
 from .config import Config, _as_mapping, defaults_from_environment
 from .errors import StorageError, UsageError
 from .run import Run, new_record
@@ -34,7 +33,7 @@ _NOUN = (
     "moon morning mountain night ocean paper pine planet pond rain river sea shadow sky "
     "snow sound star sun surf thunder tree violet water wave wind wood"
 ).split()
-_rng = secrets.SystemRandom()  # names never draw from the user's seeded `random`
+_rng = private_rng  # names never draw from the user's seeded `random`
 _ID_OK = re.compile(r"^[^\x00-\x1f/\\]{1,128}$")
 
 

@@ -46,8 +46,12 @@ COLD_MAX_VALUES = 2_000_000
 # The flush connection: one thread (segments are small; the other core stays with the
 # training) and DuckDB's allocator handing memory back after each flush (RSS growth over
 # 1M steps ~19 MB lower, measured here, for ~25 ms more per 250k values).
-_spare_flush: list[tuple[int, Any]] = []  # (pid, flush connection) of finished writers
-_spare_leaks: list[Any] = []
+# One in-memory DuckDB per process for every writer's flushes, a cursor each: a new
+# database per run (and its first COPY, ~40-50 ms) made back-to-back short runs slow.
+_flush_db: tuple[int, Any] | None = None  # (pid, database); a forked child makes its own
+_flush_db_lock = threading.Lock()
+_warm_pid = -1  # the process whose flush database did its first COPY
+_fork_leaks: list[Any] = []  # a forked child never closes its parent's DuckDB
 _FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
                  "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
 BACKPRESSURE_ROWS = 50_000  # log() helps the writer when the thread falls this far behind
@@ -114,10 +118,12 @@ class Writer:
     def prepare(self) -> None:
         """Import DuckDB and open the flush connection in the caller's thread (``init()``),
         so the writer thread's start never holds the GIL while training runs."""
+        global _warm_pid
         with self._lock:
             con = self._flush_connection()
-            if getattr(self, "_reused_con", False):
+            if _warm_pid == os.getpid():
                 return
+            _warm_pid = os.getpid()
             # one tiny COPY now: DuckDB's first one (planning, the parquet writer) costs
             # ~100 ms that would otherwise land on the first flush, mid-training
             try:
@@ -230,37 +236,18 @@ class Writer:
                 self.catalog_dirty = not self.save_catalog(snap)
 
     def _flush_connection(self) -> Any:
-        if self._flush_con is None and _spare_flush:
-            try:
-                pid, con = _spare_flush.pop()
-            except IndexError:
-                pid, con = -1, None
-            if pid == os.getpid():
-                self._flush_con = con  # a finished run's: connected and warmed already
-                self._reused_con = True
-            elif con is not None:
-                _spare_leaks.append(con)  # a forked child never closes its parent's DuckDB
         if self._flush_con is None:
-            import duckdb
-
-            from .catalog import DUCKDB_CONFIG
-
-            self._flush_con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
+            self._flush_con = _flush_database().cursor()
         return self._flush_con
 
     def _close_flush_connection(self) -> None:
         con, self._flush_con = self._flush_con, None
         if con is None:
             return
-        # kept for the next run of this process (a sweep makes runs back to back): a new
-        # connection and its first COPY cost ~40-50 ms of the next init()
-        if len(_spare_flush) < 2:
-            try:
-                con.execute(f"SET threads = {_FLUSH_CONFIG['threads']:d}")
-                _spare_flush.append((os.getpid(), con))
-                return
-            except Exception:  # noqa: BLE001, S110 - closed below
-                pass
+        try:
+            con.execute(f"SET threads = {_FLUSH_CONFIG['threads']:d}")  # after a final flush
+        except Exception:  # noqa: BLE001, S110 - closed below
+            pass
         con.close()
 
     def merge(self, *, recent_only: bool = False) -> None:
@@ -466,6 +453,21 @@ def _has_space(path: Path, need: int = 1 << 20) -> bool:
 
 
 _importing: list[threading.Event] = []  # warm-up imports running in a thread
+
+
+def _flush_database() -> Any:
+    global _flush_db
+    with _flush_db_lock:
+        if _flush_db is None or _flush_db[0] != os.getpid():
+            import duckdb
+
+            from .catalog import DUCKDB_CONFIG
+
+            if _flush_db is not None:
+                _fork_leaks.append(_flush_db[1])
+            db = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
+            _flush_db = (os.getpid(), db)
+        return _flush_db[1]
 
 
 def _before_fork() -> None:

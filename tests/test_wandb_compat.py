@@ -351,3 +351,22 @@ def test_stand_ins_behave_like_classes_and_modules() -> None:
     with pytest.raises(AttributeError):
         nbtracker.no_such_api  # noqa: B018
     assert nbtracker.Error is nbtracker.NbtrackerError
+
+
+def test_a_forked_child_draws_other_run_ids_than_its_parent() -> None:
+    """Run ids come from a private generator, seeded again in a forked child."""
+    import os
+
+    from nbtracker._util import new_id
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(w, " ".join(new_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    child = os.read(r, 1000).decode().split()
+    os.close(r)
+    parent = [new_id() for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)

@@ -19,6 +19,9 @@ _MB = 1024.0 * 1024.0
 _GB = 1024.0 * _MB
 
 
+_NO_NVML = False
+
+
 class Sampler:
     """Samples the machine (psutil) and NVIDIA GPUs (NVML, when there are any).
 
@@ -57,9 +60,13 @@ class Sampler:
             return None
 
     def _init_gpus(self) -> None:
+        global _NO_NVML
+        if _NO_NVML:  # looked for once per process (a failed import searches sys.path)
+            return
         try:
             import pynvml  # the nvidia-ml-py package
         except ImportError:
+            _NO_NVML = True
             return
         try:
             pynvml.nvmlInit()
