@@ -24,6 +24,8 @@ for r in range(5):
     for step in range(30):
         run.log({"train/loss": (r + 1) / (step + 1), "val/acc": 1 - 1 / (step + 2 + r)})
         time.sleep(0.05)
+    if r == 2:
+        run.alert(title="<b>lr</b> too high", text="loss went up", level="WARN")
     run.finish()
 """
 
@@ -76,6 +78,11 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     expect(ws2).to_be_visible(timeout=60_000)
     expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("5 runs")
     wait_lines(ws2, "train/loss", 5)
+    # issue 13: a run's alerts are a column of the table, the title shown as text
+    expect(ws2.locator('[data-testid="nbt-ws-sort"][data-col="alerts"]')).to_be_visible()
+    alerted = ws2.get_by_test_id("nbt-ws-row").filter(has_text="seed-2")
+    expect(alerted).to_contain_text("1 · WARN: <b>lr</b> too high")
+    expect(ws2.get_by_test_id("nbt-ws-table").locator("b")).to_have_count(0)
     # sort by learning rate: ascending puts seed-4 (0.001) first
     head = ws2.locator('[data-testid="nbt-ws-sort"][data-col="config.learning_rate"]')
     head.click()  # descending first
