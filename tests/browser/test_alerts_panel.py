@@ -13,13 +13,17 @@ pytestmark = pytest.mark.browser
 XSS = "<img src=x onerror=alert(1)>"
 
 TRAIN = f"""
-import time
+import os, time
 import nbtracker as nbt
 run = nbt.init(project="alerts", name="alert-run")
 for step in range(30):
     run.log({{"loss": 1 / (step + 1)}})
     if step == 5:
         nbt.alert("warm-up done", "learning rate now 0.1", level=nbt.AlertLevel.INFO)
+        # the test lets training go on once it has seen this first alert live
+        deadline = time.time() + 90
+        while not os.path.exists("alerts-go") and time.time() < deadline:
+            time.sleep(0.05)
     if step == 12:
         nbt.alert("loss spike", "loss jumped 4x at step 12", level="WARN")
     if step == 20:
@@ -39,8 +43,9 @@ def test_alerts_show_live_in_the_panel(lab, page, recorded) -> None:  # noqa: AN
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
     alerts = p.get_by_test_id("nbt-alert")
-    expect(alerts.first).to_contain_text("warm-up done", timeout=30_000)
+    expect(alerts.first).to_contain_text("warm-up done", timeout=60_000)
     assert nb.is_running(0)  # live: shown while the cell runs
+    (lab.root / "alerts-go").write_text("go")
     expect(alerts.first).to_contain_text("checkpoint", timeout=30_000)  # newest first
     expect_state(p, "finished", timeout_ms=60_000)
     strip = p.get_by_test_id("nbt-alerts")
