@@ -10,6 +10,7 @@
 // put in the page with textContent / attribute properties, never as HTML, so cells and
 // captions cannot run code.
 
+import { fmtNum } from "./lib/format.js";
 import { hideFallback } from "./lib/styles.js";
 
 const CSS = `
@@ -45,12 +46,6 @@ function h(tag, props = {}, ...children) {
   return e;
 }
 
-function fmtNumber(v) {
-  if (typeof v !== "number") return String(v);
-  if (Number.isInteger(v)) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a >= 1e6 || a < 1e-3) ? v.toExponential(3) : String(+v.toPrecision(5));
-}
 
 /** An image source for PNG bytes (a DataView / ArrayBuffer from a binary buffer); the URL
  * is remembered in `urls` so that it can be revoked when the page is redrawn. */
@@ -166,7 +161,7 @@ function render({ model, el }) {
       if (v.caption) td.append(h("div", { class: "nbt-tv-cap", textContent: v.caption }));
     } else if (type === "number") {
       td.className = "nbt-tv-num";
-      td.textContent = fmtNumber(v);
+      td.textContent = fmtNum(v);
     } else if (type === "bool") {
       td.textContent = v ? "true" : "false";
     } else {

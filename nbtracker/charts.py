@@ -20,6 +20,15 @@ LIVE_DATA = "points"  # name of the streamed data source in the panel's charts
 WIDTH = 300
 HEIGHT = 150
 X_TITLES = {"step": "step", "time": "time (s)"}
+# One number format on every axis (the panel, the workspace, static snapshots): SI suffixes
+# from 10,000 on (12.34k, 1.05M; as many digits as the ticks need), Vega's own tick labels
+# below (the precision follows the tick spacing, so neighbouring ticks never read alike).
+AXIS_LABEL = (
+    "isValid(datum.value) && abs(datum.value) >= 10000 ? format(datum.value, '~s') : datum.label"
+)
+# integer axes (steps, step metrics) also get whole ticks only (tickMinStep 1)
+STEP_AXIS_LABEL = AXIS_LABEL
+TWEMA_VIEWPORT = 1000  # the x range, in points, the smoothing weight is defined for
 
 
 def metric_chart(
@@ -45,7 +54,8 @@ def metric_chart(
     x : str
         What the x values are (``"step"``, ``"time"`` or a step metric); the axis title.
     smoothing : float
-        Exponential moving average weight in ``[0, 1)``; 0 shows the raw line only.
+        Time-weighted, debiased moving average (:func:`twema`, W&B's default) in
+        ``[0, 1)``; 0 shows the raw line only.
     log_y : bool
         Log scale on y (non-positive values are left out).
 
@@ -60,19 +70,29 @@ def metric_chart(
     else:
         df = data.copy()
         if "sv" not in df.columns:
-            df["sv"] = ema(list(df["v"]), smoothing)
+            df["sv"] = twema(list(df["x"]), list(df["v"]), smoothing)
         if log_y:
             df = df[(df["v"] > 0) & (df["sv"] > 0)]
         source = df[["x", "v", "sv"]]
     yscale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
-    xenc = alt.X("x:Q", title=X_TITLES.get(x, x), axis=alt.Axis(tickCount=5, grid=True))
+    integer_x = x != "time"  # steps and step metrics (epoch) tick at whole numbers
+    xaxis = alt.Axis(
+        tickCount=5, grid=True, labelExpr=STEP_AXIS_LABEL if integer_x else AXIS_LABEL,
+        **({"tickMinStep": 1} if integer_x else {}),
+    )  # fmt: skip
+    xenc = alt.X("x:Q", title=X_TITLES.get(x, x), axis=xaxis)
     smooth = alt.param(name="smooth", value=float(smoothing))
     hx = alt.param(name="hx", value=None)
     zoom = alt.selection_interval(name="zoom", bind="scales", encodings=["x"])
     raw = (
         alt.Chart(source)
         .mark_line(strokeWidth=1.5, clip=True, opacity=alt.ExprRef("smooth > 0 ? 0.25 : 1"))
-        .encode(x=xenc, y=alt.Y("v:Q", title=None, scale=yscale, axis=alt.Axis(tickCount=4)))
+        .encode(
+            x=xenc,
+            y=alt.Y(
+                "v:Q", title=None, scale=yscale, axis=alt.Axis(tickCount=4, labelExpr=AXIS_LABEL)
+            ),
+        )  # fmt: skip
         .add_params(zoom)
         .properties(name="nbt_raw")
     )
@@ -108,14 +128,43 @@ def live_spec(width: int = WIDTH, height: int = HEIGHT) -> dict[str, Any]:
     return spec
 
 
-def ema(values: Sequence[float | None], weight: float) -> list[float | None]:
-    """Exponential moving average (TensorBoard style); ``None`` values carry the last one."""
-    w = min(max(float(weight), 0.0), 0.999)
+def _finite(v: Any) -> bool:
+    return v is not None and v == v and abs(v) != float("inf")
+
+
+def twema(
+    xs: Sequence[float | None], values: Sequence[float | None], smoothing: float
+) -> list[float | None]:
+    """Time-weighted exponential moving average with debiasing (W&B's default smoothing).
+
+    A point's weight decays with its distance along x (relative to the line's x range), not
+    with the number of points, so dense and sparse lines smooth alike; dividing by the
+    accumulated weight keeps early values from being pulled towards zero (the first smoothed
+    value is the first value). ``smoothing`` is the slider's value in ``[0, 1)``; 0 returns
+    the values. Gaps (``None``, NaN, inf) carry the last smoothed value. The live panel's
+    ``js/lib/smooth.js`` computes the same numbers.
+    """
+    p = float(smoothing or 0.0)
+    if p <= 0:
+        return [float(v) if _finite(v) else None for v in values]  # type: ignore[arg-type]
+    w = min(min(p, 1.0) ** 0.5, 0.999)
+    good = [float(x) for x, v in zip(xs, values, strict=True) if _finite(x) and _finite(v)]  # type: ignore[arg-type]
+    span = (max(good) - min(good)) if len(good) > 1 else 0.0
+    span = span if span > 0 else 1.0
     out: list[float | None] = []
+    acc = norm = 0.0
+    prev: float | None = None
     last: float | None = None
-    for v in values:
-        if v is not None and v == v and abs(v) != float("inf"):
-            last = v if last is None else last * w + (1 - w) * v
+    for x, v in zip(xs, values, strict=True):
+        if not (_finite(x) and _finite(v)):
+            out.append(last)
+            continue
+        dx = 0.0 if prev is None else max(float(x) - prev, 0.0)  # type: ignore[arg-type]
+        a = w ** (dx / span * TWEMA_VIEWPORT)
+        acc = acc * a + float(v)  # type: ignore[arg-type]
+        norm = norm * a + 1.0
+        last = acc / norm
+        prev = float(x)  # type: ignore[arg-type]
         out.append(last)
     return out
 
@@ -156,9 +205,10 @@ def _snapshot_chart(
 ) -> dict[str, Any]:
     """One small line chart of a static snapshot (plain Vega-Lite, no Altair import)."""
     encoding: dict[str, Any] = {
-        "x": {"field": "x", "type": "quantitative", "title": "step", "axis": {"tickCount": 4}},
+        "x": {"field": "x", "type": "quantitative", "title": "step",
+              "axis": {"tickCount": 4, "tickMinStep": 1, "labelExpr": STEP_AXIS_LABEL}},
         "y": {"field": "v", "type": "quantitative", "title": None, "scale": {"zero": False},
-              "axis": {"tickCount": 4}},
+              "axis": {"tickCount": 4, "labelExpr": AXIS_LABEL}},
     }  # fmt: skip
     if color is not None:
         encoding["color"] = color
@@ -350,6 +400,6 @@ if __name__ == "__main__":  # python -m nbtracker.charts: refresh the panel's sa
 
 
 __all__ = [
-    "compare_spec", "ema", "live_spec", "metric_chart", "panel_chart", "panel_spec", "run_chart",
-    "to_png_base64", "warm_png_renderer",
+    "compare_spec", "live_spec", "metric_chart", "panel_chart", "panel_spec", "run_chart",
+    "to_png_base64", "twema", "warm_png_renderer",
 ]  # fmt: skip

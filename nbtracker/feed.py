@@ -41,6 +41,30 @@ def hidden_keys(record: dict[str, Any], keys: list[str]) -> set[str]:
     return {k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in pats)}
 
 
+def x_defaults(record: dict[str, Any], keys: list[str], x_names: list[str]) -> dict[str, str]:
+    """Each key's default x axis from ``define_metric(name, step_metric=...)`` (globs too,
+    the latest matching rule wins, as W&B charts them); only step metrics that are logged
+    as numbers (``x_names``) count."""
+    import fnmatch
+
+    rules = [
+        (m["name"], m["step_metric"])
+        for m in record.get("metrics") or []
+        if m.get("step_metric") and m.get("name")
+    ]
+    out: dict[str, str] = {}
+    if not rules:
+        return out
+    for k in keys:
+        for name, sm in reversed(rules):
+            glob = any(c in name for c in "*?[")
+            if (fnmatch.fnmatchcase(k, name) if glob else k == name) and sm != k:
+                if sm in x_names:
+                    out[k] = sm
+                break
+    return out
+
+
 class Feed:
     """Envelopes of every metric of one run, in first-seen key order."""
 

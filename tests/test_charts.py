@@ -53,10 +53,24 @@ def test_log_scale_drops_non_positive_values() -> None:
     assert spec["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
 
 
-def test_ema() -> None:
-    assert charts.ema([1.0, None, 3.0], 0.0) == [1.0, 1.0, 3.0]
-    out = charts.ema([0.0, 10.0], 0.9)
-    assert out[0] == 0.0 and out[1] == pytest.approx(1.0)
+def test_smoothing_is_time_weighted_and_debiased() -> None:
+    """W&B's default smoothing: the first smoothed value is the first value (debiased, not
+    pulled towards 0), a constant line stays constant, gaps carry the last value, and the
+    weight follows the distance along x: a line logged every step and the same line logged
+    every 10th step smooth to the same values at the shared steps."""
+    assert charts.twema([0, 1, 2], [1.0, None, 3.0], 0.0) == [1.0, None, 3.0]
+    out = charts.twema([0, 1, 2, 3], [5.0, None, 5.0, 5.0], 0.9)
+    assert out == pytest.approx([5.0, 5.0, 5.0, 5.0])
+    steps = list(range(0, 1001))
+    vals = [float((s * 7919) % 13) for s in steps]
+    dense = charts.twema(steps, vals, 0.6)
+    assert dense[0] == vals[0]
+    assert max(dense[100:]) - min(dense[100:]) < (max(vals) - min(vals)) / 3  # smoothed
+    sparse_x = steps[::10]
+    sparse = charts.twema(sparse_x, [vals[s] for s in sparse_x], 0.6)
+    # sparse points weigh 10x less per point than dense ones: the same decay per x unit
+    w = 0.6**0.5
+    assert sparse[1] == pytest.approx((vals[0] * w**10 + vals[10]) / (w**10 + 1))
 
 
 def test_run_chart_of_a_finished_run_is_downsampled(init: Any) -> None:
@@ -90,3 +104,41 @@ def test_panel_spec_renders_without_altair() -> None:
     assert [r["v"] for r in spec["concat"][0]["data"]["values"]] == [3.0, 1.0]
     png = base64.b64decode(charts.to_png_base64(spec))
     assert png[:4] == b"\x89PNG"
+
+
+def test_panel_smoothing_in_js_equals_the_python_rule(tmp_path: Any) -> None:
+    """The live panel (js/lib/smooth.js) and static charts (charts.twema) smooth alike."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "node is needed (Debian: apt-get install npm brings it)"
+    lib = Path(__file__).resolve().parents[1] / "js" / "lib" / "smooth.js"
+    xs = [0, 1, 2, 5, 9, 10, 30, 31, None, 40]
+    ys = [3.0, None, 1.0, 4.0, 1.5, 9.0, 2.6, 5.0, 3.0, 5.8]
+    script = (
+        f"import {{ twema }} from {json.dumps(lib.as_uri())};"
+        f"console.log(JSON.stringify([0, 0.3, 0.9, 0.99].map(p => twema({json.dumps(xs)}, "
+        f"{json.dumps(ys)}, p))));"
+    )
+    out = subprocess.run(
+        [node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    for p, js in zip([0, 0.3, 0.9, 0.99], got, strict=True):
+        py = charts.twema(xs, ys, p)
+        assert [a is None for a in js] == [b is None for b in py]
+        assert [a for a in js if a is not None] == pytest.approx([b for b in py if b is not None])
+
+
+def test_axis_label_format_is_one_rule_in_python_and_js() -> None:
+    """Static snapshots (Python) and the widgets (js/lib/format.js) label axes alike."""
+    from pathlib import Path
+
+    js = (Path(__file__).resolve().parents[1] / "js" / "lib" / "format.js").read_text()
+    assert f'"{charts.AXIS_LABEL}"' in js
+    spec = charts.live_spec()
+    assert spec["layer"][0]["encoding"]["y"]["axis"]["labelExpr"] == charts.AXIS_LABEL
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["tickMinStep"] == 1  # whole steps

@@ -1,5 +1,8 @@
 // Number, time and DOM helpers. Every user string goes through textContent, never HTML.
 
+// One number format for every widget, the static snapshots (nbtracker/widgets/_fallback.py
+// `fmt`) and chart axes (nbtracker/charts.py AXIS_LABEL): integers exactly, other numbers
+// with 5 significant digits, exponent notation below 1e-3 and from 1e5 on.
 export function fmtNum(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "boolean") return String(v);
@@ -10,6 +13,11 @@ export function fmtNum(v) {
   if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(3);
   return String(Number(v.toPrecision(5)));
 }
+
+// Axis labels in the same format (a test keeps them equal to nbtracker/charts.py's).
+export const AXIS_LABEL =
+  "isValid(datum.value) && abs(datum.value) >= 10000 ? format(datum.value, '~s') : datum.label";
+export const STEP_AXIS_LABEL = AXIS_LABEL;
 
 export function fmtDuration(sec) {
   if (sec === null || sec === undefined || !Number.isFinite(sec)) return "–";

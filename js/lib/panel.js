@@ -9,6 +9,7 @@ import vegaEmbed from "vega-embed";
 import * as vega from "vega";
 import { fmtDuration, fmtNum, h } from "./format.js";
 import { SeriesStore, lowerBound } from "./store.js";
+import { twema } from "./smooth.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
 import { MediaSection, mediaStoreFor } from "./media.js";
 import { AlertStrip } from "./alerts.js";
@@ -39,6 +40,21 @@ export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+const PAD = 0.05; // room above and below the fitted y range of a zoomed chart
+
+function finite(v) {
+  return v !== null && v !== undefined && Number.isFinite(v);
+}
+
+/** The y axis label expression (one number format on every axis), from the template. */
+function generalLabelExpr(spec) {
+  for (const layer of spec.layer || []) {
+    const e = layer.encoding?.y?.axis?.labelExpr;
+    if (e) return e;
+  }
+  return undefined;
+}
+
 class Chart {
   constructor(panel, key) {
     this.panel = panel;
@@ -48,32 +64,194 @@ class Chart {
     this.js = []; // indices (into the store's arrays) of the points in the view
     this.pending = null;
     this.embedding = null;
+    this.zoomRange = null;
     this.hoverVal = h("span", { class: "nbt-chart-val", testid: "nbt-chart-readout" });
     this.plot = h("div", { class: "nbt-plot" });
+    this.big = h("div", { class: "nbt-big", testid: "nbt-chart-single", hidden: "" });
+    this.resetBtn = h(
+      "button",
+      { class: "nbt-chart-btn", testid: "nbt-reset-zoom", title: "reset zoom (or double-click the chart)", hidden: "" },
+      "reset zoom",
+    );
+    this.optsBtn = h(
+      "button",
+      {
+        class: "nbt-chart-btn",
+        testid: "nbt-chart-opts-btn",
+        title: "this chart's x axis, log scale and smoothing",
+        "aria-label": `settings of ${key}`,
+        "aria-expanded": "false",
+      },
+      "⚙",
+    );
+    this.buildOpts();
     this.el = h(
       "div",
       { class: "nbt-chart", testid: "nbt-chart", dataset: { key, points: "0" } },
-      h("div", { class: "nbt-chart-head" }, h("span", { class: "nbt-chart-key", text: key, title: key }), this.hoverVal),
+      h(
+        "div",
+        { class: "nbt-chart-head" },
+        h("span", { class: "nbt-chart-key", text: key, title: key }),
+        h("span", { class: "nbt-chart-tools" }, this.hoverVal, this.resetBtn, this.optsBtn),
+      ),
+      this.opts,
+      this.big,
       this.plot,
     );
     this.el.addEventListener("pointermove", (ev) => this.onPointer(ev));
     this.el.addEventListener("pointerleave", () => panel.hover(null));
+    this.resetBtn.addEventListener("click", () => this.resetZoom());
+    this.optsBtn.addEventListener("click", () => {
+      const open = this.opts.hidden;
+      this.opts.hidden = !open;
+      this.optsBtn.setAttribute("aria-expanded", String(open));
+      if (open) this.updateOpts();
+    });
+  }
+
+  // -- settings: this chart's own, else the panel's, else define_metric's step metric -------
+  own() {
+    return (this.panel.model.get("chart_opts") || {})[this.key] || {};
+  }
+
+  isStepMetric() {
+    return (this.panel.model.get("x_options") || []).includes(this.key);
+  }
+
+  xChoices() {
+    const m = this.panel.model;
+    return ["step", "time", ...(m.get("x_options") || []).filter((o) => o !== this.key)];
+  }
+
+  xaxis() {
+    const m = this.panel.model;
+    const own = this.own();
+    const panelX = m.get("x_axis") || "step";
+    const x = own.x || (panelX !== "step" ? panelX : "") || (m.get("x_defaults") || {})[this.key] || "step";
+    return this.xChoices().includes(x) ? x : "step";
+  }
+
+  logy() {
+    const own = this.own();
+    return "log_y" in own ? Boolean(own.log_y) : Boolean(this.panel.model.get("log_y"));
+  }
+
+  smoothing() {
+    if (this.isStepMetric()) return 0; // a step metric is an axis: never smoothed
+    const own = this.own();
+    const w = Number("smoothing" in own ? own.smoothing : this.panel.model.get("smoothing")) || 0;
+    return Math.min(Math.max(w, 0), 0.99);
+  }
+
+  setOwn(name, value) {
+    const m = this.panel.model;
+    const all = { ...(m.get("chart_opts") || {}) };
+    const mine = { ...(all[this.key] || {}) };
+    if (value === undefined) delete mine[name];
+    else mine[name] = value;
+    if (Object.keys(mine).length) all[this.key] = mine;
+    else delete all[this.key];
+    m.set("chart_opts", all);
+    m.save_changes();
+  }
+
+  buildOpts() {
+    this.oX = h("select", { testid: "nbt-chart-x", "aria-label": "x axis of this chart" });
+    this.oLog = h("input", { type: "checkbox", testid: "nbt-chart-log", "aria-label": "log scale of this chart" });
+    this.oSmooth = h("input", {
+      type: "range",
+      min: "0",
+      max: "0.99",
+      step: "0.01",
+      testid: "nbt-chart-smoothing",
+      "aria-label": "smoothing of this chart",
+    });
+    this.oSmoothVal = h("span", { class: "nbt-muted" });
+    this.oReset = h("button", { class: "nbt-chart-btn", testid: "nbt-chart-opts-reset" }, "use panel settings");
+    this.opts = h(
+      "div",
+      { class: "nbt-chart-opts", testid: "nbt-chart-opts", hidden: "" },
+      h("label", {}, "x", this.oX),
+      h("label", {}, this.oLog, "log"),
+      h("label", {}, "smoothing", this.oSmooth, this.oSmoothVal),
+      this.oReset,
+    );
+    this.oX.addEventListener("change", () => this.setOwn("x", this.oX.value));
+    this.oLog.addEventListener("change", () => this.setOwn("log_y", this.oLog.checked));
+    this.oSmooth.addEventListener("input", () => this.setOwn("smoothing", Number(this.oSmooth.value)));
+    this.oReset.addEventListener("click", () => {
+      const m = this.panel.model;
+      const all = { ...(m.get("chart_opts") || {}) };
+      delete all[this.key];
+      m.set("chart_opts", all);
+      m.save_changes();
+    });
+  }
+
+  updateOpts() {
+    const choices = this.xChoices();
+    const sig = choices.join("\u0000");
+    if (this.oX._sig !== sig) {
+      this.oX._sig = sig;
+      this.oX.textContent = "";
+      for (const o of choices) this.oX.append(h("option", { value: o, text: o }));
+    }
+    this.oX.value = this.xaxis();
+    this.oLog.checked = this.logy();
+    const w = this.smoothing();
+    if (Number(this.oSmooth.value) !== w) this.oSmooth.value = String(w);
+    this.oSmooth.disabled = this.isStepMetric();
+    this.oSmooth.title = this.isStepMetric() ? "a step metric is never smoothed" : "";
+    setText(this.oSmoothVal, w.toFixed(2));
+    this.el.dataset.x = this.xaxis();
+    this.el.dataset.logY = String(this.logy());
+    this.el.dataset.smoothing = String(w);
+    this.el.dataset.own = Object.keys(this.own()).sort().join(",");
+  }
+
+  /** The panel's or this chart's settings changed: re-embed only when the axes changed. */
+  refresh() {
+    const sig = JSON.stringify([this.xaxis(), this.logy()]);
+    if (sig !== this.sig) {
+      this.embed();
+    } else if (this.smoothing() !== this.w) {
+      this.w = this.smoothing();
+      if (this.view) this.view.signal("smooth", this.w);
+      this.mark(0);
+    }
+    this.updateOpts();
   }
 
   spec() {
     const p = this.panel;
     const spec = structuredClone(p.model.get("_spec"));
-    const xaxis = p.model.get("x_axis") || "step";
+    const xaxis = this.xaxis();
+    const logy = this.logy();
+    this.sig = JSON.stringify([xaxis, logy]);
+    this.w = this.smoothing();
+    const general = generalLabelExpr(spec);
+    const ser = p.store.series.get(this.key);
+    this.intY = Boolean(ser && ser.v.length && ser.v.every((v) => v === null || Number.isInteger(v)));
+    let first = true;
     for (const layer of spec.layer || []) {
       const enc = layer.encoding || {};
-      if (enc.x && enc.x.field) enc.x.title = xaxis === "time" ? "time (s)" : xaxis;
-      if (enc.y && enc.y.field && p.model.get("log_y")) {
-        enc.y.scale = { ...(enc.y.scale || {}), type: "log", zero: false };
+      if (enc.x && enc.x.field) {
+        enc.x.title = xaxis === "time" ? "time (s)" : xaxis;
+        if (xaxis === "time" && enc.x.axis) {
+          enc.x.axis = { ...enc.x.axis, labelExpr: general };
+          delete enc.x.axis.tickMinStep;
+        }
+      }
+      if (enc.y && enc.y.field && first) {
+        first = false;
+        const scale = { ...(enc.y.scale || {}), domainMin: { expr: "ylo" }, domainMax: { expr: "yhi" } };
+        if (logy) Object.assign(scale, { type: "log", zero: false });
+        enc.y.scale = scale;
+        if (this.intY && enc.y.axis) enc.y.axis = { ...enc.y.axis, tickMinStep: 1 };
       }
     }
-    spec.params = (spec.params || []).map((prm) =>
-      prm.name === "smooth" ? { ...prm, value: p.model.get("smoothing") || 0 } : prm,
-    );
+    spec.params = (spec.params || []).map((prm) => (prm.name === "smooth" ? { ...prm, value: this.w } : prm));
+    spec.params.push({ name: "ylo", value: null }, { name: "yhi", value: null });
     spec.config = { ...(spec.config || {}), ...vegaConfig(p.el) };
     return spec;
   }
@@ -98,6 +276,7 @@ class Chart {
       this.view = res.view;
       this.detail = null;
       this.want = null;
+      this.setZoomed(null);
       try {
         this.view.addSignalListener("zoom", (_name, value) => this.onZoom(value));
       } catch {
@@ -105,6 +284,7 @@ class Chart {
       }
       this.js = [];
       this.pending = 0;
+      this.updateOpts();
       this.flush(true);
     };
     this.embedding = run();
@@ -139,15 +319,67 @@ class Chart {
   }
 
   xsOf(ser) {
-    const xaxis = this.panel.model.get("x_axis") || "step";
+    const xaxis = this.xaxis();
     return xaxis === "step" ? ser.s : xaxis === "time" ? ser.t : ser.x[xaxis];
   }
 
-  /** Zoom (x interval bound to the scales): fetch the visible range at full resolution. */
+  setZoomed(range) {
+    this.zoomRange = range;
+    this.resetBtn.hidden = !range;
+    this.el.dataset.zoomed = range ? "1" : "0";
+    if (!range && this.view) this.view.signal("ylo", null).signal("yhi", null).runAsync();
+  }
+
+  resetZoom() {
+    this.setZoomed(null);
+    this.embed(); // a fresh view: the x zoom and the fitted y range are gone
+  }
+
+  /** Rescale y to the points inside the zoomed x range (wheel zoom shows their detail). */
+  fitY() {
+    const r = this.zoomRange;
+    if (!r || !this.view) return;
+    const ser = this.source();
+    if (!ser) return;
+    const xs = this.xsOf(ser);
+    if (!xs) return;
+    const smooth = this.w > 0;
+    const logy = this.logy();
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j < xs.length; j++) {
+      const x = xs[j];
+      if (!finite(x) || x < r[0] || x > r[1]) continue;
+      for (const v of smooth ? [ser.v[j], this.sv[j]] : [ser.v[j]]) {
+        if (!finite(v) || (logy && v <= 0)) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    if (!(lo <= hi)) return;
+    if (logy) {
+      lo /= 1.1;
+      hi *= 1.1;
+    } else {
+      const pad = (hi - lo) * PAD || Math.abs(hi) * PAD || 1;
+      lo -= pad;
+      hi += pad;
+    }
+    this.el.dataset.yDomain = `${lo},${hi}`;
+    this.view.signal("ylo", lo).signal("yhi", hi).runAsync();
+  }
+
+  /** Zoom (x interval bound to the scales): fit y, fetch the range at full resolution. */
   onZoom(value) {
+    const range = value && Array.isArray(value.x) ? [Math.min(...value.x), Math.max(...value.x)] : null;
+    if (!range) {
+      this.setZoomed(null);
+    } else {
+      this.setZoomed(range);
+      this.fitY();
+    }
     clearTimeout(this.zoomTimer);
     this.zoomTimer = setTimeout(() => {
-      const range = value && Array.isArray(value.x) ? value.x : null;
       if (!range) {
         if (this.detail || this.want) {
           this.detail = null;
@@ -161,7 +393,7 @@ class Chart {
       if (!ser || !ser.s.length) return;
       const xs = this.xsOf(ser);
       if (!xs) return;
-      const [x0, x1] = [Math.min(...range), Math.max(...range)];
+      const [x0, x1] = range;
       let first = -1;
       let last = -1;
       for (let j = 0; j < xs.length; j++) {
@@ -194,7 +426,9 @@ class Chart {
   flush(force = false) {
     if (!this.view || (this.pending === null && !force)) return;
     const ser = this.source();
-    const from = this.detail ? 0 : (this.pending ?? 0);
+    const w = this.w;
+    // the time-weighted average depends on the line's whole x range: redo it all
+    const from = this.detail || w > 0 ? 0 : (this.pending ?? 0);
     this.pending = null;
     const cs = vega.changeset();
     const cut = lowerBound(this.js, from);
@@ -203,21 +437,30 @@ class Chart {
       this.js.length = cut;
     }
     const rows = [];
-    if (ser) {
-      const w = Math.min(Math.max(Number(this.panel.model.get("smoothing")) || 0, 0), 0.999);
-      const xs = this.xsOf(ser);
-      const logy = this.panel.model.get("log_y");
-      this.sv.length = Math.min(this.sv.length, from);
-      let last = from > 0 ? this.sv[from - 1] : null;
+    const xs = ser ? this.xsOf(ser) : null;
+    if (ser && xs) {
+      const logy = this.logy();
+      if (w > 0) this.sv = twema(xs, ser.v, w);
+      else {
+        this.sv.length = Math.min(this.sv.length, from);
+        for (let j = from; j < ser.s.length; j++) this.sv[j] = finite(ser.v[j]) ? ser.v[j] : null;
+      }
+      let nonInt = false;
       for (let j = from; j < ser.s.length; j++) {
         const v = ser.v[j];
-        if (v !== null && Number.isFinite(v)) last = last === null ? v : last * w + (1 - w) * v;
-        this.sv[j] = last;
-        const x = xs ? xs[j] : null;
-        if (x === null || x === undefined || v === null || !Number.isFinite(v)) continue;
-        if (logy && (v <= 0 || last <= 0)) continue;
-        rows.push({ j, s: ser.s[j], t: ser.t[j], x, v, sv: last });
+        const x = xs[j];
+        const sv = this.sv[j];
+        if (!finite(x) || !finite(v)) continue;
+        if (!Number.isInteger(v)) nonInt = true;
+        if (logy && (v <= 0 || !(sv > 0))) continue;
+        rows.push({ j, s: ser.s[j], t: ser.t[j], x, v, sv });
         this.js.push(j);
+      }
+      if (nonInt && this.intY) {
+        // integer ticks no longer fit: draw again with the general axis
+        this.intY = false;
+        this.embed();
+        return;
       }
     }
     if (rows.length) cs.insert(rows);
@@ -227,18 +470,30 @@ class Chart {
       this.el.dataset.lastStep = String(ser.s[ser.s.length - 1]);
       this.el.dataset.lastValue = String(ser.v[ser.v.length - 1]);
     }
+    this.showSingle(ser, xs);
+    if (this.zoomRange) this.fitY();
   }
 
-  restyle() {
-    // smoothing changed: recompute every smoothed value in place (no re-embed)
-    if (!this.view) return;
-    this.view.signal("smooth", Number(this.panel.model.get("smoothing")) || 0);
-    this.mark(0);
+  /** One point is a number, not a chart with a meaningless axis. */
+  showSingle(ser, xs) {
+    const single = this.js.length === 1 && ser;
+    this.big.hidden = !single;
+    this.plot.style.display = single ? "none" : "";
+    this.el.dataset.single = single ? "1" : "0";
+    if (!single) return;
+    const j = this.js[0];
+    const xname = this.xaxis();
+    const where = xname === "time" ? `${fmtNum(xs[j])} s` : `${xname} ${fmtNum(xs[j])}`;
+    this.big.textContent = "";
+    this.big.append(
+      h("div", { class: "nbt-big-val", testid: "nbt-chart-single-value", text: fmtNum(ser.v[j]) }),
+      h("div", { class: "nbt-muted", text: where }),
+    );
   }
 
   onPointer(ev) {
     const view = this.view;
-    if (!view) return;
+    if (!view || this.plot.style.display === "none") return;
     const surface = this.plot.querySelector("canvas, svg");
     if (!surface) return;
     const xs = view.scale("x");
@@ -247,30 +502,51 @@ class Chart {
     const px = ev.clientX - rect.left - view.origin()[0];
     const [r0, r1] = xs.range();
     if (px < Math.min(r0, r1) || px > Math.max(r0, r1)) return this.panel.hover(null);
-    this.panel.hover(xs.invert(px));
+    const x = xs.invert(px);
+    const j = this.nearest(x);
+    const ser = this.source();
+    this.panel.hover({ axis: this.xaxis(), x, step: j >= 0 && ser ? ser.s[j] : null });
   }
 
-  /** Show the value nearest to x (in the current x axis) and move the rule there. */
-  showHover(x) {
-    if (this.view) this.view.signal("hx", x === null ? null : x).runAsync();
-    if (x === null) return setText(this.hoverVal, "");
+  /** Index of the point nearest to x (in this chart's x axis), -1 when none. */
+  nearest(x) {
     const ser = this.source();
-    if (!ser || !ser.s.length) return setText(this.hoverVal, "");
+    if (!ser || !ser.s.length) return -1;
     const xs = this.xsOf(ser);
-    if (!xs) return setText(this.hoverVal, "");
+    if (!xs) return -1;
     let best = -1;
     let bestD = Number.POSITIVE_INFINITY;
     for (let j = 0; j < xs.length; j++) {
-      if (xs[j] === null || ser.v[j] === null) continue;
+      if (!finite(xs[j]) || !finite(ser.v[j])) continue;
       const d = Math.abs(xs[j] - x);
       if (d < bestD) {
         bestD = d;
         best = j;
       }
     }
-    if (best < 0) return setText(this.hoverVal, "");
-    const smooth = Number(this.panel.model.get("smoothing")) > 0;
-    const val = smooth ? this.sv[best] : ser.v[best];
+    return best;
+  }
+
+  /** Show the value under the pointer of any chart: by x on the same axis, else by step. */
+  showHover(at) {
+    if (at === null) {
+      if (this.view) this.view.signal("hx", null).runAsync();
+      return setText(this.hoverVal, "");
+    }
+    const ser = this.source();
+    if (!ser || !ser.s.length) return setText(this.hoverVal, "");
+    const xs = this.xsOf(ser);
+    if (!xs) return setText(this.hoverVal, "");
+    let best;
+    if (at.axis === this.xaxis()) best = this.nearest(at.x);
+    else {
+      if (at.step === null) return setText(this.hoverVal, "");
+      best = Math.min(lowerBound(ser.s, at.step), ser.s.length - 1);
+      while (best > 0 && (!finite(ser.v[best]) || ser.s[best] > at.step)) best--;
+    }
+    if (best < 0 || !finite(xs[best])) return setText(this.hoverVal, "");
+    if (this.view) this.view.signal("hx", xs[best]).runAsync();
+    const val = this.w > 0 ? this.sv[best] : ser.v[best];
     setText(this.hoverVal, `${fmtNum(val)} @ ${fmtNum(xs[best])}`);
     return [this.key, val];
   }
@@ -360,18 +636,23 @@ class Panel {
     );
     el.append(this.el);
 
-    this.smooth.addEventListener("input", () => {
-      m.set("smoothing", Number(this.smooth.value));
-      m.save_changes();
-    });
-    this.xsel.addEventListener("change", () => {
-      m.set("x_axis", this.xsel.value);
-      m.save_changes();
-    });
-    this.logbox.addEventListener("change", () => {
-      m.set("log_y", this.logbox.checked);
-      m.save_changes();
-    });
+    this.smooth.addEventListener("input", () => this.setForAll("smoothing", "smoothing", Number(this.smooth.value)));
+    this.xsel.addEventListener("change", () => this.setForAll("x_axis", "x", this.xsel.value));
+    this.logbox.addEventListener("change", () => this.setForAll("log_y", "log_y", this.logbox.checked));
+  }
+
+  /** A panel-wide control: set it, and drop the same setting from every chart's own. */
+  setForAll(trait, own, value) {
+    const m = this.model;
+    const all = {};
+    for (const [key, opts] of Object.entries(m.get("chart_opts") || {})) {
+      const rest = { ...opts };
+      delete rest[own];
+      if (Object.keys(rest).length) all[key] = rest;
+    }
+    m.set("chart_opts", all);
+    m.set(trait, value);
+    m.save_changes();
   }
 
   start() {
@@ -386,20 +667,13 @@ class Panel {
       on(name, meta);
     }
     on("metrics", () => this.syncCharts());
-    on("x_options", () => this.updateControls());
-    on("smoothing", () => {
-      this.updateControls();
-      for (const c of this.charts.values()) c.restyle();
-      this.schedule();
-    });
-    on("x_axis", () => {
-      this.updateControls();
-      this.reembed();
-    });
-    on("log_y", () => {
-      this.updateControls();
-      this.reembed();
-    });
+    for (const name of ["x_options", "x_defaults", "chart_opts", "smoothing", "x_axis", "log_y"]) {
+      on(name, () => {
+        this.updateControls();
+        for (const c of this.charts.values()) c.refresh();
+        this.schedule();
+      });
+    }
     on("renderer", () => this.reembed());
     const onRange = (msg) => this.charts.get(msg.key)?.onRange(msg);
     this.store.rangeListeners.add(onRange);
@@ -468,11 +742,16 @@ class Panel {
     if (Number(this.smooth.value) !== w) this.smooth.value = String(w);
     setText(this.smoothVal, w.toFixed(2));
     const opts = ["step", "time", ...(m.get("x_options") || [])];
-    const sig = opts.join("\u0000");
+    // "step" leaves charts with a define_metric step metric on it (as W&B draws them)
+    const defined = Object.keys(m.get("x_defaults") || {}).length > 0;
+    const sig = `${opts.join("\u0000")}|${defined}`;
     if (this.xsel._sig !== sig) {
       this.xsel._sig = sig;
       this.xsel.textContent = "";
-      for (const o of opts) this.xsel.append(h("option", { value: o, text: o }));
+      for (const o of opts) {
+        const text = o === "step" && defined ? "step (or the step metric of define_metric)" : o;
+        this.xsel.append(h("option", { value: o, text }));
+      }
     }
     this.xsel.value = m.get("x_axis") || "step";
     this.logbox.checked = Boolean(m.get("log_y"));
@@ -509,22 +788,23 @@ class Panel {
     }
   }
 
-  hover(x) {
+  /** Pointer over a chart at {axis, x, step} (null: left): every chart shows its value. */
+  hover(at) {
     if (this.hoverFrame) cancelAnimationFrame(this.hoverFrame);
     this.hoverFrame = requestAnimationFrame(() => {
       this.hoverFrame = null;
-      const xaxis = this.model.get("x_axis") || "step";
-      if (x === null) {
+      if (at === null) {
         setText(this.readout, "");
         for (const c of this.charts.values()) c.showHover(null);
         return;
       }
       const parts = [];
       for (const c of this.charts.values()) {
-        const kv = c.showHover(x);
+        const kv = c.showHover(at);
         if (kv) parts.push(`${kv[0]} ${fmtNum(kv[1])}`);
       }
-      setText(this.readout, `${xaxis} ${fmtNum(xaxis === "step" ? Math.round(x) : x)}  ·  ${parts.join("  ·  ")}`);
+      const x = at.axis === "step" ? Math.round(at.x) : at.x;
+      setText(this.readout, `${at.axis} ${fmtNum(x)}  ·  ${parts.join("  ·  ")}`);
     });
   }
 

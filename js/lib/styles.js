@@ -24,6 +24,17 @@ export const CSS = `
 .nbt-chart-head { display: flex; justify-content: space-between; gap: 8px; font-size: 11px; }
 .nbt-chart-key { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 200px; }
 .nbt-chart-val { color: var(--jp-ui-font-color2, #666); font-variant-numeric: tabular-nums; }
+.nbt-chart-tools { display: inline-flex; align-items: baseline; gap: 6px; }
+.nbt-chart-btn { font: inherit; font-size: 11px; padding: 0 4px; cursor: pointer; border-radius: 3px;
+  color: var(--jp-ui-font-color2, #666); background: transparent; border: 1px solid var(--jp-border-color2, #ccc); }
+.nbt-chart-btn:hover { color: var(--jp-ui-font-color1, inherit); }
+.nbt-chart-btn[hidden], .nbt-chart-opts[hidden], .nbt-big[hidden] { display: none; }
+.nbt-chart-opts { display: flex; flex-wrap: wrap; align-items: center; gap: 2px 10px; font-size: 11px; padding: 2px 0 4px; }
+.nbt-chart-opts label { display: inline-flex; align-items: center; gap: 3px; }
+.nbt-chart-opts select, .nbt-chart-opts input { font: inherit; color: inherit; background: var(--jp-layout-color1, transparent); }
+.nbt-chart-opts input[type="range"] { width: 80px; }
+.nbt-big { width: 300px; height: 150px; display: flex; flex-direction: column; align-items: center; justify-content: center; gap: 4px; }
+.nbt-big-val { font-size: 28px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .nbt-media-item { border: 1px solid var(--jp-border-color3, #e6e6e6); border-radius: 3px; padding: 2px 6px; min-width: 200px; }
 .nbt-media-body { min-height: 40px; padding: 4px 0; }
 .nbt-media-controls { display: flex; align-items: center; gap: 6px; font-size: 11px; }

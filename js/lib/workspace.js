@@ -11,7 +11,8 @@
 
 import vegaEmbed from "vega-embed";
 import * as vega from "vega";
-import { fmtDuration, fmtNum, h } from "./format.js";
+import { AXIS_LABEL, STEP_AXIS_LABEL, fmtDuration, fmtNum, h } from "./format.js";
+import { twema } from "./smooth.js";
 import { sectionOf, setText } from "./panel.js";
 import { lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
@@ -100,17 +101,6 @@ class Store {
   }
 }
 
-function ema(vals, w) {
-  const out = new Array(vals.length);
-  let last = null;
-  for (let i = 0; i < vals.length; i++) {
-    const v = vals[i];
-    if (v !== null && Number.isFinite(v)) last = last === null ? v : last * w + (1 - w) * v;
-    out[i] = last;
-  }
-  return out;
-}
-
 class OverlayChart {
   constructor(ws, key) {
     this.ws = ws;
@@ -139,8 +129,15 @@ class OverlayChart {
     const domain = vis.slice();
     const range = vis.map((id) => (runs[id] || {}).color || "#888");
     const bands = (m.get("bands") || {})[this.key];
-    const y = { field: "y", type: "quantitative", title: null, scale: logy ? { type: "log" } : { zero: false }, axis: { tickCount: 4 } };
-    const x = { field: "x", type: "quantitative", title: xaxis, axis: { tickCount: 5 } };
+    const y = {
+      field: "y",
+      type: "quantitative",
+      title: null,
+      scale: logy ? { type: "log" } : { zero: false },
+      axis: { tickCount: 4, labelExpr: AXIS_LABEL },
+    };
+    const xAxis = xaxis === "step" ? { tickMinStep: 1, labelExpr: STEP_AXIS_LABEL } : { labelExpr: AXIS_LABEL };
+    const x = { field: "x", type: "quantitative", title: xaxis, axis: { tickCount: 5, ...xAxis } };
     const layers = [];
     if (bands && (m.get("group") || []).length) {
       const gd = Object.keys(bands);
@@ -216,8 +213,8 @@ class OverlayChart {
       const ser = this.ws.store.runs.get(rid)?.get(this.key);
       if (!ser) continue;
       lines++;
-      const sv = ema(ser.v, w);
       const xs = time ? ser.t : ser.s;
+      const sv = twema(xs, ser.v, w);
       for (let j = 0; j < ser.s.length; j++) {
         const v = ser.v[j];
         if (v === null || !Number.isFinite(v)) continue; // NaN/inf: a gap, kept in the series

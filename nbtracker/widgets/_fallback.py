@@ -182,6 +182,19 @@ def log_html(tail: str) -> str:
     )
 
 
+# A reopened notebook (no kernel, or a new one) has no model for a widget output, and
+# JupyterLab / Notebook 7 print "Error displaying widget: model not found" in its place: an
+# empty ``.jupyter-widgets`` output (a live view or "Loading widget..." is not one). The
+# static copy right under it says everything, so this rule hides that line; it only acts
+# where the page renders the snapshot's HTML unsanitised (a trusted notebook, the normal
+# case for one's own notebooks); elsewhere the line stays and the copy's hint explains it.
+HIDE_DEAD_WIDGET = (
+    "<style>.jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets)"
+    ":not(:has(> .jp-OutputArea-output > *))"  # (:has cannot nest in :has)
+    ":has(+ .jp-OutputArea-child [data-nbt-fallback]) { display: none; }</style>"
+)
+
+
 def render(
     state: dict[str, Any], png_b64: str | None, media: dict[str, dict[str, Any]] | None = None
 ) -> str:
@@ -227,7 +240,7 @@ def render(
     return (
         f'<div class="nbt-fallback" data-nbt-fallback="{uid}" '
         'style="font-family:sans-serif;font-size:12px;padding:4px 0">'
-        f"{head}{alerts_html(state.get('alerts') or [])}{img}{media_html(media or {})}"
+        f"{HIDE_DEAD_WIDGET}{head}{alerts_html(state.get('alerts') or [])}{img}{media_html(media or {})}"
         f'<div style="display:flex;gap:24px;flex-wrap:wrap">{tables}</div>'
         f"{log_html(state.get('log_tail') or '')}</div>"
     )

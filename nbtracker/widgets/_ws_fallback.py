@@ -9,7 +9,7 @@ import datetime as _dt
 from html import escape
 from typing import Any
 
-from ._fallback import duration, fmt
+from ._fallback import HIDE_DEAD_WIDGET, duration, fmt
 
 _TD = 'style="padding:1px 8px 1px 0;text-align:left;white-space:nowrap"'
 MAX_ROWS = 100
@@ -72,6 +72,7 @@ def render(
     return (
         f'<div class="nbt-fallback" data-nbt-fallback="{safe_uid}" '
         'style="font-family:sans-serif;font-size:12px;padding:4px 0">'
+        f"{HIDE_DEAD_WIDGET}"
         f'<div style="font-size:14px"><b>{escape(title)}</b> · {total} runs</div>{img}'
         '<div style="overflow:auto;max-height:480px"><table style="border-collapse:collapse;'
         f'font-size:12px"><tr>{head}</tr>{"".join(body)}</table></div>{more}</div>'

@@ -27,7 +27,7 @@ import anywidget
 import traitlets as t
 
 from .. import charts
-from ..feed import Feed, FolderReader, hidden_keys, read_range, x_candidates
+from ..feed import Feed, FolderReader, hidden_keys, read_range, x_candidates, x_defaults
 from ..media import MEDIA_KINDS, media_kind, parse_ref
 from ..sampling import DEFAULT_BUCKETS, columns, small_columns
 from ..store import alerts_path, process_gone, record_file
@@ -64,11 +64,19 @@ class RunPanel(anywidget.AnyWidget):
     metrics : list of str
         The charted metrics, in first-logged order.
     smoothing : float
-        EMA weight in ``[0, 0.99]`` (set from the panel's slider).
+        Time-weighted, debiased moving average in ``[0, 0.99]`` (W&B's default; the
+        panel's slider). Never applied to step metrics (``x_options``).
     x_axis : str
-        ``"step"``, ``"time"`` or a step metric from ``x_options``.
+        ``"step"``, ``"time"`` or a step metric from ``x_options``, for every chart;
+        ``"step"`` also lets a chart use its ``define_metric`` step metric (``x_defaults``).
     log_y : bool
         Log scale on y.
+    x_defaults : dict
+        ``{metric: step_metric}`` from ``define_metric(..., step_metric=)`` (globs too).
+    chart_opts : dict
+        Per-chart overrides set from each chart's own controls:
+        ``{metric: {"x": str, "log_y": bool, "smoothing": float}}``; a panel-wide control
+        clears the same setting of every chart.
     renderer : {"canvas", "svg"}
         Vega renderer.
     alerts : list of dict
@@ -98,6 +106,8 @@ class RunPanel(anywidget.AnyWidget):
     smoothing = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
     x_axis = t.Unicode("step").tag(sync=True)
     log_y = t.Bool(False).tag(sync=True)
+    x_defaults = t.Dict().tag(sync=True)
+    chart_opts = t.Dict().tag(sync=True)
     renderer = t.Unicode("canvas").tag(sync=True)
     media = t.Dict().tag(sync=True)
     alerts = t.List(t.Dict()).tag(sync=True)  # the last 20 run.alert() calls
@@ -492,6 +502,9 @@ class RunPanel(anywidget.AnyWidget):
                 self.summary = summ
             if feed.x_names != self.x_options:
                 self.x_options = list(feed.x_names)
+            xd = x_defaults(rec, [k for k in feed.env if k not in self._hidden], feed.x_names)
+            if xd != self.x_defaults:
+                self.x_defaults = xd
             rdir = self._run.dir if self._run is not None else self._reader.rdir  # type: ignore[union-attr]
             _capture_view.update(self, rdir, rec, force)
 
@@ -559,12 +572,21 @@ class RunPanel(anywidget.AnyWidget):
                 msg = f"no metric {key!r} in this panel; it has {self.metrics}"
                 raise KeyError(msg)
             pts = columns(env.points(), self._feed.x_names)
+        x, smoothing, log_y = self.chart_settings(key)
+        if x not in ("step", "time") and x not in pts.get("x", {}):
+            x = "step"
         return charts.metric_chart(
-            key,
-            charts.series_frame(pts, self.x_axis if self.x_axis in ("step", "time") or
-                                self.x_axis in pts.get("x", {}) else "step"),
-            x=self.x_axis, smoothing=self.smoothing, log_y=self.log_y,
-        )  # fmt: skip
+            key, charts.series_frame(pts, x), x=x, smoothing=smoothing, log_y=log_y
+        )
+
+    def chart_settings(self, key: str) -> tuple[str, float, bool]:
+        """``(x axis, smoothing, log scale)`` one chart draws with: its own controls, else
+        the panel's, else its ``define_metric`` step metric; step metrics are not smoothed."""
+        own = self.chart_opts.get(key) or {}
+        x = own.get("x") or (self.x_axis if self.x_axis != "step" else "")
+        x = x or self.x_defaults.get(key) or "step"
+        smoothing = 0.0 if key in self.x_options else float(own.get("smoothing", self.smoothing))
+        return str(x), smoothing, bool(own.get("log_y", self.log_y))
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run this panel follows has ended (or ``timeout`` seconds);

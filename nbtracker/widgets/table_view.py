@@ -25,6 +25,7 @@ import traitlets as t
 from ..data_types import _media
 from ..data_types._render import STYLE, cell_html, png_uri, thumbnail_png
 from ..data_types.image import Image
+from ._fallback import HIDE_DEAD_WIDGET
 from ._table_source import FILE_STRIDE, ROW, TableSource
 
 PAGE_SIZE = 25
@@ -407,7 +408,7 @@ class TableView(anywidget.AnyWidget):
         shown = min(n, self.nrows)
         at = f" (step {self.step})" if self.steps else ""
         return (
-            f'<div class="nbt-fallback" data-nbt-fallback="{uid}">{STYLE}'
+            f'<div class="nbt-fallback" data-nbt-fallback="{uid}">{STYLE}{HIDE_DEAD_WIDGET}'
             f'<div class="nbt-more">{escape(self.title)}{at}: first {shown} of {self.nrows} rows</div>'
             f'<table class="nbt-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
             "</tbody></table></div>"
