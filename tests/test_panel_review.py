@@ -103,3 +103,34 @@ def test_static_snapshot_says_how_to_get_the_live_view_back(init: Any) -> None:
     assert "static copy: run <code>nbtracker.show(" in html
     assert f"&#x27;&lt;b&gt;proj&lt;/b&gt;/{run.id}&#x27;" in html
     assert "<b>proj</b>" not in html
+
+
+def test_define_metric_step_metric_is_each_charts_default_x_axis(init: Any) -> None:
+    """W&B code: ``define_metric("val/*", step_metric="epoch")`` charts val metrics against
+    epoch (globs and exact names; the latest matching rule wins); other charts stay on
+    step; the panel's x axis moves every chart; a step metric is never smoothed; the
+    Altair chart behind a panel chart uses the same settings."""
+    run = init(name="stepmetric")
+    panel = RunPanel.for_run(run, show_tables=False)
+    run.define_metric("epoch")
+    run.define_metric("val/*", step_metric="epoch")
+    run.define_metric("val/special", step_metric="global_step")
+    run.define_metric("text/*", step_metric="label")  # a text "step metric" is no axis
+    for step in range(30):
+        run.log({"train/loss": 1 / (step + 1), "global_step": step * 8})
+        if step % 10 == 9:
+            run.log({"epoch": step // 10, "val/acc": step / 30, "val/special": 1.0,
+                     "text/x": 1.0, "label": "a"})  # fmt: skip
+    run.finish()
+    assert panel.x_defaults == {"val/acc": "epoch", "val/special": "global_step"}
+    assert panel.chart_settings("train/loss") == ("step", 0.0, False)
+    panel.smoothing = 0.6
+    assert panel.chart_settings("val/acc") == ("epoch", 0.6, False)
+    assert panel.chart_settings("epoch")[1] == 0.0  # an axis is not smoothed
+    panel.x_axis = "time"
+    assert panel.chart_settings("val/acc")[0] == "time"
+    panel.x_axis = "step"
+    panel.chart_opts = {"train/loss": {"x": "epoch", "log_y": True}}
+    assert panel.chart_settings("train/loss") == ("epoch", 0.6, True)
+    spec = panel.chart("val/acc").to_dict()
+    assert spec["layer"][0]["encoding"]["x"]["title"] == "epoch"
