@@ -753,8 +753,18 @@ class Run(RunExtras):
                 return None  # the final record stands, without the environment
             return rec
 
+        def compact() -> None:
+            writer.merge()
+            if not _state.exiting:
+                try:  # a cache for overlays of many long runs: never worth a failure
+                    from .feed import write_overview
+
+                    write_overview(self.dir)
+                except Exception:  # noqa: BLE001, S110
+                    pass
+
         self._store.finalize_background(
-            self.dir, final, writer.merge, sync=_state.exiting, done=self._release, settle=settle
+            self.dir, final, compact, sync=_state.exiting, done=self._release, settle=settle
         )
         for hook in list(self._hooks):
             try:

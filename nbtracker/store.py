@@ -217,6 +217,56 @@ def history_segments(rdir: str | os.PathLike[str]) -> list[Path]:
     return segments.list_files(Path(rdir) / HISTORY_DIR)[0]
 
 
+OVERVIEW_PREFIX = "overview-"  # overview-<signature>-w<width>-t<top step>.parquet
+
+
+def history_signature(files: list[Path]) -> str:
+    """A short fingerprint of a run's history files (names, sizes, times): an overview
+    built from them is only used while they are exactly these."""
+    import hashlib
+
+    h = hashlib.sha1(usedforsecurity=False)
+    for f in sorted(map(Path, files)):
+        st = os.stat(f)
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}|".encode())
+    return h.hexdigest()[:16]
+
+
+def overview_path(rdir: str | os.PathLike[str], signature: str, width: int, top: int) -> Path:
+    """Where a run's history overview (its buckets of ``width`` steps, built after it
+    finished; see :func:`nbtracker.feed.write_overview`) is kept."""
+    return Path(rdir) / f"{OVERVIEW_PREFIX}{signature}-w{int(width)}-t{int(top)}.parquet"
+
+
+def find_overview(rdir: str | os.PathLike[str], signature: str) -> tuple[Path, int, int] | None:
+    """``(path, width, top step)`` of the run's overview built from the history files
+    with ``signature``, or None (none, or built from other files: stale)."""
+    want = f"{OVERVIEW_PREFIX}{signature}-w"
+    try:
+        entries = list(os.scandir(rdir))
+    except OSError:
+        return None
+    for e in entries:
+        if e.name.startswith(want) and e.name.endswith(".parquet"):
+            try:
+                w, t = e.name[len(want) : -len(".parquet")].split("-t")
+                return Path(e.path), int(w), int(t)
+            except ValueError:
+                continue
+    return None
+
+
+def stale_overviews(rdir: str | os.PathLike[str], keep: Path | None = None) -> list[Path]:
+    try:
+        return [
+            Path(e.path)
+            for e in os.scandir(rdir)
+            if e.name.startswith(OVERVIEW_PREFIX) and (keep is None or e.path != str(keep))
+        ]
+    except OSError:
+        return []
+
+
 def process_gone(rec: dict[str, Any], now: float | None = None) -> bool:
     """True when the process writing a 'running' run is gone: its pid is dead (same host),
     or its heartbeat is older than ``STALE_HEARTBEAT_S`` (another host). Reads only."""

@@ -312,3 +312,75 @@ def test_runs_table_has_alerts_and_environment_columns(init: Any, root: Path) ->
     ws = Workspace("env-cols", store=str(root), follow=False)
     assert "alerts" in ws.shown and {"name": "env.python", "kind": "text"} in ws.columns
     ws.close()
+
+
+def test_long_finished_runs_overlay_from_their_overview_with_the_same_points(init: Any) -> None:
+    """A finished long run keeps a small overview of its history (buckets); the overlay
+    reads it and draws exactly the points it draws from the full history, NaN and spikes
+    included; once the run is resumed (other history files) the overview is not used."""
+    import os
+
+    from nbtracker import feed
+    from nbtracker.feed import envelopes
+    from nbtracker.store import find_overview, history_segments, history_signature
+
+    runs = []
+    for r in range(3):
+        run = init(name=f"long{r}")
+        for s in range(8_000 + 1_000 * r):
+            v = math.nan if s == 4_321 else 50.0 if s == 777 else 1 / (s + 1 + r)
+            run.log({"loss": v, "acc": s / 9_000, "lr": 0.1, "val/loss": 2 / (s + 1)})
+        run.finish()
+        runs.append(run)
+    short = init(name="short")
+    short.log({"loss": 1.0})
+    short.finish()
+    wait_for_background()
+    for run in runs:
+        found = find_overview(run.dir, history_signature(history_segments(run.dir)))
+        assert found is not None, os.listdir(run.dir)
+    assert find_overview(short.dir, history_signature(history_segments(short.dir))) is None
+    pairs = [(r.dir, r.start_time) for r in [*runs, short]]
+    fast = envelopes(pairs, None, 64)
+    for run in runs:  # the same reduction from the history files themselves
+        for f in run.dir.glob("overview-*"):
+            f.unlink()
+    full = envelopes(pairs, None, 64)
+    assert [sorted(e) for e in fast] == [["acc", "loss", "lr", "val/loss"]] * 3 + [["loss"]]
+    for a, b in zip(fast, full, strict=True):
+        for key in a:
+            pa, pb = a[key].points(), b[key].points()
+            assert [p[0] for p in pa] == [p[0] for p in pb], key
+            assert [p[2] for p in pa] == pytest.approx([p[2] for p in pb], nan_ok=True)
+            assert [p[1] for p in pa] == pytest.approx([p[1] for p in pb])
+    loss = fast[0]["loss"].points()
+    assert 50.0 in [p[2] for p in loss] and any(math.isnan(p[2]) for p in loss)
+    # rebuilt, then the run resumes: new files, so the old overview is left alone
+    assert feed.write_overview(runs[0].dir) is not None
+    again = nbtracker.init(id=runs[0].id, project=runs[0].project, resume="allow",
+                           dir=str(runs[0]._store.root))  # fmt: skip
+    again.log({"loss": 123.0})
+    again.finish()
+    wait_for_background()
+    env = envelopes([(runs[0].dir, runs[0].start_time)], ["loss"], 64)[0]["loss"]
+    assert env.points()[-1][2] == 123.0
+
+
+def test_a_damaged_overview_is_only_a_cache(init: Any) -> None:
+    """A torn overview file: the overlay reads the run's history instead, no warning."""
+    import warnings
+
+    from nbtracker.feed import envelopes
+
+    run = init(name="long")
+    for s in range(8_000):
+        run.log({"loss": 1 / (s + 1), "acc": s / 8_000, "lr": 0.1, "x": 2.0})
+    run.finish()
+    wait_for_background()
+    (ov,) = run.dir.glob("overview-*.parquet")
+    ov.write_bytes(ov.read_bytes()[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = envelopes([(run.dir, run.start_time)], ["loss"], 64)[0]["loss"]
+    pts = env.points()
+    assert pts[0][0] == 0 and pts[-1][0] == 7_999 and pts[0][2] == 1.0
