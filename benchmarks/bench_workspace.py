@@ -179,8 +179,8 @@ def bench_overlay(root: str, runs: int, steps: int) -> dict:
     t0 = time.perf_counter()
     ws = Workspace("overlay", store=Store(root), max_visible=runs, follow=False)
     ws_s = time.perf_counter() - t0
-    n_pts = sum(len(k["s"]) for r in ws._series["runs"].values() for k in r.values())
-    payload = len(json.dumps(ws._series))
+    n_pts = sum(len(k["s"]) for r in ws.series_snapshot()["runs"].values() for k in r.values())
+    payload = len(ws._series)
     t0 = time.perf_counter()
     snapshot = len(ws.fallback_bundle(final=True)["text/html"])  # the static snapshot
     snapshot_s = time.perf_counter() - t0

@@ -98,7 +98,7 @@ def test_workspace_view_back_to_python_and_snapshot(seeds: list[Any], root: Path
         colors = [ws.runs[r]["color"] for r in ws.drawn]
         assert len(set(colors)) == len(colors)  # lines drawn together never share a colour
         assert ws.runs[seeds[2].id]["color"] == run_color(seeds[2].id)  # the oldest: its hash
-        series = ws._series["runs"][seeds[4].id]["train/loss"]
+        series = ws.series_snapshot()["runs"][seeds[4].id]["train/loss"]
         assert series["s"][-1] == 50 and series["v"][-1] is None  # the NaN step kept, as a gap
         assert max(series["v"][:-1]) == 5.0
         ws.filter = "learning_rate >= 0.01"
@@ -211,7 +211,7 @@ def test_several_inits_in_one_cell_share_one_output(
     # the overlay's data follows on the workspace's next tick (a busy machine: later)
     wait_until(
         lambda: all(
-            ws._series["runs"].get(r.id, {}).get("loss", {}).get("s") == list(range(10))
+            ws.series_snapshot()["runs"].get(r.id, {}).get("loss", {}).get("s") == list(range(10))
             for r in runs
         )
     )

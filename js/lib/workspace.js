@@ -70,7 +70,16 @@ class Store {
     this.seed(model.get("_series"));
   }
 
-  seed(snap) {
+  seed(raw) {
+    // the synced snapshot is JSON text (cheap for the kernel to sync); messages are objects
+    let snap = raw;
+    if (typeof raw === "string") {
+      try {
+        snap = raw ? JSON.parse(raw) : null;
+      } catch {
+        snap = null;
+      }
+    }
     if (!snap || !snap.runs || (snap.seq ?? -1) < this.seq) return false;
     this.runs.clear();
     for (const [rid, keys] of Object.entries(snap.runs)) {

@@ -101,7 +101,9 @@ class Workspace(anywidget.AnyWidget):
     bands = t.Dict().tag(sync=True)  # grouped overlay: {key: {group: {s, mean, lo, hi}}}
     brush = t.Dict().tag(sync=True)  # parallel coordinates: {column: [low, high]}
     renderer = t.Unicode("canvas").tag(sync=True)
-    _series = t.Dict().tag(sync=True)
+    # the drawn runs' series as one JSON text: a dict of 100 runs x 4 keys x ~300 points
+    # costs ipywidgets ~0.4 s to walk for binary buffers on every sync; a string, nothing
+    _series = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -124,6 +126,7 @@ class Workspace(anywidget.AnyWidget):
         self._max_visible = int(max_visible)
         self._seq = 0
         self._last_snap = 0.0
+        self._snap_seq = -1
         self._auto_visible = True  # the newest runs are shown until the user picks
         self._fallback_handle: Any = None
         self._shown_in: int | None = None
@@ -555,8 +558,19 @@ class Workspace(anywidget.AnyWidget):
                     env.take_delta()
 
     def _snapshot(self) -> None:
+        import json
+
         self._last_snap = time.monotonic()
-        self._series = self._snapshot_value()
+        value = self._snapshot_value()
+        self._snap_seq = self._seq
+        self._series = json.dumps(value, separators=(",", ":"))
+
+    def series_snapshot(self) -> dict[str, Any]:
+        """The synced snapshot of the drawn runs' series: ``{"seq", "runs": {id: {key:
+        {"s", "t", "v"}}}}`` (what a view opened later starts from)."""
+        import json
+
+        return json.loads(self._series) if self._series else {"seq": -1, "runs": {}}
 
     def _snapshot_value(self) -> dict[str, Any]:
         runs: dict[str, Any] = {}
@@ -582,7 +596,7 @@ class Workspace(anywidget.AnyWidget):
                         cost = time.monotonic() - now
                         next_refresh = time.monotonic() + max(REFRESH_S, 4 * cost)
                     self._push()
-                    if now - self._last_snap >= 5.0:
+                    if now - self._last_snap >= 5.0 and self._seq != self._snap_seq:
                         self._snapshot()
             except Exception as exc:  # noqa: BLE001 - a widget must never break training
                 if not warned:
