@@ -205,7 +205,10 @@ class Workspace(anywidget.AnyWidget):
     def _final_snapshot(self) -> None:
         if self._fallback_handle is not None and not self._final_done:
             self._final_done = True
-            self._update_fallback(final=True)
+            try:
+                self._update_fallback(final=True)
+            except Exception:  # noqa: BLE001, S110 - a display problem must not stop training
+                pass
 
     def _records(self) -> list[dict[str, Any]]:
         from .. import query
@@ -773,8 +776,16 @@ class Workspace(anywidget.AnyWidget):
         data, meta = self._repr_mimebundle_()
         display(data, metadata=meta, raw=True)
         final = not any(r.state == "running" for r in self._live.values())
-        self._fallback_handle = display(self.fallback_bundle(final), raw=True, display_id=True)
-        self._final_done = final
+        # the table now; the charts' picture (~1-2 s to render for 100 runs) follows from a
+        # thread, so the cell (and the live view) does not wait for the static copy
+        self._fallback_handle = display(self.fallback_bundle(False), raw=True, display_id=True)
+        self._final_done = False
+        if final:
+            th = threading.Thread(
+                target=self._final_snapshot, name="nbtracker-ws-snapshot", daemon=True
+            )
+            th.start()
+            _join_after_cell(th)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until no followed run is running (or ``timeout`` seconds)."""
@@ -802,3 +813,26 @@ class Workspace(anywidget.AnyWidget):
             f"Workspace({self.title!r}: {self.total} runs, {self.matched} shown by the filter, "
             f"{len(self.visible)} drawn)"
         )
+
+
+def _join_after_cell(thread: threading.Thread, timeout: float = 30.0) -> None:
+    """Let the cell end only once ``thread`` (the static copy's picture) is done: its live
+    view paints meanwhile, and a notebook executed headless (nbconvert) keeps the picture
+    even when this is its last cell."""
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+    except ImportError:
+        return
+    if ip is None:
+        return
+
+    def joined(*_args: Any) -> None:
+        try:
+            ip.events.unregister("post_run_cell", joined)
+        except ValueError:
+            pass
+        thread.join(timeout)
+
+    ip.events.register("post_run_cell", joined)
