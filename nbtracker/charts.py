@@ -21,10 +21,11 @@ WIDTH = 300
 HEIGHT = 150
 X_TITLES = {"step": "step", "time": "time (s)"}
 # One number format on every axis (the panel, the workspace, static snapshots): SI suffixes
-# from 10,000 on (12.34k, 1.05M; as many digits as the ticks need), Vega's own tick labels
-# below (the precision follows the tick spacing, so neighbouring ticks never read alike).
+# from 10,000 on (12.34k, 1.05M), up to 6 significant digits below with trailing zeros
+# dropped (0.1, not 0.100000; 1.2455 and 1.246 stay apart), no thousands separators.
 AXIS_LABEL = (
-    "isValid(datum.value) && abs(datum.value) >= 10000 ? format(datum.value, '~s') : datum.label"
+    "isValid(datum.value) && abs(datum.value) >= 10000 ? format(datum.value, '~s') "
+    ": format(datum.value, '~g')"
 )
 # integer axes (steps, step metrics) also get whole ticks only (tickMinStep 1)
 STEP_AXIS_LABEL = AXIS_LABEL

@@ -16,7 +16,7 @@ export function fmtNum(v) {
 
 // Axis labels in the same format (a test keeps them equal to nbtracker/charts.py's).
 export const AXIS_LABEL =
-  "isValid(datum.value) && abs(datum.value) >= 10000 ? format(datum.value, '~s') : datum.label";
+  "isValid(datum.value) && abs(datum.value) >= 10000 ? format(datum.value, '~s') : format(datum.value, '~g')";
 export const STEP_AXIS_LABEL = AXIS_LABEL;
 
 export function fmtDuration(sec) {

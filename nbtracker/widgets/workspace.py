@@ -33,7 +33,8 @@ from ..workspace_query import FilterError, RunsTable, importance, run_color, run
 from . import _lib
 
 DEFAULT_VISIBLE = 10  # runs drawn by default (the newest); the table lists them all
-BUCKETS = 256  # per run and metric in the overlay (100 runs x 4 metrics: ~200k points)
+BUCKETS = 256  # per run and metric in the overlay, up to 16 runs drawn
+MIN_BUCKETS = 64  # ... fewer per run when more are drawn (100 runs x 4 metrics: ~45k points)
 GROUP_RUNS = 200  # runs read to draw one group's band
 PUSH_S = 0.5
 REFRESH_S = 2.0
@@ -435,7 +436,10 @@ class Workspace(anywidget.AnyWidget):
             else:
                 todo.append((ser, rdir, rec))
         if todo:
-            envs = envelopes([(rdir, ser.t0) for ser, rdir, _ in todo], None, BUCKETS)
+            # 100 lines on a 300-pixel chart: a few points per pixel is all that shows
+            # (the min/max rule still keeps every spike), and the page draws 4x less
+            buckets = max(MIN_BUCKETS, min(BUCKETS, BUCKETS * 16 // max(len(want), 1)))
+            envs = envelopes([(rdir, ser.t0) for ser, rdir, _ in todo], None, buckets)
             for (ser, _, _), env in zip(todo, envs, strict=True):
                 ser.feed.env = env
                 for e in env.values():
