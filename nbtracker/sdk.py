@@ -138,9 +138,11 @@ def init(
     if tags is None:
         tags = [t.strip() for t in (_paths.env("TAGS") or "").split(",") if t.strip()]
     trial = _sweep_trial()  # a sweep agent's run: its project, id and locked parameters
+    trial_store = None
     if trial is not None:
         project, id = trial.before_init(project, id)
         dir = dir or trial.root  # noqa: A001
+        trial_store = trial.store_url  # a team sweep's runs go to its team store
     project = clean_text(str(_pick(project, "PROJECT", "uncategorized")), "project")
     notes, group, job_type = (
         _text(notes, "notes"),
@@ -171,6 +173,8 @@ def init(
     if store is None or isinstance(store, str):
         from . import team
 
+        if store is None:
+            store = trial_store
         team_url = team.resolve(store) if mode != "offline" else None
         store = None
     from . import capture

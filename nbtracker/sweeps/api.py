@@ -22,7 +22,8 @@ class ApiSweep:
 
     @classmethod
     def open(cls, api: Any, path: str) -> ApiSweep:
-        return cls(api, SweepStudy.open(api.store, path))
+        url = getattr(api.store, "team_url", None)  # Api(store=...): the team's sweeps
+        return cls(api, SweepStudy.open(api.store, path, url=url))
 
     def __repr__(self) -> str:
         return f"<Sweep {self.project}/{self.id} ({self.name}) {self.state}>"
@@ -33,6 +34,10 @@ class ApiSweep:
 
     @property
     def url(self) -> str:
+        """Where the sweep is: its folder, or for a team sweep ``<store-url>/project/id``
+        with no password."""
+        if self._study.url is not None:
+            return self._study.agent_path
         return self._study.dir.as_uri()
 
     @property
@@ -106,6 +111,14 @@ def list_sweeps(api: Any, project: str | None = None) -> list[ApiSweep]:
     from ..store import Store
 
     store: Store = api.store
+    url = getattr(store, "team_url", None)
+    if url is not None:
+        import json
+
+        from ..team.remote import Remote
+
+        return [ApiSweep(api, SweepStudy(store, store.sweep_dir(r["project"], r["id"]), r, url))
+                for r in map(json.loads, Remote(url).sweeps(project))]  # fmt: skip
     out = []
     for sdir in store.sweep_dirs(project):
         try:

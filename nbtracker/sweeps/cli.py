@@ -21,22 +21,32 @@ def register(cli: Any, root_option: Any, output_options: Any, emit: Any) -> None
                   name: str | None, root: str | None) -> None:  # fmt: skip
         """Create a sweep from a W&B sweep YAML file; print its id and the agent command.
 
+        With --store (or $NBTRACKER_STORE) the sweep is created in the team store, and the
+        agent command, runnable on any machine, names the store without its password
+        (agents read it from PGPASSWORD or ~/.pgpass).
+
         \b
         Example:
           nbtracker sweep --project sweep-demo-cli config.yaml
+          nbtracker sweep --store postgresql://me@db.lab/nbt config.yaml
         """
-        from . import _load_config, sweep
+        from .. import team
+        from . import _created_in_team, _load_config, sweep, team_password_hint
 
         config = dict(_load_config(config_yaml) or {})
         if name:
             config["name"] = name
-        sweep_id = sweep(config, entity=entity, project=project, dir=root)
+        url = team.resolve(_store_arg())
+        sweep_id = sweep(config, entity=entity, project=project, dir=root, store=url)
         from ..store import Store
         from .study import SweepStudy
 
-        st = SweepStudy.open(Store(root), sweep_id)
+        st = SweepStudy.open(Store(root), sweep_id, url=_created_in_team.get(sweep_id))
         click.echo(f"Created sweep with ID: {sweep_id}")
-        click.echo(f"Run sweep agent with: nbtracker agent {st.project}/{sweep_id}")
+        click.echo(f"Run sweep agent with: nbtracker agent {_quote(st.agent_path)}")
+        if url is not None and team_password_hint(url):
+            click.echo("The password is not shown: give each agent PGPASSWORD=... or a "
+                       "~/.pgpass line for this server.")  # fmt: skip
 
     @cli.command("agent")
     @click.argument("sweep_path")
@@ -47,19 +57,23 @@ def register(cli: Any, root_option: Any, output_options: Any, emit: Any) -> None
     @root_option
     def agent_cmd(sweep_path: str, count: int | None, project: str | None,
                   entity: str | None, root: str | None) -> None:  # fmt: skip
-        """Run a sweep's program, one run after another (SWEEP_PATH: [entity/]project/id).
+        """Run a sweep's program, one run after another (SWEEP_PATH: [entity/]project/id,
+        or <store-url>/project/id for a sweep in a team store).
 
         Each run gets its parameters as --key=value arguments and WANDB_SWEEP_ID /
-        NBTRACKER_SWEEP_ID in its environment. Start several agents to run in parallel.
+        NBTRACKER_SWEEP_ID in its environment. Start several agents to run in parallel, on
+        one machine or (team store) on several; each writes its runs under --root first.
 
         \b
         Example:
           nbtracker agent --count 4 sweep-demo-cli/abc123de
+          PGPASSWORD=... nbtracker agent postgresql://me@db.lab/nbt/sweep-demo-cli/abc123de
         """
         from . import agent
 
         try:
-            made = agent(sweep_path, project=project, count=count, dir=root)
+            made = agent(sweep_path, project=project, count=count, dir=root,
+                         store=_store_arg())  # fmt: skip
         except KeyboardInterrupt:
             click.echo("interrupted: the current run was marked failed; the sweep can be "
                        "resumed with another agent", err=True)  # fmt: skip
@@ -82,7 +96,7 @@ def register(cli: Any, root_option: Any, output_options: Any, emit: Any) -> None
         from ..api import Api
 
         rows = []
-        for s in Api(root).sweeps(project):
+        for s in Api(root, store=_store_arg()).sweeps(project):
             runs = s.runs
             best = s.best_run()
             metric = s.config.get("metric") or {}
@@ -95,3 +109,15 @@ def register(cli: Any, root_option: Any, output_options: Any, emit: Any) -> None
                 "best_run": best.id if best is not None else None,
             })  # fmt: skip
         emit(pd.DataFrame(rows), fmt)
+
+
+def _store_arg() -> str | None:
+    """The ``--store`` URL given to this command (None: ``$NBTRACKER_STORE`` or local)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("nbtracker.store") if ctx is not None else None
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

@@ -41,8 +41,9 @@ class TrialContext:
 
     def __init__(self, sweep_id: str, project: str, root: str | None, trial_number: int,
                  trial_id: int, run_id: str, config: dict[str, Any], brackets: list[int],
-                 metric: str | None, sweep: Any = None) -> None:  # fmt: skip
+                 metric: str | None, sweep: Any = None, store_url: Any = None) -> None:  # fmt: skip
         self.sweep_id, self.project, self.root = sweep_id, project, root
+        self.store_url = store_url  # the team store of a team sweep (its runs go there)
         self.trial_number, self.trial_id, self.run_id = trial_number, trial_id, run_id
         self.config, self.brackets, self.metric = config, brackets, metric
         self._sweep = sweep
@@ -54,7 +55,8 @@ class TrialContext:
         """The environment a program started for this trial gets."""
         payload = {"sweep": self.sweep_id, "project": self.project, "trial": self.trial_number,
                    "trial_id": self.trial_id, "config": self.config,
-                   "brackets": self.brackets, "metric": self.metric}  # fmt: skip
+                   "brackets": self.brackets, "metric": self.metric,
+                   "team": self.store_url is not None}  # fmt: skip
         out = {
             "NBTRACKER_SWEEP_ID": self.sweep_id, "WANDB_SWEEP_ID": self.sweep_id,
             "NBTRACKER_RUN_ID": self.run_id, "WANDB_RUN_ID": self.run_id,
@@ -63,6 +65,8 @@ class TrialContext:
         }  # fmt: skip
         if self.root:
             out["NBTRACKER_DIR"] = self.root
+        if self.store_url is not None:  # the program commits its run and asks hyperband there
+            out["NBTRACKER_STORE"] = self.store_url.secret_url()
         return out
 
     def sweep(self) -> Any:
@@ -70,7 +74,8 @@ class TrialContext:
             from ..store import Store
             from .study import SweepStudy
 
-            self._sweep = SweepStudy.open(Store(self.root), f"{self.project}/{self.sweep_id}")
+            self._sweep = SweepStudy.open(Store(self.root), f"{self.project}/{self.sweep_id}",
+                                          url=self.store_url)  # fmt: skip
         return self._sweep
 
     # -- the init() hook -------------------------------------------------------------------
@@ -187,6 +192,11 @@ def context_for_init() -> TrialContext | None:
         return None
     _env_used = True  # only the process's first run is the trial's
     run_id = os.environ.get("NBTRACKER_RUN_ID") or os.environ.get("WANDB_RUN_ID") or ""
+    url = None
+    if p.get("team"):
+        from .. import team
+
+        url = team.resolve(None)
     return TrialContext(str(sweep_id), str(p["project"]), os.environ.get("NBTRACKER_DIR"),
                         int(p["trial"]), int(p["trial_id"]), run_id, p.get("config") or {},
-                        list(p.get("brackets") or []), p.get("metric"))  # fmt: skip
+                        list(p.get("brackets") or []), p.get("metric"), store_url=url)  # fmt: skip

@@ -48,7 +48,8 @@ def _loop(sweep: SweepStudy, function: Callable[[], Any] | None, count: int | No
         made += 1
         ctx = join.TrialContext(sweep.id, sweep.project, str(sweep.store.root), trial.number,
                                 trial.trial_id, trial.run_id, trial.config, sweep.brackets,
-                                (sweep.metric or {}).get("name"), sweep=sweep)  # fmt: skip
+                                (sweep.metric or {}).get("name"), sweep=sweep,
+                                store_url=sweep.url)  # fmt: skip
         if function is not None:
             ok = _function_trial(sweep, trial, ctx, function)
         else:

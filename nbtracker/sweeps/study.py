@@ -4,6 +4,11 @@ Several agent processes share the journal (optuna's file storage is safe across 
 handing out the next trial is serialised by a file lock, so grid points are never given
 twice and ``run_cap`` is never passed. A trial whose agent process is gone is failed by the
 next agent or reader that looks.
+
+A sweep created with a team store (``url``) keeps its study in the team's PostgreSQL
+(optuna's RDB storage), its record in the team catalog and takes a PostgreSQL advisory lock
+instead of the file lock (:mod:`nbtracker.team.sweeps_storage`): agents on any machine join
+it; each agent's runs go to its own local root first and are committed to the team store.
 """
 
 from __future__ import annotations
@@ -59,12 +64,15 @@ class Trial:
 class SweepStudy:
     """A stored sweep: its record (``sweep.json``) and its optuna study."""
 
-    def __init__(self, store: Store, sdir: Path, record: dict[str, Any]) -> None:
+    def __init__(self, store: Store, sdir: Path, record: dict[str, Any], url: Any = None) -> None:
         self.store, self.dir, self.record = store, sdir, record
+        self.url = url  # a team store's StoreURL, or None for a sweep in the local store
         self.config, self.params = schema.validate(record["config"])
         self.id: str = record["id"]
         self.project: str = record["project"]
         self._study: Any = None
+        self._pg_lock: Any = None
+        self._remote: Any = None
         et = self.config.get("early_terminate")
         self.brackets = schema.brackets(et) if et else []
 
@@ -79,23 +87,38 @@ class SweepStudy:
     def path(self) -> str:
         return f"{self.project}/{self.id}"
 
+    @property
+    def study_name(self) -> str:
+        # one PostgreSQL holds every project's sweeps: the project is part of the name
+        return f"{self.project}/{self.id}" if self.url is not None else self.id
+
+    @property
+    def agent_path(self) -> str:
+        """What ``nbtracker agent`` takes: ``project/id``, or for a team sweep the store
+        URL without its password (``postgresql://me@host/db/project/id``)."""
+        if self.url is None:
+            return self.path
+        return f"{self.url.shareable.rstrip('/')}/{self.path}"
+
     # -- creating and opening --------------------------------------------------------------
     @classmethod
     def create(
-        cls, store: Store, config: Mapping[str, Any], project: str, entity: str | None = None
-    ) -> SweepStudy:
+        cls, store: Store, config: Mapping[str, Any], project: str, entity: str | None = None,
+        url: Any = None,
+    ) -> SweepStudy:  # fmt: skip
         cfg, params = schema.validate(config)
         sweep_id = new_id(8)
         sdir = store.sweep_dir(project, sweep_id)
-        sdir.mkdir(parents=True, exist_ok=False)
+        if url is None:
+            sdir.mkdir(parents=True, exist_ok=False)
         now = time.time()
         rec = {"schema": 1, "id": sweep_id, "project": project, "entity": entity,
                "name": cfg.get("name") or sweep_id, "method": cfg["method"], "config": cfg,
                "created_at": now}  # fmt: skip
-        sweep = cls(store, sdir, rec)
+        sweep = cls(store, sdir, rec, url)
         optuna = _optuna()
         direction = (cfg.get("metric") or {}).get("goal", "minimize")
-        study = optuna.create_study(storage=sweep._storage(), study_name=sweep_id,
+        study = optuna.create_study(storage=sweep._storage(), study_name=sweep.study_name,
                                     direction=direction)  # fmt: skip
         if cfg["method"] == "grid":
             points = grid_points(params)
@@ -103,16 +126,28 @@ class SweepStudy:
             for fixed in points[: cap or None]:
                 study.enqueue_trial(fixed)
             rec["grid_size"] = len(points)
-        atomic_write_json(store.sweep_file(sdir, "record"), rec)
+        if url is not None:  # the record last: agents find the sweep once its study is ready
+            import json
+
+            from ..team.remote import Remote
+
+            Remote(url).put_sweep(project, sweep_id, json.dumps(rec))
+        else:
+            atomic_write_json(store.sweep_file(sdir, "record"), rec)
         return sweep
 
     @classmethod
-    def open(cls, store: Store, path: str, project: str | None = None) -> SweepStudy:
-        """``sweep_id``, ``project/sweep_id`` or ``entity/project/sweep_id``."""
+    def open(
+        cls, store: Store, path: str, project: str | None = None, url: Any = None
+    ) -> SweepStudy:
+        """``sweep_id``, ``project/sweep_id`` or ``entity/project/sweep_id`` (in the team
+        store ``url`` when given)."""
         parts = [p for p in str(path).split("/") if p]
         sweep_id = parts[-1] if parts else ""
         if len(parts) >= 2:
             project = parts[-2]
+        if url is not None:
+            return cls._open_team(store, url, sweep_id, project)
         found = store.sweep_dirs(project, sweep_id) if sweep_id else []
         if not found:
             where = f" in project {project!r}" if project else ""
@@ -128,7 +163,34 @@ class SweepStudy:
         rec = read_json(store.sweep_file(found[0], "record"))
         return cls(store, found[0], rec)
 
+    @classmethod
+    def _open_team(cls, store: Store, url: Any, sweep_id: str, project: str | None) -> SweepStudy:
+        import json
+
+        from ..team.remote import Remote
+
+        records = Remote(url).sweeps(project, sweep_id) if sweep_id else []
+        if not records:
+            where = f" in project {project!r}" if project else ""
+            msg = (
+                f"no sweep {sweep_id!r}{where} in the team store {url.masked}; create one "
+                "with nbtracker.sweep(config, project=..., store=...) or `nbtracker sweep "
+                "--store URL config.yaml`"
+            )
+            raise SweepNotFound(msg)
+        recs = [json.loads(r) for r in records]
+        if len(recs) > 1:
+            names = ", ".join(f"{r['project']}/{sweep_id}" for r in recs)
+            msg = f"sweep id {sweep_id!r} is in several projects ({names}): pass project/{sweep_id}"
+            raise SweepNotFound(msg)
+        rec = recs[0]
+        return cls(store, store.sweep_dir(rec["project"], rec["id"]), rec, url)
+
     def _storage(self) -> Any:
+        if self.url is not None:
+            from ..team.sweeps_storage import shared_storage
+
+            return shared_storage(self.url)
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
@@ -139,7 +201,7 @@ class SweepStudy:
         if self._study is None:
             optuna = _optuna()
             self._study = optuna.load_study(
-                study_name=self.id, storage=self._storage(), sampler=self._sampler(),
+                study_name=self.study_name, storage=self._storage(), sampler=self._sampler(),
                 pruner=self._pruner(),
             )  # fmt: skip
         return self._study
@@ -152,6 +214,14 @@ class SweepStudy:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        if self.url is not None:
+            from ..team.sweeps_storage import SweepLock
+
+            if self._pg_lock is None:
+                self._pg_lock = SweepLock(self.url)
+            with self._pg_lock.hold(self.study_name):
+                yield
+            return
         with open(self.store.sweep_file(self.dir, "lock"), "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -244,9 +314,27 @@ class SweepStudy:
         try:
             rec = read_json(rdir / "run.json")
         except (OSError, ValueError):
-            return False
+            rec = self._team_record(run_id)
+            if rec is None:
+                return False
         ended = rec.get("finished_at") or 0
         return rec.get("state") != "running" and time.time() - float(ended) > RUN_GRACE_S
+
+    def _team_record(self, run_id: str) -> dict[str, Any] | None:
+        """A run's record as committed to the team store (a run of another machine)."""
+        if self.url is None:
+            return None
+        import json
+
+        from ..team.remote import Remote, StoreUnavailable
+
+        if self._remote is None:
+            self._remote = Remote(self.url)
+        try:
+            rows = self._remote.records([(self.project, run_id)])
+        except StoreUnavailable:
+            return None
+        return json.loads(rows[0][2]) if rows else None
 
     # -- hyperband -------------------------------------------------------------------------
     def band_keeps(self, trial_id: int, band: int, value: float, best: float | None = None) -> bool:

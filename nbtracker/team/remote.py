@@ -4,6 +4,8 @@
 Tables (schema ``nbtracker``)::
 
     runs  (project, run_id) -> record (the run's run.json, verbatim), ver
+    sweeps (project, sweep_id) -> record (the sweep's sweep.json; its optuna study is in
+                                 schema ``nbtracker_optuna``, see sweeps_storage.py)
     files (project, run_id, path) -> size, mtime_ns, object, ver
     blobs (object) -> data                  only when the URL has no data=
 
@@ -37,6 +39,9 @@ CREATE TABLE IF NOT EXISTS nbtracker.files (
     ver bigint NOT NULL DEFAULT 1, committed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (project, run_id, path));
 CREATE TABLE IF NOT EXISTS nbtracker.blobs (object text PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS nbtracker.sweeps (
+    project text NOT NULL, sweep_id text NOT NULL, record text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (project, sweep_id));
 """
 _SCHEMA_LOCK = 0x6E6274726B  # advisory lock id: agents creating the schema at once wait
 
@@ -80,7 +85,7 @@ class Remote:
         try:
             with con.transaction():
                 con.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                exists = con.execute("SELECT to_regclass('nbtracker.blobs')").fetchone()[0]
+                exists = con.execute("SELECT to_regclass('nbtracker.sweeps')").fetchone()[0]
                 if exists is None:
                     con.execute(SCHEMA_SQL)
         except psycopg.Error as exc:
@@ -285,6 +290,32 @@ class Remote:
                     "USING (project, run_id)",
                     ([k[0] for k in keys], [k[1] for k in keys]),
                 ).fetchall()
+
+        return self._run(q)
+
+    def put_sweep(self, project: str, sweep_id: str, record: str) -> None:
+        """Store a new sweep's record (its id is new: an existing one is an error)."""
+
+        def tx(con: Any) -> None:
+            with con.transaction():
+                con.execute(
+                    "INSERT INTO nbtracker.sweeps (project, sweep_id, record) VALUES (%s, %s, %s)",
+                    (project, sweep_id, record),
+                )
+
+        self._run(tx)
+
+    def sweeps(self, project: str | None = None, sweep_id: str | None = None) -> list[str]:
+        """The records of the stored sweeps (of one project, with one id), newest first."""
+
+        def q(con: Any) -> list[str]:
+            with con.transaction():
+                rows = con.execute(
+                    "SELECT record FROM nbtracker.sweeps WHERE (%s::text IS NULL OR project = %s)"
+                    " AND (%s::text IS NULL OR sweep_id = %s) ORDER BY created_at DESC",
+                    (project, project, sweep_id, sweep_id),
+                ).fetchall()
+            return [r[0] for r in rows]
 
         return self._run(q)
 

@@ -23,30 +23,37 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and value.split(":", 1)[0].lower() in SCHEMES
 
 
-def _mask_netloc(netloc: str) -> str:
+_SECRET_KEYS = ("password", "secret", "secret_key", "session_token", "token")
+MASK = "***"
+
+
+def _mask_netloc(netloc: str, drop: bool = False) -> str:
     if "@" not in netloc:
         return netloc
     cred, host = netloc.rsplit("@", 1)
     if ":" in cred:
-        cred = cred.split(":", 1)[0] + ":***"
+        cred = cred.split(":", 1)[0] + ("" if drop else ":" + MASK)
     return f"{cred}@{host}"
 
 
-def mask(url: str) -> str:
+def mask(url: str, *, drop: bool = False) -> str:
     """``url`` with every password replaced by ``***`` (also inside ``data=``, and a
-    ``password=`` query parameter). Never raises: text that is not a URL comes back as
-    ``<store URL>`` when it could hold a secret."""
+    ``password=`` query parameter); ``drop=True`` leaves them out instead (a URL that
+    still works where the password comes from PGPASSWORD or ~/.pgpass). Never raises:
+    text that is not a URL comes back as ``<store URL>`` when it could hold a secret."""
     try:
         parts = urlsplit(url)
         query = []
         for k, v in parse_qsl(parts.query, keep_blank_values=True):
-            if k.lower() in ("password", "secret", "secret_key", "session_token", "token"):
-                v = "***"
+            if k.lower() in _SECRET_KEYS:
+                if drop:
+                    continue
+                v = MASK
             elif "://" in v:
-                v = mask(v)
+                v = mask(v, drop=drop)
             query.append((k, v))
         return urlunsplit(
-            (parts.scheme, _mask_netloc(parts.netloc), parts.path,
+            (parts.scheme, _mask_netloc(parts.netloc, drop), parts.path,
              urlencode(query, safe="/:*"), parts.fragment)
         )  # fmt: skip
     except ValueError:
@@ -79,6 +86,20 @@ class StoreURL:
     __str__ = __repr__
 
     @property
+    def shareable(self) -> str:
+        """The URL without any password (not even ``***``): what printed commands show;
+        libpq then reads the password from PGPASSWORD or ~/.pgpass."""
+        return mask(self.secret_url(), drop=True)
+
+    def secret_url(self) -> str:
+        """The whole URL, password included: only for a child process's environment
+        (``NBTRACKER_STORE``), never for text a person or a record may see."""
+        if not self.data:
+            return self.conninfo
+        sep = "&" if urlsplit(self.conninfo).query else "?"
+        return f"{self.conninfo}{sep}{urlencode({'data': self.data}, safe='/:')}"
+
+    @property
     def key(self) -> str:
         """A short name for this store that holds no secret (the cache folder's name)."""
         return hashlib.sha1(self.masked.encode()).hexdigest()[:16]
@@ -101,6 +122,8 @@ def parse(url: str) -> StoreURL:
         )
         raise UsageError(msg)
     parts = urlsplit(url)
+    if parts.password == MASK:  # a masked URL copied from a log: the password comes from
+        parts = parts._replace(netloc=_mask_netloc(parts.netloc, drop=True))  # PGPASSWORD
     if not parts.path.strip("/") and "dbname" not in parts.query:
         msg = f"store={mask(url)!r} names no database: add '/dbname' after the host."
         raise UsageError(msg)
