@@ -384,3 +384,21 @@ def test_a_damaged_overview_is_only_a_cache(init: Any) -> None:
         env = envelopes([(run.dir, run.start_time)], ["loss"], 64)[0]["loss"]
     pts = env.points()
     assert pts[0][0] == 0 and pts[-1][0] == 7_999 and pts[0][2] == 1.0
+
+
+def test_run_colours_are_told_apart() -> None:
+    """No two run colours are near twins (CIELAB delta E >= 25 for every pair)."""
+    from nbtracker.workspace_query import PALETTE
+
+    def lab(h: str) -> tuple[float, float, float]:
+        rgb = [int(h[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb)
+        x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+        y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+        f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+        return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+    assert len(set(PALETTE)) == len(PALETTE) == 15
+    worst = min(math.dist(lab(a), lab(b)) for i, a in enumerate(PALETTE) for b in PALETTE[i + 1 :])
+    assert worst >= 25, worst
