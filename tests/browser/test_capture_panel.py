@@ -14,12 +14,17 @@ pytestmark = pytest.mark.browser
 XSS = "<img src=x onerror=alert(1)>"
 
 TRAIN = f"""
-import time
+import os, time
 import nbtracker as nbt
 from tqdm import tqdm
 run = nbt.init(project="capture", name="capture-run",
                settings=nbt.Settings(x_stats_sampling_interval=0.5))
 print("printed before training", {XSS!r})
+# the test lets training go on once it has seen the print live (a slow machine may show
+# the panel seconds late: without this the loop could end first)
+_t = time.time()
+while not os.path.exists("go-capture") and time.time() - _t < 90:
+    time.sleep(0.05)
 for step in tqdm(range(40), mininterval=0.1):
     run.log({{"loss": 1 / (step + 1)}})
     if step % 10 == 0:
@@ -40,8 +45,9 @@ def test_system_logs_and_environment(lab, page, recorded) -> None:  # noqa: ANN0
     expect(logs).to_be_visible(timeout=30_000)
     logs.locator("summary").click()
     text = p.get_by_test_id("nbt-logs-text")
-    expect(text).to_contain_text("printed before training", timeout=20_000)
+    expect(text).to_contain_text("printed before training", timeout=60_000)
     assert nb.is_running(0)  # live: the tail arrives while the cell runs
+    (lab.root / "go-capture").write_text("go")
     system = p.get_by_test_id("nbt-system")
     expect(system).to_be_visible(timeout=20_000)
     assert system.get_attribute("open") is None  # collapsed until opened

@@ -19,13 +19,17 @@ XSS = "<img src=x onerror=alert(1)>"
 STEPS = 40
 
 TRAIN = f"""
-import time
+import os, time
 import numpy as np
 import nbtracker as nbt
 XSS = {XSS!r}
 rng = np.random.default_rng(0)
 run = nbt.init(project="media", name="media-run")
 for step in range({STEPS}):
+    if step == 5:  # the test lets training go on once it has seen the media live
+        _t = time.time()
+        while not os.path.exists("go-media") and time.time() - _t < 90:
+            time.sleep(0.05)
     if step % 10 == 0:
         t = nbt.Table(columns=["image", "pred", "target", XSS])
         for i in range(30):
@@ -81,6 +85,7 @@ def test_media_in_training_cell(lab, page, recorded) -> None:  # noqa: ANN001
     expect(weights).to_be_visible(timeout=20_000)
     n1 = int(weights.get_attribute("data-entries") or 0)
     assert nb.is_running(0), "the table widget / media only showed after the cell finished"
+    (lab.root / "go-media").write_text("go")
     page.wait_for_function(
         f"el => Number(el.dataset.entries) > {n1}", arg=weights.element_handle(), timeout=10_000
     )

@@ -30,20 +30,29 @@ def live_cell(name: str, ext: bool, finish: bool, project: str = "browser") -> s
             f'    run.log({{"train/loss": 1.0 / (step + 1), "train/acc": step / {STEPS}, '
             '"val/loss": 2.0 / (step + 1)})',
             "    time.sleep(0.1)",
+            # the test lets training go on once it has seen points live (a slow CI machine
+            # may show the panel seconds late: without this the loop could end first)
+            "    if step == 3:",
+            "        import os",
+            "        _t = time.time()",
+            f'        while not os.path.exists("go-{name}") and time.time() - _t < 90:',
+            "            time.sleep(0.05)",
             *(["run.finish()"] if finish else []),
         ]
     )
 
 
-def assert_grows_while_running(nb, cell: int, c) -> tuple[int, int]:  # noqa: ANN001
-    """Read the chart's point count twice while cell ``cell``'s prompt still shows [*]."""
-    n1 = wait_points(c, lambda n: n >= 1, timeout=30, what=">= 1 point")
+def assert_grows_while_running(nb, cell: int, c, go: str) -> tuple[int, int]:  # noqa: ANN001
+    """Read the chart's point count twice while cell ``cell``'s prompt still shows [*]
+    (the training loop waits at step 3 for the file ``go`` the test writes in between)."""
+    n1 = wait_points(c, lambda n: n >= 1, timeout=60, what=">= 1 point")
     shot1 = c.screenshot()
     running1 = nb.is_running(cell)  # read AFTER n1 and its picture
     assert running1, (
         f"the chart showed its first points ({n1}) only after the cell had finished "
         f"(prompt {nb.prompt_text(cell)!r}): points are not delivered while the cell runs"
     )
+    (nb.lab.root / go).write_text("go")
     n2 = wait_points(c, lambda n: n > n1, timeout=10, what=f"> {n1} (growth)")
     c.page.wait_for_timeout(300)  # one animation frame or so: the view draws asynchronously
     shot2 = c.screenshot()
@@ -105,7 +114,7 @@ def test_panel_live_in_lab_with_load_ext(lab, page, recorded) -> None:  # noqa: 
     expect(config).to_contain_text("batch_size")
     for key in KEYS:
         expect(chart(p, key)).to_have_count(1, timeout=20_000)
-    n1, n2 = assert_grows_while_running(nb, 0, chart(p, "train/loss"))
+    n1, n2 = assert_grows_while_running(nb, 0, chart(p, "train/loss"), "go-live-ext")
     print(f"live growth while running: {n1} -> {n2} points")
     nb.wait_done(0)
     nb.assert_no_error_output(0)
@@ -169,7 +178,7 @@ def test_panel_live_in_lab_without_load_ext(lab, page, recorded) -> None:  # noq
     nb = lab.open(page, "live_noext", [*cells, 'panels = nbtracker.show("noext")'])
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
-    assert_grows_while_running(nb, 0, chart(p, "train/loss"))
+    assert_grows_while_running(nb, 0, chart(p, "train/loss"), "go-live-noext")
     nb.wait_done(0)
     nb.assert_no_error_output(0)
     assert_final(p)
@@ -326,7 +335,7 @@ def test_panel_live_in_notebook7(lab, page, recorded) -> None:  # noqa: ANN001
     nb = lab.open(page, "live_nb7", [live_cell("live-nb7", ext=True, finish=True)], ui="notebook")
     nb.run(0, wait=False)
     p = wait_panel(nb, 0)
-    assert_grows_while_running(nb, 0, chart(p, "train/loss"))
+    assert_grows_while_running(nb, 0, chart(p, "train/loss"), "go-live-nb7")
     nb.wait_done(0)
     nb.assert_no_error_output(0)
     assert_final(p)
