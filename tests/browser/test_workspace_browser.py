@@ -15,10 +15,14 @@ from nbt_browser import NOTEBOOK7_NOISE, expect
 pytestmark = pytest.mark.browser
 
 SEED_LOOP = """%load_ext nbtracker
-import time
+import os, time
 import nbtracker
 lrs = [0.1, 0.03, 0.01, 0.003, 0.001]
 for r in range(5):
+    if r == 2:  # the test lets the loop go on once it has seen 2 runs live
+        t0 = time.time()
+        while not os.path.exists("go-seed") and time.time() - t0 < 90:
+            time.sleep(0.05)
     run = nbtracker.init(project="basic-intro", name=f"seed-{r}",
                          config={"learning_rate": lrs[r], "opt": "adam" if r % 2 else "sgd"})
     for step in range(30):
@@ -58,7 +62,10 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     ws = out.get_by_test_id("nbt-workspace")
     expect(ws).to_be_visible(timeout=60_000)
     rows = ws.get_by_test_id("nbt-ws-row")
-    seen = []
+    expect(rows).to_have_count(2, timeout=60_000)  # the loop waits for us after 2 runs
+    assert nb.is_running(0)
+    seen = [rows.count()]
+    (lab.root / "go-seed").write_text("go")
     while nb.is_running(0):
         seen.append(rows.count())
         time.sleep(0.3)
@@ -152,18 +159,16 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
 
 def test_seed_loop_in_notebook7(lab, page, recorded) -> None:  # noqa: ANN001
     recorded.allowed_page_errors = NOTEBOOK7_NOISE
-    nb = lab.open(page, "workspace_nb7", [SEED_LOOP], ui="notebook")
+    nb = lab.open(page, "workspace_nb7", [SEED_LOOP.replace("go-seed", "go-nb7")], ui="notebook")
     nb.run(0, wait=False)
     ws = nb.output(0).get_by_test_id("nbt-workspace")
     expect(ws).to_be_visible(timeout=60_000)
     rows = ws.get_by_test_id("nbt-ws-row")
-    seen = []
-    while nb.is_running(0):
-        seen.append(rows.count())
-        time.sleep(0.3)
+    expect(rows).to_have_count(2, timeout=60_000)  # the loop waits for us after 2 runs
+    assert nb.is_running(0)
+    (lab.root / "go-nb7").write_text("go")
     nb.wait_done(0)
     nb.assert_no_error_output(0)
-    assert seen and seen[0] < 5, f"rows seen while the cell ran: {seen}"
     expect(rows).to_have_count(5, timeout=20_000)
     expect(nb.output(0).get_by_test_id("nbt-workspace")).to_have_count(1)
     wait_lines(ws, "train/loss", 5)
