@@ -115,5 +115,12 @@ class _Module(types.ModuleType):
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *__all__})
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickled by name, as a plain module is: a function that uses ``nbtracker`` (or
+        # ``wandb``) as a global can be sent to Ray workers / other processes by cloudpickle
+        import importlib
+
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Module
