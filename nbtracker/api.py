@@ -347,6 +347,18 @@ class ApiRun:
     def __repr__(self) -> str:
         return f"<Run {self.project}/{self.id} ({self.name}) {self.state}>"
 
+    @property
+    def ranks(self) -> list[dict[str, Any]]:
+        """The processes of a shared (multi-rank) run, the primary first: ``label``,
+        ``primary``, ``state`` (a worker whose process died unfinished reads ``crashed``),
+        ``host``, ``pid``, ``console`` (its console log among :meth:`files`), times;
+        workers also their ``history_keys`` and ``summary``. Empty for a run that is not
+        shared. A worker's rows are the history keys ``<label>/<key>``, each rank's system
+        metrics ``system/<label>/...``."""
+        from ._shared import ranks
+
+        return ranks(self.dir, self._rec)
+
     def history(
         self,
         samples: int | None = 500,

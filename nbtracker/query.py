@@ -1213,8 +1213,19 @@ def system_series(rdir: Path, points: int = 240) -> dict[str, dict[str, list[Any
 
 
 def console_tail(rdir: Path, max_bytes: int = 16_384) -> str:
-    """The end of a run's console log (``output.log``), as a terminal shows it."""
+    """The end of a run's console log (``output.log``), as a terminal shows it. A shared
+    (multi-rank) run shows each rank's log under a line naming the rank."""
+    from ._shared import console_files
     from .capture.console import tail
     from .store import capture_path
 
-    return tail(capture_path(rdir, "console"), max_bytes=max_bytes)
+    main = capture_path(rdir, "console")
+    ranks = console_files(rdir)
+    if len(ranks) <= 1:
+        return tail(main, max_bytes=max_bytes)
+    each = max(1024, max_bytes // len(ranks))
+    parts = []
+    for label, path in ranks:
+        text = tail(path, path.with_name(path.name + ".1"), max_bytes=each)
+        parts.append(f"── {label} ──\n{text.rstrip()}")
+    return "\n".join(parts) + "\n"

@@ -65,8 +65,11 @@ class Run(RunExtras):
         start_step: int = 0,
         first_seq: int = 1,
         key_types: dict[str, str] | None = None,
+        role: Any = None,
     ) -> None:
         self._store = store
+        self._role = role  # _shared.Role of a shared (multi-rank) run, else None
+        self._worker = role is not None and not role.primary
         self._disabled = disabled
         self._rec = record
         self.config = config
@@ -101,9 +104,22 @@ class Run(RunExtras):
             self._key_types,
             self._snapshot,
             self._save_record,
-            self._save_catalog,
+            _no_catalog if self._worker else self._save_catalog,
             first_seq=first_seq,
         )
+        if self._worker and role.prefix_metrics:  # its rows never clobber another rank's
+            self.log = self._log_as_worker  # type: ignore[method-assign]
+
+    def _log_as_worker(
+        self,
+        data: Mapping[str, Any],
+        step: int | None = None,
+        commit: bool | None = None,
+        sync: bool | None = None,
+    ) -> None:
+        from ._shared import prefixed
+
+        Run.log(self, prefixed(data, self._role.prefix), step, commit)
 
     # -- live consumers (widgets, the runs workspace) ----------------------------------------
     def subscribe(self, callback: Callable[[str, Any], None]) -> Subscription:
@@ -510,6 +526,10 @@ class Run(RunExtras):
         raise AssertionError  # pragma: no cover
 
     def _snapshot_once(self) -> dict[str, Any]:
+        if self._worker:  # a worker of a shared run: its own record (ranks/<label>.json)
+            from ._shared import worker_record
+
+            return worker_record(self, self._role)
         rec = dict(self._rec)
         now = time.time()
         rec["heartbeat_at"] = now
@@ -524,10 +544,19 @@ class Run(RunExtras):
         rec["last_step"] = self._step - 1
         rec["history_keys"] = dict(self._key_types)
         rec["tags"] = list(rec.get("tags") or [])
+        if self._role is not None:  # the primary of a shared run: the workers' keys too
+            from ._shared import merge_workers
+
+            merge_workers(self.dir, rec)
         return rec
 
     def _save_record(self, rec: dict[str, Any]) -> None:
         assert self._store is not None
+        if self._worker:
+            from ._shared import write_worker_record
+
+            write_worker_record(self.dir, self._role, rec)
+            return
         self._store.write_record(self.dir, rec)
 
     def _catalog_row(self, rec: dict[str, Any]) -> dict[str, Any]:
@@ -555,6 +584,15 @@ class Run(RunExtras):
             self._writer.mark_dirty()
 
     def _config_changed(self) -> None:
+        if self._worker and not getattr(self, "_config_warned", False):
+            self._config_warned = True
+            warnings.warn(
+                f"nbtracker: config changed on {self._role.label}, a worker of the shared run "
+                f"{self.project}/{self.id}; the primary (x_primary=True, rank 0) owns the "
+                "run's config, so this change is not stored. Set config on rank 0.",
+                StorageWarning,
+                stacklevel=3,
+            )
         self._mark_dirty()
 
     def flush(self) -> None:
@@ -708,6 +746,9 @@ class Run(RunExtras):
         self._rec["state"] = state
         self._rec["exit_code"] = exit_code or 0
         self._rec["finished_at"] = time.time()
+        if self._worker:  # a shared run's worker: its own files; the run's state is rank 0's
+            self._finish_worker(state)
+            return
         writer = self._writer
         assert writer is not None and self._store is not None
         writer.stop()
@@ -721,6 +762,10 @@ class Run(RunExtras):
         def final() -> dict[str, Any]:
             if capture is not None:
                 capture.close()  # the last system rows and files, before the final record
+            if self._role is not None:  # a shared run: live workers finish first
+                from ._shared import wait_for_workers
+
+                wait_for_workers(self.dir)
             try:
                 writer.flush_rows(final=True)
             except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
@@ -766,6 +811,41 @@ class Run(RunExtras):
         self._store.finalize_background(
             self.dir, final, compact, sync=_state.exiting, done=self._release, settle=settle
         )
+        for hook in list(self._hooks):
+            try:
+                hook("finish", state)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _finish_worker(self, state: str) -> None:
+        """A worker of a shared run: store its last rows, system metrics and console, and
+        its own final record (``ranks/<label>.json``); ``run.json`` stays the primary's."""
+        writer = self._writer
+        assert writer is not None
+        writer.stop()
+        capture = self._capture
+        if capture is not None:
+            capture.detach()
+            capture.close()
+        if "nbtracker.data_types.image" in sys.modules:
+            sys.modules["nbtracker.data_types.image"].forget_run(self.dir)
+        try:
+            writer.flush_rows(final=True)
+            writer.merge()
+        except Exception as exc:  # noqa: BLE001 - never crash the user's code at the end
+            writer._warn("finish", f"nbtracker could not write the history ({exc!r})")
+        lost = writer.pending_rows() + writer.rows_dropped
+        if lost:
+            warnings.warn(
+                f"nbtracker: {lost:,} rows {self._role.label} logged to "
+                f"{self.project}/{self.id} could not be stored (see the warnings above).",
+                StorageWarning,
+                stacklevel=3,
+            )
+        writer.write_record(force=True)  # ranks/<label>.json, with its final state
+        writer.close()
+        if self._release is not None:
+            self._release()
         for hook in list(self._hooks):
             try:
                 hook("finish", state)
@@ -847,6 +927,11 @@ def _settle_gc_once() -> None:
         import gc
 
         gc.collect()
+
+
+def _no_catalog(rec: dict[str, Any]) -> bool:
+    """A shared run's worker never writes the catalog (its run is the primary's)."""
+    return True
 
 
 def _error_text(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _paths, _state, _util, segments
+from . import _paths, _shared, _state, _util, segments
 from ._util import HOSTNAME, clean_text, new_id, private_rng, process_start_ticks
 from .config import Config, _as_mapping, defaults_from_environment
 from .errors import StorageError, UsageError
@@ -120,6 +120,9 @@ def init(
     >>> wandb.finish()
     """
     mode = (_pick(mode, "MODE", "online") or "online").lower()
+    role = _shared.role(mode, ignored.get("settings")) if mode != "disabled" else None
+    if mode == "shared":  # W&B's multi-rank mode: stored locally, as online
+        mode = "online"
     if mode in ("dryrun", "run"):
         mode = "offline" if mode == "dryrun" else "online"
     if mode not in MODES:
@@ -182,6 +185,15 @@ def init(
     capture_settings = capture.resolve(ignored.get("settings"), ignored.get("save_code"))
     store = store or Store(dir)
     rdir = store.run_dir(project, run_id)
+    if role is not None and not role.primary:  # a worker rank joins the primary's run
+        run = _join_shared(store, rdir, role, cfg, run_id=run_id, project=project,
+                           entity=entity, notes=notes, tags=tags, group=group,
+                           job_type=job_type)  # fmt: skip
+        _make_current(run, reinit, prev)
+        capture.start(run, capture_settings)
+        return run
+    if role is not None and resume is None:  # a relaunched shared job goes on (torchrun)
+        resume = "allow"
     fresh_dir = not rdir.exists()
     try:
         release = store.lock_run(rdir)
@@ -196,6 +208,9 @@ def init(
                         group, job_type, mode)  # fmt: skip
         if trial is not None:
             trial.attach(run)
+        if role is not None:  # the primary of a shared (multi-rank) run
+            run._role = role
+            run._rec.update(mode="shared", shared={"label": role.label})
         run._begin(release)
     except BaseException as exc:
         release()
@@ -249,6 +264,25 @@ def _open_run(
     rec = new_record(run_id=run_id, project=project, entity=entity, name=clean_text(str(name), "name"),
                      notes=notes, tags=tags, group=group, job_type=job_type, mode=mode)  # fmt: skip
     return Run(store, rec, cfg)
+
+
+def _join_shared(store: Store, rdir: Any, role: Any, cfg: Config, **meta: Any) -> Run:
+    """A worker of a shared run (``x_primary=False``): no writer lock and no ``run.json``
+    (those are the primary's); its rows, system metrics and console go to files of its own
+    in the same run folder, and its state to ``ranks/<label>.json``."""
+    try:
+        rdir.mkdir(parents=True, exist_ok=True)
+        rec = new_record(name=role.label, mode="shared", **meta)
+        rec["shared"] = {"label": role.label}
+        run = Run(store, rec, cfg, role=role)
+        run._begin(None)
+    except OSError as exc:
+        msg = (
+            f"nbtracker could not write to the run folder {rdir} ({exc}). Free disk space or "
+            "choose another folder with init(dir=...) or NBTRACKER_DIR."
+        )
+        raise StorageError(msg) from exc
+    return run
 
 
 def _sweep_trial() -> Any:

@@ -34,6 +34,10 @@ def start(run: Run, settings: CaptureSettings) -> Capture | None:
     """Begin capturing for ``run`` (never raises: a failure is one warning)."""
     if run.disabled or run._store is None:
         return None
+    if getattr(run, "_worker", False):  # a shared run's worker: the environment is rank 0's
+        import dataclasses
+
+        settings = dataclasses.replace(settings, meta=False, save_code=False)
     try:
         cap = Capture(run, settings)
         cap.start()
@@ -72,14 +76,19 @@ class Capture:
         self._closed_at = float("inf")  # when close() took the run's last record
         self._env_done_at = 0.0  # when the environment snapshot was stored
         self._in_notebook = False
+        role = getattr(run, "_role", None)
+        # a shared run: each rank's system metrics under "<label>/", its console in a file
+        # of its own (the primary's is output.log)
+        self._prefix = role.prefix if role is not None else ""
         if settings.console_on:
             from .console import Console
 
-            self.console = Console(
-                store_mod.capture_path(self._rdir, "console"),
-                store_mod.capture_path(self._rdir, "console_old"),
-                settings.console_max_bytes,
-            )
+            console = store_mod.capture_path(self._rdir, "console")
+            old = store_mod.capture_path(self._rdir, "console_old")
+            if role is not None and not role.primary:
+                console = console.with_name(role.console_name)
+                old = console.with_name(role.console_name + ".1")
+            self.console = Console(console, old, settings.console_max_bytes)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -255,6 +264,8 @@ class Capture:
         if self._sampler is None:
             return
         row = self._sampler.sample()
+        if row and self._prefix:  # "system/cpu" -> "system/rank_1/cpu"
+            row = {_labelled(k, self._prefix): v for k, v in row.items()}
         if row:
             from ..segments import buffered
 
@@ -365,6 +376,11 @@ def _imports(cs: CaptureSettings) -> None:
         from urllib import parse  # noqa: F401
 
         from . import environment  # noqa: F401
+
+
+def _labelled(key: str, prefix: str) -> str:
+    head, sep, rest = key.partition("/")
+    return f"{head}/{prefix}{rest}" if sep and head == "system" else prefix + key
 
 
 def _sw() -> type[Warning]:

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import query
+from .._shared import console_files
 from ..store import capture_path, stream_dir
 
 POLL_S = 1.0
 TAIL_BYTES = 12_000  # the log tail kept in widget state (saved with the notebook)
 TAIL_LINES = 120
-# per-core CPU and usage in GB stay in the data; the panel charts the rest
-_HIDDEN = re.compile(r"^system/(cpu\.\d+\.cpu_percent|disk\..*\.usageGB)$")
+# per-core CPU and usage in GB stay in the data; the panel charts the rest (a shared run's
+# keys carry "<rank label>/" first)
+_HIDDEN = re.compile(r"^system/([^/]+/)?(cpu\.\d+\.cpu_percent|disk\..*\.usageGB)$")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
@@ -37,7 +39,8 @@ class CaptureView:
             return {}
         self._at = now
         out: dict[str, Any] = {}
-        sig = _sig([capture_path(self.rdir, "console")])
+        ranks = [p for _, p in console_files(self.rdir)]  # a shared run: each rank's log
+        sig = _sig(ranks or [capture_path(self.rdir, "console")])
         if sig != self._log_sig:
             self._log_sig = sig
             out["log_tail"] = log_tail(self.rdir)
