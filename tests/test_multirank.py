@@ -6,17 +6,20 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import nbt_testutil
 import pytest
 
 import nbtracker
 
-pytest.importorskip("torch")
 SCRIPT = Path(__file__).parent / "procs" / "ddp_train.py"
+RANK_PROC = Path(__file__).parent / "procs" / "rank_proc.py"
 
 
 def _torchrun(root: Path, run_id: str, how: str) -> str:
+    pytest.importorskip("torch")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACKER_", "WANDB_"))}
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -75,3 +78,86 @@ def test_only_rank_zero_logs_with_one_line(root: Path) -> None:
     assert [c for c in hist.columns if not c.startswith("_")] == ["loss", "rank"]
     assert "rank 0 of 2 done" in (run.dir / "files" / "output.log").read_text()
     assert "rank 1" not in (run.dir / "files" / "output.log").read_text()
+
+
+def _rank(root: Path, run_id: str, rank: str, how: str = "finish", *more: str,
+          steps: int = 10, env_name: str = "RANK") -> subprocess.Popen[str]:  # fmt: skip
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NBTRACKER_", "WANDB_")) and k not in ("RANK", "LOCAL_RANK")}  # fmt: skip
+    env[env_name] = rank
+    cmd = [sys.executable, str(RANK_PROC), str(root), run_id, str(steps), how, *more]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(*procs: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
+    return [(p.wait(60), *p.communicate()) for p in procs]
+
+
+def test_labels_and_primary_come_from_rank_and_local_rank(root: Path) -> None:
+    w = _rank(root, "env", "1", env_name="LOCAL_RANK")
+    p = _rank(root, "env", "0")
+    (rc_w, out_w, err_w), (rc_p, out_p, _) = _wait(w, p)
+    assert (rc_w, rc_p) == (0, 0), err_w
+    assert out_w.strip() == "rank_1 primary=False" and out_p.strip() == "rank_0 primary=True"
+    run = nbtracker.Api(root).run("ranks/env")
+    assert [(r["label"], r["state"]) for r in run.ranks] == [
+        ("rank_0", "finished"),
+        ("rank_1", "finished"),
+    ]
+    hist = run.history(samples=None)
+    assert list(hist["loss"]) == list(range(10)) == list(hist["rank_1/loss"])
+
+
+def test_a_worker_that_starts_first_joins_the_primary_run(root: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    w = _rank(root, "early", "1", "finish", str(go), steps=5)
+    nbt_testutil.wait_until(lambda: (root / "runs" / "ranks" / "early" / "ranks").exists())
+    assert not (root / "runs" / "ranks" / "early" / "run.json").exists()  # the primary's
+    p = _rank(root, "early", "0", steps=5)
+    nbt_testutil.wait_until(lambda: (root / "runs" / "ranks" / "early" / "run.json").exists())
+    go.touch()
+    assert [rc for rc, *_ in _wait(w, p)] == [0, 0]
+    runs = nbtracker.Api(root).runs("ranks")
+    assert [r.id for r in runs] == ["early"] and runs[0].state == "finished"
+    assert runs[0].summary["rank_1/loss"] == 4.0 and runs[0].summary["loss"] == 4.0
+
+
+def test_rank_zero_crash_is_a_crashed_run_not_running_forever(root: Path) -> None:
+    w = _rank(root, "crash0", "1")
+    p = _rank(root, "crash0", "0", "die")
+    (rc_w, _, err), (rc_p, _, _) = _wait(w, p)
+    assert rc_w == 0, err
+    assert rc_p == -9
+    run = nbtracker.Api(root).run("ranks/crash0")
+    assert run.state == "crashed"
+    assert [(r["label"], r["state"]) for r in run.ranks] == [
+        ("rank_0", "crashed"),
+        ("rank_1", "finished"),
+    ]
+    hist = run.history(samples=None)
+    assert hist["loss"].notna().sum() == 10 and hist["rank_1/loss"].notna().sum() == 10
+
+
+def test_a_worker_crash_shows_in_ranks_and_the_run_finishes(root: Path) -> None:
+    w = _rank(root, "crash1", "1", "die")
+    p = _rank(root, "crash1", "0")
+    t0 = time.monotonic()
+    (rc_w, _, _), (rc_p, _, err) = _wait(w, p)
+    assert rc_w == -9 and rc_p == 0, err
+    assert time.monotonic() - t0 < 9  # the primary did not wait out the dead worker
+    run = nbtracker.Api(root).run("ranks/crash1")
+    assert run.state == "finished"
+    assert [(r["label"], r["state"]) for r in run.ranks] == [
+        ("rank_0", "finished"),
+        ("rank_1", "crashed"),
+    ]
+    assert run.history(samples=None)["rank_1/loss"].notna().sum() == 10
+
+
+def test_config_set_on_a_worker_warns_and_rank_zero_config_stands(root: Path) -> None:
+    w = _rank(root, "cfg", "1", "config")
+    p = _rank(root, "cfg", "0")
+    (rc_w, _, err_w), (rc_p, _, _) = _wait(w, p)
+    assert (rc_w, rc_p) == (0, 0)
+    assert "config changed on rank_1" in err_w and "not stored" in err_w
+    assert nbtracker.Api(root).run("ranks/cfg").config == {"lr": 0.5}
