@@ -5,6 +5,7 @@ A real PostgreSQL (pgserver), real agent and program processes, no mocks."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -13,10 +14,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from pg_testutil import PG
 
 import nbtracker
 from nbtracker import team
+from nbtracker.cli import cli
 from nbtracker.sweeps import SweepConfigError, _team_sweep
 
 SECRET = "pw-Sw33pQ"
@@ -116,6 +119,15 @@ def test_cli_agents_on_two_machines_share_one_grid(tmp_path: Path, url: str, pg:
     assert sorted(trials["state"]) == ["complete"] * 12
     assert trials["run_id"].is_unique and set(trials["run_id"]) == {r.id for r in runs}
     assert [s.id for s in api.sweeps("grid-team")] == [sweep_id]
+    listing = CliRunner().invoke(cli, ["sweeps", "grid-team", "--store", url, "--json"])
+    assert listing.exit_code == 0, listing.output
+    (row,) = json.loads(listing.output)
+    assert (row["sweep_id"], row["state"], row["runs"], row["best"]) == (
+        sweep_id,
+        "finished",
+        12,
+        pytest.approx(0.081),
+    )
     # each machine's local root holds its own runs only
     local = [len(list((tmp_path / f"local-{n}" / "runs" / "grid-team").glob("*/run.json")))
              for n in ("a", "b")]  # fmt: skip
@@ -184,3 +196,35 @@ def test_agent_paths_and_urls_without_secrets() -> None:
     with pytest.raises(SweepConfigError, match="<store-url>/<project>/<id>") as err:
         _team_sweep(f"postgresql://me:{SECRET}@h/db", None)
     assert SECRET not in str(err.value)
+
+
+def test_trial_of_a_dead_agent_on_another_machine_is_failed(tmp_path: Path, url: str) -> None:
+    """What an agent killed on another host leaves: its trial running in optuna and its
+    run 'running' in the team store, with a heartbeat that stopped (the state is made
+    here through the real stores; no second host is available)."""
+    import time
+
+    from nbtracker.store import Store
+    from nbtracker.sweeps.study import SweepStudy
+    from nbtracker.team.remote import Remote
+
+    config = {"method": "random", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+    sweep_id = nbtracker.sweep(config, project="dead", store=url, dir=str(tmp_path / "me"))
+    st = SweepStudy.open(Store(tmp_path / "me"), f"dead/{sweep_id}", url=team.parse(url))
+    trial = st.next_trial()
+    assert trial is not None
+    elsewhere = {"run_id": trial.run_id, "config": trial.config,
+                 "agent": {"host": "gpu-node-7", "pid": 4242, "pid_start": 1}}  # fmt: skip
+    st.study()._storage.set_trial_user_attr(trial.trial_id, "nbtracker", elsewhere)
+    rec = {"id": trial.run_id, "project": "dead", "state": "running", "host": "gpu-node-7",
+           "pid": 4242, "sweep_id": sweep_id, "created_at": time.time() - 300}  # fmt: skip
+    remote = Remote(team.parse(url))
+
+    def states(heartbeat_age: float) -> list[str]:
+        remote.commit("dead", trial.run_id,
+                      json.dumps({**rec, "heartbeat_at": time.time() - heartbeat_age}), [])  # fmt: skip
+        return list(nbtracker.Api(store=url).sweep(f"dead/{sweep_id}").trials()["state"])
+
+    assert states(5) == ["running"]  # its heartbeat is fresh: the other machine trains
+    assert states(200) == ["fail"]  # stopped 200 s ago (more than 90 s): failed
+    remote.close()

@@ -311,11 +311,15 @@ class SweepStudy:
             return False
         rdir = self.store.run_dir(self.project, run_id)
         try:
-            rec = read_json(rdir / "run.json")
+            rec = read_json(rdir / "run.json")  # (a team reader's cache has every machine's)
         except (OSError, ValueError):
             rec = self._team_record(run_id)
             if rec is None:
                 return False
+        if rec.get("state") == "running" and self.url is not None:
+            from ..store import process_gone  # another machine's run: its heartbeat stopped
+
+            return process_gone(rec)
         ended = rec.get("finished_at") or 0
         return rec.get("state") != "running" and time.time() - float(ended) > RUN_GRACE_S
 
