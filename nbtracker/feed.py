@@ -471,14 +471,14 @@ def write_overview(rdir: Path) -> Path | None:
     or repaired run reads its files again); nothing is lost without it."""
     import os
 
-    import pyarrow.parquet as pq
-
     from .sampling import BUCKET_AGGS, FINITE_COLS
     from .store import history_signature, overview_path, stale_overviews
 
     files = _segments(Path(rdir))
     if not files or sum(os.path.getsize(f) for f in files) < OVERVIEW_MIN_BYTES:
-        return None
+        return None  # (before any pyarrow import: short runs never pay for it)
+    import pyarrow.parquet as pq
+
     sig = history_signature(files)
 
     def build(con: Any, fl: list[str]) -> Any:

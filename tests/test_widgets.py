@@ -548,7 +548,7 @@ def test_show_of_runs_compares_them_in_the_workspace_and_escapes_its_snapshot(
         assert isinstance(both, Workspace) and sorted(both.visible) == sorted(ids)
         state = json.dumps(both.get_state())
         assert both.get_state()["_entry"] == "renderWorkspace" and str(root) not in state
-        assert both._series["runs"][ids[1]]["loss"]["s"] == list(range(20))
+        assert both.series_snapshot()["runs"][ids[1]]["loss"]["s"] == list(range(20))
         bundle = both.fallback_bundle(final=True)
         html = bundle["text/html"]
         assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
