@@ -228,3 +228,36 @@ def test_trial_of_a_dead_agent_on_another_machine_is_failed(tmp_path: Path, url:
     assert states(5) == ["running"]  # its heartbeat is fresh: the other machine trains
     assert states(200) == ["fail"]  # stopped 200 s ago (more than 90 s): failed
     remote.close()
+
+
+HB_PROGRAM = """
+import argparse
+import nbtracker as wandb
+CURVES = {"a": [9, 4, 3, 2], "b": [9, 5, 4, 3], "c": [9, 6, 5, 4]}
+p = argparse.ArgumentParser()
+p.add_argument("--curve")
+args = p.parse_args()
+wandb.init(config=args)
+for v in CURVES[args.curve]:
+    wandb.log({"loss": v})
+"""
+
+
+def test_hyperband_stops_a_program_run_through_the_team_store(tmp_path: Path, url: str) -> None:
+    """A CLI agent's program asks hyperband in the team's PostgreSQL (it finds the store in
+    its environment): c is 3rd of 3 at band 2 (top 2 go on) and stops there."""
+    (tmp_path / "hb.py").write_text(HB_PROGRAM)
+    config = {"method": "grid", "program": "hb.py", "metric": {"name": "loss", "goal": "minimize"},
+              "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2},
+              "parameters": {"curve": {"values": ["a", "b", "c"]}}}  # fmt: skip
+    sweep_id = nbtracker.sweep(config, project="hb-team", store=url, dir=str(tmp_path / "me"))
+    path = f"{team.parse(url).shareable}/hb-team/{sweep_id}"
+    agent = subprocess.run([*CLI, "agent", path], cwd=tmp_path, env=_machine(tmp_path, "a"),
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert agent.returncode == 0, agent.stderr
+    assert "hyperband stopped run" in agent.stderr and SECRET not in agent.stderr
+    sweep = nbtracker.Api(store=url).sweep(f"hb-team/{sweep_id}")
+    states = {r.config["curve"]: (r.state, r.summary["_step"]) for r in sweep.runs}
+    assert states == {"a": ("finished", 3), "b": ("finished", 3), "c": ("killed", 1)}
+    trials = dict(zip(sweep.trials()["config.curve"], sweep.trials()["state"], strict=True))
+    assert trials == {"a": "complete", "b": "complete", "c": "pruned"}
