@@ -294,10 +294,26 @@ def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
     return True
 
 
+_own_start: tuple[int, int | None] | None = None  # (pid, ticks): this process's, read once
+
+
 def process_start_ticks(pid: int | None = None) -> int | None:
-    """Start time of a process in clock ticks since boot (Linux), to tell reused pids apart."""
+    """Start time of a process in clock ticks since boot (Linux), to tell reused pids apart.
+    This process's own is read once (per pid: a forked child reads its own)."""
+    global _own_start
+    if pid is None or pid == os.getpid():
+        own = _own_start
+        if own is not None and own[0] == os.getpid():
+            return own[1]
+        ticks = _read_start_ticks(os.getpid())
+        _own_start = (os.getpid(), ticks)
+        return ticks
+    return _read_start_ticks(pid)
+
+
+def _read_start_ticks(pid: int) -> int | None:
     try:
-        with open(f"/proc/{pid or os.getpid()}/stat", encoding="ascii", errors="replace") as fh:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             fields = fh.read().rsplit(")", 1)[-1].split()
         return int(fields[19])
     except (OSError, ValueError, IndexError):

@@ -300,11 +300,16 @@ def _text(value: Any, what: str) -> Any:
     return None if value is None else clean_text(str(value), what)
 
 
+_USER: list[str] = []  # the login name, looked up once per process (~1 ms a time)
+
+
 def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001
-        return "local"
+    if not _USER:
+        try:
+            _USER.append(getpass.getuser())
+        except Exception:  # noqa: BLE001
+            _USER.append("local")
+    return _USER[0]
 
 
 def _reinit_choice(reinit: Any) -> str:
