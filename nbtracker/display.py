@@ -146,14 +146,25 @@ def _is_sweep(target: str, store: Any) -> bool:
     parts = [p for p in target.split("/") if p]
     if not parts or len(parts) > 3:
         return False
-    return bool(st.sweep_dirs(parts[-2] if len(parts) > 1 else None, parts[-1]))
+    project = parts[-2] if len(parts) > 1 else None
+    url = getattr(st, "team_url", None)
+    if url is not None:  # a team store's sweeps are rows of its catalog
+        from .team.remote import Remote, StoreUnavailable
+
+        try:
+            with Remote(url) as remote:
+                return bool(remote.sweeps(project, parts[-1]))
+        except StoreUnavailable:
+            return False
+    return bool(st.sweep_dirs(project, parts[-1]))
 
 
 def _sweep_of(target: str, store: Any) -> Any:
     from .store import Store
     from .sweeps.study import SweepStudy
 
-    return SweepStudy.open(store if isinstance(store, Store) else Store(store), target)
+    st = store if isinstance(store, Store) else Store(store)
+    return SweepStudy.open(st, target, url=getattr(st, "team_url", None))
 
 
 def _is_table(x: Any) -> bool:

@@ -181,6 +181,20 @@ def test_function_agents_respect_count_and_run_cap(
     assert all(r.state == "finished" and r.summary["score"] == 2 * r.config["x"] for r in runs)
     # this process created it: agent(id) here joins the team sweep without store=
     assert nbtracker.agent(sweep_id, function=lambda: None) == 0
+    # the sweep's workspace shows every machine's runs, from the team store
+    from nbtracker.sweeps.study import SweepStudy
+    from nbtracker.sweeps.view import trials_frame
+    from nbtracker.widgets.workspace import Workspace
+
+    ws = nbtracker.show(f"cap-team/{sweep_id}", store=url)
+    try:
+        assert isinstance(ws, Workspace) and ws.total == 7 and ws.target == "summary.score"
+    finally:
+        ws.close()
+    st = SweepStudy.open(
+        nbtracker.Store(tmp_path / "local-creator"), f"cap-team/{sweep_id}", url=team.parse(url)
+    )  # as an agent opens it: its local root is empty
+    assert len(trials_frame(st)) == 7
     _no_secret_under(tmp_path)
 
 

@@ -117,8 +117,10 @@ def list_sweeps(api: Any, project: str | None = None) -> list[ApiSweep]:
 
         from ..team.remote import Remote
 
+        with Remote(url) as remote:
+            records = [json.loads(r) for r in remote.sweeps(project)]
         return [ApiSweep(api, SweepStudy(store, store.sweep_dir(r["project"], r["id"]), r, url))
-                for r in map(json.loads, Remote(url).sweeps(project))]  # fmt: skip
+                for r in records]  # fmt: skip
     out = []
     for sdir in store.sweep_dirs(project):
         try:

@@ -131,7 +131,8 @@ class SweepStudy:
 
             from ..team.remote import Remote
 
-            Remote(url).put_sweep(project, sweep_id, json.dumps(rec))
+            with Remote(url) as remote:
+                remote.put_sweep(project, sweep_id, json.dumps(rec))
         else:
             atomic_write_json(store.sweep_file(sdir, "record"), rec)
         return sweep
@@ -169,7 +170,10 @@ class SweepStudy:
 
         from ..team.remote import Remote
 
-        records = Remote(url).sweeps(project, sweep_id) if sweep_id else []
+        records = []
+        if sweep_id:
+            with Remote(url) as remote:
+                records = remote.sweeps(project, sweep_id)
         if not records:
             where = f" in project {project!r}" if project else ""
             msg = (

@@ -9,6 +9,19 @@ from typing import Any
 from .study import SweepStudy, metric_value
 
 
+def runs_store(sweep: SweepStudy) -> Any:
+    """Where the sweep's runs are read: its store, or for a team sweep opened on an
+    agent's local root, the team store's reader cache (kept fresh: every machine's runs)."""
+    if sweep.url is None or getattr(sweep.store, "team_url", None) is not None:
+        return sweep.store
+    reader = getattr(sweep, "_reader_store", None)
+    if reader is None:
+        from .. import team
+
+        reader = sweep._reader_store = team.reader_store(sweep.url, live=True)  # type: ignore[attr-defined]
+    return reader
+
+
 def trials_frame(sweep: SweepStudy) -> Any:
     """One row per run of the sweep, in the order they started: ``trial`` (0, 1, ...), ``run_id``, ``state``,
     ``value`` (the sweep metric) and ``best`` (best so far)."""
@@ -17,7 +30,8 @@ def trials_frame(sweep: SweepStudy) -> Any:
     from ..query import load_runs
 
     metric = sweep.metric
-    recs = [r for r in load_runs(sweep.store, sweep.project) if r.get("sweep_id") == sweep.id]
+    recs = [r for r in load_runs(runs_store(sweep), sweep.project)
+            if r.get("sweep_id") == sweep.id]  # fmt: skip
     recs.sort(key=lambda r: r.get("created_at") or 0)
     rows, best = [], None
     for i, r in enumerate(recs):
@@ -66,7 +80,7 @@ def show_sweep(sweep: SweepStudy, *, display: bool = True) -> Any:
 
     from ..widgets.workspace import Workspace
 
-    ws = Workspace(sweep.project, store=sweep.store, sweep=sweep.id)
+    ws = Workspace(sweep.project, store=runs_store(sweep), sweep=sweep.id)
     if sweep.metric:
         ws.target = f"summary.{sweep.metric['name']}"
     ws.title = f"sweep {sweep.record.get('name') or sweep.id}"

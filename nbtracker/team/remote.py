@@ -94,6 +94,12 @@ class Remote:
         self._con = con
         return con
 
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._con is not None:
             try:
