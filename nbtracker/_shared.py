@@ -90,6 +90,25 @@ def role(mode: str | None, settings: Any) -> Role | None:
     return Role(label, primary, _flag(prefix) if prefix is not None else True)
 
 
+def default_id(role: Role) -> str | None:
+    """The run id of a shared run started without ``id=``: torchrun's job id
+    (``TORCHELASTIC_RUN_ID``, one per job, the same on every rank) when it names one;
+    otherwise None, with a warning, as each rank would make a run of its own."""
+    job = os.environ.get("TORCHELASTIC_RUN_ID", "").strip()
+    if job and job.lower() != "none" and "/" not in job and "\\" not in job:
+        return f"ddp-{job}"[:128]
+    import warnings
+
+    warnings.warn(
+        f"nbtracker: init(mode='shared') on {role.label} without id=: each rank starts a run "
+        "of its own. Pass the same id= on every rank (e.g. made on rank 0 and broadcast), "
+        "or launch with torchrun --rdzv-id / --standalone, whose job id is used.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
+
+
 # -- a worker's own record ------------------------------------------------------------------
 def rank_file(rdir: Path, label: str) -> Path:
     return rdir / RANKS_DIR / f"{_paths.slug(label)}.json"
@@ -145,19 +164,68 @@ def with_liveness(rec: dict[str, Any]) -> dict[str, Any]:
 
 # -- the primary folds the workers in ------------------------------------------------------
 def merge_workers(rdir: Path, rec: dict[str, Any]) -> None:
-    """Add the workers' key types and summary values to the primary's record ``rec`` (the
-    primary's own values win; a worker's keys are ``<label>/...`` unless it opted out)."""
+    """Add the workers' key types and summary values to the primary's record ``rec``: a
+    worker's own keys (``<label>/...``) take its latest values; any other key a worker has
+    (it opted out of the prefix, or set ``summary`` itself) only fills a gap."""
     workers = worker_records(rdir)
     if not workers:
         return
     keys = rec.setdefault("history_keys", {})
     summary = rec.setdefault("summary", {})
     for w in workers:
+        own = f"{w['label']}/"
         for k, kind in (w.get("history_keys") or {}).items():
             keys.setdefault(k, kind)
         for k, v in (w.get("summary") or {}).items():
-            if not str(k).startswith("_"):
+            k = str(k)
+            if k.startswith(own):
+                summary[k] = v
+            elif not k.startswith("_"):
                 summary.setdefault(k, v)
+
+
+def fold_into_record(store: Any, rdir: Path, timeout: float = 2.0) -> bool:
+    """At a worker's finish: when the primary has ended (finished, or died) and its writer
+    lock is free (or becomes free within ``timeout``, as its finishing thread ends), put
+    the workers' key types and summaries into ``run.json`` itself; a live primary does so
+    at its heartbeats and at its finish. True when the record was updated here."""
+    import fcntl
+
+    from .store import RUN_FILE, WRITER_LOCK, process_gone
+
+    try:
+        on_disk = read_json(rdir / RUN_FILE)
+    except (OSError, ValueError):
+        return False  # no primary yet: it merges the workers itself
+    if not isinstance(on_disk, dict):
+        return False
+    if on_disk.get("state") == "running" and not process_gone(on_disk):
+        return False  # a live primary: it merges our final record at its finish
+    try:
+        fd = os.open(rdir / WRITER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    return False
+                time.sleep(0.05)
+        rec = store.read_record(rdir)
+        if rec is None:  # the primary has not started: it merges the workers itself
+            return False
+        rec.pop("dir", None)
+        merge_workers(rdir, rec)
+        store.write_record(rdir, rec)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # the lock goes with it
 
 
 def wait_for_workers(rdir: Path, timeout: float = WORKER_WAIT_S) -> None:

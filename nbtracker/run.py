@@ -505,6 +505,10 @@ class Run(RunExtras):
         step_sync, overwrite
             Accepted for wandb compatibility; ignored.
         """
+        if self._worker and self._role.prefix_metrics:  # its keys are "<label>/<key>"
+            name = self._role.prefix + name
+            if step_metric:
+                step_metric = self._role.prefix + step_metric
         rule = self.summary.add_rule(
             MetricRule(name, step_metric, summary, goal, bool(hidden), step_sync)
         )
@@ -844,6 +848,10 @@ class Run(RunExtras):
             )
         writer.write_record(force=True)  # ranks/<label>.json, with its final state
         writer.close()
+        if self._store is not None:  # rank 0 already done (or dead): fold ours in now
+            from ._shared import fold_into_record
+
+            fold_into_record(self._store, self.dir)
         if self._release is not None:
             self._release()
         for hook in list(self._hooks):

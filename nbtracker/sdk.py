@@ -156,6 +156,8 @@ def init(
     if isinstance(tags, str):
         tags = [tags]
     tags = [clean_text(str(t), "a tag") for t in (tags or [])]
+    if role is not None and _pick(id, "RUN_ID") is None:  # torchrun's job id, else a warning
+        id = _shared.default_id(role)  # noqa: A001
     run_id = clean_text(str(_pick(id, "RUN_ID") or new_id()), "id")
     if not _ID_OK.match(run_id):
         msg = f"init(id={run_id!r}): ids may not contain '/', '\\' or control characters"

@@ -81,10 +81,13 @@ def test_only_rank_zero_logs_with_one_line(root: Path) -> None:
 
 
 def _rank(root: Path, run_id: str, rank: str, how: str = "finish", *more: str,
-          steps: int = 10, env_name: str = "RANK") -> subprocess.Popen[str]:  # fmt: skip
+          steps: int = 10, env_name: str = "RANK", job: str | None = None) -> subprocess.Popen[str]:  # fmt: skip
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("NBTRACKER_", "WANDB_")) and k not in ("RANK", "LOCAL_RANK")}  # fmt: skip
     env[env_name] = rank
+    env.pop("TORCHELASTIC_RUN_ID", None)
+    if job is not None:
+        env["TORCHELASTIC_RUN_ID"] = job
     cmd = [sys.executable, str(RANK_PROC), str(root), run_id, str(steps), how, *more]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -94,8 +97,8 @@ def _wait(*procs: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
 
 
 def test_labels_and_primary_come_from_rank_and_local_rank(root: Path) -> None:
-    w = _rank(root, "env", "1", env_name="LOCAL_RANK")
-    p = _rank(root, "env", "0")
+    w = _rank(root, "env", "1", "define", env_name="LOCAL_RANK")
+    p = _rank(root, "env", "0", "define")
     (rc_w, out_w, err_w), (rc_p, out_p, _) = _wait(w, p)
     assert (rc_w, rc_p) == (0, 0), err_w
     assert out_w.strip() == "rank_1 primary=False" and out_p.strip() == "rank_0 primary=True"
@@ -106,6 +109,8 @@ def test_labels_and_primary_come_from_rank_and_local_rank(root: Path) -> None:
     ]
     hist = run.history(samples=None)
     assert list(hist["loss"]) == list(range(10)) == list(hist["rank_1/loss"])
+    # define_metric on a worker applies to its own keys
+    assert run.summary["loss"] == run.summary["rank_1/loss"] == {"min": 0.0}
 
 
 def test_a_worker_that_starts_first_joins_the_primary_run(root: Path, tmp_path: Path) -> None:
@@ -161,3 +166,15 @@ def test_config_set_on_a_worker_warns_and_rank_zero_config_stands(root: Path) ->
     assert (rc_w, rc_p) == (0, 0)
     assert "config changed on rank_1" in err_w and "not stored" in err_w
     assert nbtracker.Api(root).run("ranks/cfg").config == {"lr": 0.5}
+
+
+def test_without_an_id_the_torchrun_job_id_names_the_run(root: Path) -> None:
+    procs = [_rank(root, "-", r, job="8c1f-job") for r in ("1", "0")]
+    assert [rc for rc, *_ in _wait(*procs)] == [0, 0]
+    runs = nbtracker.Api(root).runs("ranks")
+    assert [r.id for r in runs] == ["ddp-8c1f-job"]
+    assert [r["label"] for r in runs[0].ranks] == ["rank_0", "rank_1"]
+    # torchrun without --standalone / --rdzv-id says "none": each rank warns, and says why
+    procs = [_rank(root, "-", r, job="none") for r in ("1", "0")]
+    done = _wait(*procs)
+    assert all(rc == 0 and "without id=" in err for rc, _, err in done)
