@@ -22,7 +22,8 @@ SECRET = "pw-R4yQ"
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+    # address="local": a cluster of its own, never one another process started
+    kwargs = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
     try:
         ray.init(**kwargs)
     except Exception:  # noqa: BLE001 - Ray waits 30 s for its raylet: a loaded machine, once more
