@@ -108,6 +108,7 @@ class Run(RunExtras):
             first_seq=first_seq,
         )
         if self._worker and role.prefix_metrics:  # its rows never clobber another rank's
+            self._prefixed: dict[str, str] = {}
             self.log = self._log_as_worker  # type: ignore[method-assign]
 
     def _log_as_worker(
@@ -117,9 +118,19 @@ class Run(RunExtras):
         commit: bool | None = None,
         sync: bool | None = None,
     ) -> None:
-        from ._shared import prefixed
+        names = self._prefixed  # "loss" -> "rank_1/loss", made once per key
+        try:
+            data = {names[k]: v for k, v in data.items()}
+        except KeyError:
+            from ._shared import prefixed
 
-        Run.log(self, prefixed(data, self._role.prefix), step, commit)
+            for k in data:
+                if k not in names and k.__class__ is str:
+                    names[k] = self._role.prefix + k
+            data = prefixed(data, self._role.prefix)
+        except (AttributeError, TypeError):  # not a dict, or an unhashable key:
+            pass  # log() says what is wrong
+        Run.log(self, data, step, commit)
 
     # -- live consumers (widgets, the runs workspace) ----------------------------------------
     def subscribe(self, callback: Callable[[str, Any], None]) -> Subscription:

@@ -62,7 +62,13 @@ def test_two_rank_torchrun_is_one_run_with_both_ranks(root: Path) -> None:
     for r in ranks:
         text = (run.dir / "files" / r["console"]).read_text()
         assert f"rank {r['label'][-1]} of 2 done" in text
-    tail = nbtracker.query.console_tail(run.dir)
+    # the run panel: each rank's system charts once, each rank's log under its label
+    from nbtracker.widgets._capture_view import CaptureView
+
+    shown = CaptureView(run.dir).poll(force=True)
+    charts = [k for k in shown["system"] if k.endswith("/memory_percent")]
+    assert charts == ["system/rank_0/memory_percent", "system/rank_1/memory_percent"]
+    tail = shown["log_tail"]
     assert tail.index("── rank_0 ──") < tail.index("rank 0 of 2") < tail.index("── rank_1 ──")
     assert tail.index("── rank_1 ──") < tail.index("rank 1 of 2")
 
