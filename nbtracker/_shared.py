@@ -126,8 +126,17 @@ def worker_record(run: Any, role: Role) -> dict[str, Any]:
         "finished_at": rec.get("finished_at"), "exit_code": rec.get("exit_code"),
         "error": rec.get("error"), "last_step": run._step - 1, "console": role.console_name,
         "history_keys": dict(run._key_types), "summary": summary,
-        "metadata": rec.get("metadata"),
+        "metadata": rec.get("metadata"), "resumed": rec.get("resumed") or 0,
     }  # fmt: skip
+
+
+def earlier_record(rdir: Path, role: Role) -> dict[str, Any] | None:
+    """The record this worker's label left in the run before (a relaunched job), or None."""
+    try:
+        rec = read_json(rank_file(rdir, role.label))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("label") == role.label else None
 
 
 def write_worker_record(rdir: Path, role: Role, rec: dict[str, Any]) -> None:

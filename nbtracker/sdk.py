@@ -276,7 +276,13 @@ def _join_shared(store: Store, rdir: Any, role: Any, cfg: Config, **meta: Any) -
         rdir.mkdir(parents=True, exist_ok=True)
         rec = new_record(name=role.label, mode="shared", **meta)
         rec["shared"] = {"label": role.label}
-        run = Run(store, rec, cfg, role=role)
+        before = _shared.earlier_record(rdir, role)  # a relaunched job: count on
+        start_step = 0
+        if before is not None:
+            start_step = int(before.get("last_step") or -1) + 1
+            rec["resumed"] = int(before.get("resumed") or 0) + 1
+        run = Run(store, rec, cfg, role=role, start_step=start_step,
+                  key_types=(before or {}).get("history_keys"))  # fmt: skip
         run._begin(None)
     except OSError as exc:
         msg = (

@@ -184,3 +184,16 @@ def test_without_an_id_the_torchrun_job_id_names_the_run(root: Path) -> None:
     procs = [_rank(root, "-", r, job="none") for r in ("1", "0")]
     done = _wait(*procs)
     assert all(rc == 0 and "without id=" in err for rc, _, err in done)
+
+
+def test_a_relaunched_job_counts_on_in_the_same_run(root: Path) -> None:
+    for _ in range(2):  # as torchrun restarts every rank of a failed job
+        procs = [_rank(root, "again", r, steps=5) for r in ("1", "0")]
+        assert [rc for rc, *_ in _wait(*procs)] == [0, 0]
+    run = nbtracker.Api(root).run("ranks/again")
+    hist = run.history(samples=None)
+    assert list(hist["loss"].dropna()) == list(hist["rank_1/loss"].dropna()) == [*range(5)] * 2
+    assert run.state == "finished" and run.summary["rank_1/loss"] == 4.0
+    system = run.history(stream="system", samples=None)
+    for label in ("rank_0", "rank_1"):  # both launches' samples, none overwritten
+        assert system[f"system/{label}/memory_percent"].notna().sum() >= 2
