@@ -161,7 +161,8 @@ class Settings:
 
     ``init(settings=...)`` uses its capture settings (``x_disable_stats``,
     ``x_stats_sampling_interval``, ``console``, ``disable_git``, ``save_code``, ...) and
-    ignores the rest (pass ``mode=``, ``dir=`` and so on to ``init`` itself). ``run.settings`` describes a run with the same names as W&B:
+    ignores the rest (pass ``mode=``, ``dir=`` and so on to ``init`` itself), except
+    ``mode="shared"``, ``x_primary``, ``x_label``: a multi-rank run (README). ``run.settings`` describes a run with the same names as W&B:
     ``mode``, ``project``, ``entity``, ``run_id``, ``run_name``, ``run_group``,
     ``run_job_type``, ``run_notes``, ``run_tags``, ``root_dir``, ``files_dir``,
     ``resumed``, ``silent``, ``console``. Unset names read as W&B's defaults for the ones

@@ -82,9 +82,11 @@ def init(
         Continue an existing run with this ``id``: its step counter, history and summary.
     dir : str, optional
         Storage root folder (default ``$NBTRACKER_DIR`` or ``./nbruns``).
-    mode : {"online", "offline", "disabled"}, optional
+    mode : {"online", "offline", "disabled", "shared"}, optional
         Both online and offline store locally (there is no server). ``disabled`` makes
-        every call a no-op. Default ``$NBTRACKER_MODE`` / ``$WANDB_MODE``.
+        every call a no-op (``mode="online" if rank == 0 else "disabled"``: only rank 0
+        logs). ``shared``: several processes (DDP ranks) log into one run, as
+        ``settings=Settings(mode="shared")``. Default ``$NBTRACKER_MODE`` / ``$WANDB_MODE``.
     reinit : bool or {"finish_previous", "return_previous", "create_new"}, optional
         What a second ``init()`` does while a run is active. Default: finish the
         previous run in a notebook, return it in a script.
@@ -101,7 +103,10 @@ def init(
         W&B's capture settings: ``x_disable_stats``, ``x_stats_sampling_interval``
         (seconds, default 15), ``x_stats_disk_paths``, ``console`` (``"off"`` stops the
         copy into ``output.log``), ``x_disable_meta``, ``disable_git``,
-        ``x_save_requirements``, ``save_code``, ``disable_code``. Others are ignored.
+        ``x_save_requirements``, ``save_code``, ``disable_code``. Multi-rank (DDP) runs:
+        ``mode="shared"`` with ``x_primary`` (default: ``RANK`` 0), ``x_label`` (default
+        ``rank_<RANK>``), ``x_update_finish_state`` (accepted; only the primary ends the
+        run); see the README's "Multi-rank (DDP) runs". Others are ignored.
     save_code : bool, optional (keyword)
         Store the script (or the notebook and its session history) with the run.
     **ignored

@@ -197,3 +197,24 @@ def test_a_relaunched_job_counts_on_in_the_same_run(root: Path) -> None:
     system = run.history(stream="system", samples=None)
     for label in ("rank_0", "rank_1"):  # both launches' samples, none overwritten
         assert system[f"system/{label}/memory_percent"].notna().sum() >= 2
+
+
+def test_mode_shared_alone_is_a_primary_and_a_plain_second_writer_is_refused(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RANK", "LOCAL_RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    run = nbtracker.init(project="solo", id="s1", dir=str(root), mode="shared")
+    assert run.settings.mode == "shared"
+    # a process that is not in shared mode is still refused while the primary writes
+    holder = subprocess.run(
+        [sys.executable, "-c", "import nbtracker, sys; nbtracker.init(project='solo', "
+         "id='s1', dir=sys.argv[1], resume='allow')", str(root)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert holder.returncode != 0 and "being written by another process" in holder.stderr
+    run.log({"loss": 1.0})
+    run.finish()
+    stored = nbtracker.Api(root).run("solo/s1")
+    assert [(r["label"], r["primary"]) for r in stored.ranks] == [("rank_0", True)]
+    assert stored.history(samples=None)["loss"].tolist() == [1.0]
