@@ -196,6 +196,7 @@ def init(
         run = _join_shared(store, rdir, role, cfg, run_id=run_id, project=project,
                            entity=entity, notes=notes, tags=tags, group=group,
                            job_type=job_type)  # fmt: skip
+        run._init_settings = ignored.get("settings")  # alert webhook (alerts.py)
         _make_current(run, reinit, prev)
         capture.start(run, capture_settings)
         return run
