@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,19 @@ RANKS_DIR = "ranks"
 WORKER_WAIT_S = 10.0  # the primary's finish waits this long at most for live workers
 
 
-@dataclass(frozen=True)
 class Role:
-    """One process's part in a shared run."""
+    """One process's part in a shared run (a plain class: ``dataclasses`` would cost
+    ``import nbtracker`` ~7 ms through ``inspect``)."""
 
-    label: str
-    primary: bool
-    prefix_metrics: bool = True  # a worker's keys become "<label>/<key>"
+    __slots__ = ("label", "prefix_metrics", "primary")
+
+    def __init__(self, label: str, primary: bool, prefix_metrics: bool = True) -> None:
+        self.label = label
+        self.primary = primary
+        self.prefix_metrics = prefix_metrics  # a worker's keys become "<label>/<key>"
+
+    def __repr__(self) -> str:
+        return f"Role({self.label!r}, primary={self.primary})"
 
     @property
     def prefix(self) -> str:

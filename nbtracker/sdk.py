@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _paths, _shared, _state, _util, segments
+from . import _paths, _state, _util, segments
 from ._util import HOSTNAME, clean_text, new_id, private_rng, process_start_ticks
 from .config import Config, _as_mapping, defaults_from_environment
 from .errors import StorageError, UsageError
@@ -125,7 +125,7 @@ def init(
     >>> wandb.finish()
     """
     mode = (_pick(mode, "MODE", "online") or "online").lower()
-    role = _shared.role(mode, ignored.get("settings")) if mode != "disabled" else None
+    role = _shared_role(mode, ignored.get("settings")) if mode != "disabled" else None
     if mode == "shared":  # W&B's multi-rank mode: stored locally, as online
         mode = "online"
     if mode in ("dryrun", "run"):
@@ -162,7 +162,9 @@ def init(
         tags = [tags]
     tags = [clean_text(str(t), "a tag") for t in (tags or [])]
     if role is not None and _pick(id, "RUN_ID") is None:  # torchrun's job id, else a warning
-        id = _shared.default_id(role)  # noqa: A001
+        from ._shared import default_id
+
+        id = default_id(role)  # noqa: A001
     run_id = clean_text(str(_pick(id, "RUN_ID") or new_id()), "id")
     if not _ID_OK.match(run_id):
         msg = f"init(id={run_id!r}): ids may not contain '/', '\\' or control characters"
@@ -274,6 +276,16 @@ def _open_run(
     return Run(store, rec, cfg)
 
 
+def _shared_role(mode: str, settings: Any) -> Any:
+    """The process's role in a shared (multi-rank) run, or None (``_shared`` loads only
+    for shared runs)."""
+    if mode != "shared" and settings is None:
+        return None
+    from ._shared import role
+
+    return role(mode, settings)
+
+
 def _join_shared(store: Store, rdir: Any, role: Any, cfg: Config, **meta: Any) -> Run:
     """A worker of a shared run (``x_primary=False``): no writer lock and no ``run.json``
     (those are the primary's); its rows, system metrics and console go to files of its own
@@ -282,7 +294,9 @@ def _join_shared(store: Store, rdir: Any, role: Any, cfg: Config, **meta: Any) -
         rdir.mkdir(parents=True, exist_ok=True)
         rec = new_record(name=role.label, mode="shared", **meta)
         rec["shared"] = {"label": role.label}
-        before = _shared.earlier_record(rdir, role)  # a relaunched job: count on
+        from ._shared import earlier_record
+
+        before = earlier_record(rdir, role)  # a relaunched job: count on
         start_step = 0
         if before is not None:
             start_step = int(before.get("last_step") or -1) + 1
