@@ -24,11 +24,14 @@ def cluster() -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # address="local": a cluster of its own, never one another process started
     kwargs = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
-    try:
-        ray.init(**kwargs)
-    except Exception:  # noqa: BLE001 - Ray waits 30 s for its raylet: a loaded machine, once more
-        ray.shutdown()
-        ray.init(**kwargs)
+    for attempt in range(3):  # Ray waits a fixed 30 s for its raylet: a loaded machine
+        try:
+            ray.init(**kwargs)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield
     ray.shutdown()
 
