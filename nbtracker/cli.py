@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import warnings
 from typing import Any
@@ -327,6 +329,12 @@ def _json_arg(text: str | None, name: str) -> Any:
 
 
 def main() -> None:
+    if os.environ.get("NBTRACKER_DEBUG_STACKS") and hasattr(signal, "SIGUSR1"):
+        # a hung command (an agent that does not stop) prints every thread's stack on
+        # SIGUSR1: what the test suite asks for before it kills one
+        import faulthandler
+
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     cli(prog_name="nbtracker")
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from nbt_testutil import wait_until
@@ -264,13 +265,21 @@ def test_ctrl_c_on_a_cli_agent_fails_the_run_and_the_sweep_resumes(
     )
     sweep_id = _create(tmp_path, root, cfg)
     agent = subprocess.Popen([*CLI, "agent", f"sweep-demo-cli/{sweep_id}"], cwd=tmp_path,
-                             env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**_env(root), "NBTRACKER_DEBUG_STACKS": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, start_new_session=True)  # fmt: skip
     api = wandb.Api(root)
     wait_until(lambda: api.sweep(sweep_id).runs and api.sweep(sweep_id).runs[0].summary.get("loss"),
                timeout=60)  # fmt: skip
     os.killpg(agent.pid, signal.SIGINT)  # a terminal's Ctrl-C: the agent and its program
-    _, err = agent.communicate(timeout=60)
+    try:
+        _, err = agent.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen once in CI: say where it hangs, then fail
+        os.kill(agent.pid, signal.SIGUSR1)  # NBTRACKER_DEBUG_STACKS: every thread's stack
+        time.sleep(2)
+        os.killpg(agent.pid, signal.SIGKILL)
+        _, err = agent.communicate()
+        raise AssertionError(f"the agent did not end 60 s after Ctrl-C:\n{err[-8000:]}") from None
     assert agent.returncode == 130, err
     assert "the sweep can be resumed" in err
     sw = api.sweep(sweep_id)
