@@ -118,14 +118,70 @@ class OverlayChart {
     this.rows = [];
     this.readout = h("span", { class: "nbt-chart-val", testid: "nbt-ws-readout" });
     this.plot = h("div", { class: "nbt-plot" });
+    this.zoomRange = null;
+    this.resetBtn = h(
+      "button",
+      { class: "nbt-chart-btn", testid: "nbt-reset-zoom", title: "reset zoom (or double-click the chart)", hidden: "" },
+      "reset zoom",
+    );
+    this.resetBtn.addEventListener("click", () => this.embed());
     this.el = h(
       "div",
-      { class: "nbt-chart", testid: "nbt-ws-chart", dataset: { key, points: "0", lines: "0" } },
-      h("div", { class: "nbt-chart-head" }, h("span", { class: "nbt-chart-key", text: key, title: key }), this.readout),
+      { class: "nbt-chart", testid: "nbt-ws-chart", dataset: { key, points: "0", lines: "0", zoomed: "0" } },
+      h(
+        "div",
+        { class: "nbt-chart-head" },
+        h("span", { class: "nbt-chart-key", text: key, title: key }),
+        h("span", { class: "nbt-chart-tools" }, this.readout, this.resetBtn),
+      ),
       this.plot,
     );
     this.el.addEventListener("pointermove", (ev) => this.hover(ev));
     this.el.addEventListener("pointerleave", () => setText(this.readout, ""));
+  }
+
+  setZoomed(range) {
+    this.zoomRange = range;
+    this.resetBtn.hidden = !range;
+    this.el.dataset.zoomed = range ? "1" : "0";
+    if (!range && this.view) this.view.signal("ylo", null).signal("yhi", null).runAsync();
+  }
+
+  /** Wheel zoom on x: y follows the lines (or group bands) inside the visible range. */
+  fitY() {
+    const r = this.zoomRange;
+    if (!r || !this.view) return;
+    const grouped = (this.ws.model.get("group") || []).length > 0;
+    const smooth = Number(this.ws.model.get("smoothing")) > 0;
+    const logy = !!this.ws.model.get("log_y");
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    const take = (v) => {
+      if (v === null || v === undefined || !Number.isFinite(v) || (logy && v <= 0)) return;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    };
+    for (const row of grouped ? this.bandRows() : this.rows) {
+      if (row.x < r[0] || row.x > r[1]) continue;
+      if (grouped) {
+        take(row.lo);
+        take(row.hi);
+      } else {
+        take(row.y);
+        if (smooth) take(row.sv);
+      }
+    }
+    if (!(lo <= hi)) return;
+    if (logy) {
+      lo /= 1.1;
+      hi *= 1.1;
+    } else {
+      const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
+      lo -= pad;
+      hi += pad;
+    }
+    this.el.dataset.yDomain = `${lo},${hi}`;
+    this.view.signal("ylo", lo).signal("yhi", hi).runAsync();
   }
 
   spec() {
@@ -142,7 +198,8 @@ class OverlayChart {
       field: "y",
       type: "quantitative",
       title: null,
-      scale: logy ? { type: "log" } : { zero: false },
+      // ylo / yhi: the y range fitted to a wheel-zoomed x range (null: the data's)
+      scale: { ...(logy ? { type: "log" } : { zero: false }), domainMin: { expr: "ylo" }, domainMax: { expr: "yhi" } },
       axis: { tickCount: 4, labelExpr: AXIS_LABEL },
     };
     const xAxis = xaxis === "step" ? { tickMinStep: 1, labelExpr: STEP_AXIS_LABEL } : { labelExpr: AXIS_LABEL };
@@ -182,7 +239,11 @@ class OverlayChart {
       width: 300,
       height: 150,
       autosize: { type: "pad", resize: true },
-      params: [{ name: "zoom", select: { type: "interval", encodings: ["x"] }, bind: "scales" }],
+      params: [
+        { name: "zoom", select: { type: "interval", encodings: ["x"] }, bind: "scales" },
+        { name: "ylo", value: null },
+        { name: "yhi", value: null },
+      ],
       layer: layers.map((l, i) => (i === 0 ? l : { ...l, params: undefined })),
       config: vegaConfig(this.ws.el),
     };
@@ -194,9 +255,10 @@ class OverlayChart {
     this.plot.textContent = "";
     try {
       const spec = this.spec();
-      // the zoom param belongs to the first layer (vega-lite wants it on a unit)
-      spec.layer[0] = { ...spec.layer[0], params: spec.params };
-      delete spec.params;
+      // the zoom selection belongs to the first layer (vega-lite wants it on a unit); the
+      // plain values (ylo, yhi) stay at the top
+      spec.layer[0] = { ...spec.layer[0], params: spec.params.filter((p) => p.select) };
+      spec.params = spec.params.filter((p) => !p.select);
       const res = await vegaEmbed(this.plot, spec, {
         renderer: this.ws.model.get("renderer") || "canvas",
         actions: false,
@@ -204,6 +266,16 @@ class OverlayChart {
       });
       if (this.ws.closed) return res.view.finalize();
       this.view = res.view;
+      this.setZoomed(null);
+      try {
+        this.view.addSignalListener("zoom", (_name, value) => {
+          const r = value && Array.isArray(value.x) ? [Math.min(...value.x), Math.max(...value.x)] : null;
+          this.setZoomed(r);
+          this.fitY();
+        });
+      } catch {
+        // no zoom selection in this spec
+      }
       this.flush();
     } catch (err) {
       this.plot.append(h("div", { class: "nbt-error", text: `chart error: ${err}` }));
@@ -262,6 +334,7 @@ class OverlayChart {
     } catch (err) {
       /* a spec without that dataset (re-embedding): the next flush fills it */
     }
+    if (this.zoomRange) this.fitY();
   }
 
   hover(ev) {

@@ -85,6 +85,26 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     expect(ws2).to_be_visible(timeout=60_000)
     expect(ws2.get_by_test_id("nbt-ws-count")).to_have_text("5 runs")
     wait_lines(ws2, "train/loss", 5)
+    # the wheel zooms x and y follows the lines in view (loss starts at up to 5, ends < 0.4)
+    loss = ws2.locator('[data-testid="nbt-ws-chart"][data-key="train/loss"]')
+    loss.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box = loss.locator("canvas").first.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.5)
+    for _ in range(4):
+        page.mouse.wheel(0, -300)
+        page.wait_for_timeout(100)
+    expect(loss).to_have_attribute("data-zoomed", "1")
+    page.wait_for_function(
+        "el => el.dataset.yDomain && Number(el.dataset.yDomain.split(',')[1]) < 1.0",
+        arg=loss.element_handle(),
+        timeout=10_000,
+    )
+    loss.get_by_test_id("nbt-reset-zoom").click()
+    expect(loss).to_have_attribute("data-zoomed", "0")
+    expect(loss.get_by_test_id("nbt-reset-zoom")).to_be_hidden()
+    wait_lines(ws2, "train/loss", 5)
     # issue 13: a run's alerts are a column of the table, the title shown as text
     expect(ws2.locator('[data-testid="nbt-ws-sort"][data-col="alerts"]')).to_be_visible()
     alerted = ws2.get_by_test_id("nbt-ws-row").filter(has_text="seed-2")
