@@ -7,9 +7,10 @@
 
 import vegaEmbed from "vega-embed";
 import * as vega from "vega";
-import { fmtDuration, fmtNum, h } from "./format.js";
+import { AXIS_LABEL, fmtDuration, fmtNum, h } from "./format.js";
 import { SeriesStore, lowerBound } from "./store.js";
 import { twema } from "./smooth.js";
+import { YFit, resetZoomButton, zoomRange } from "./zoom.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
 import { MediaSection, mediaStoreFor } from "./media.js";
 import { AlertStrip } from "./alerts.js";
@@ -40,19 +41,8 @@ export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
-const PAD = 0.05; // room above and below the fitted y range of a zoomed chart
-
 function finite(v) {
   return v !== null && v !== undefined && Number.isFinite(v);
-}
-
-/** The y axis label expression (one number format on every axis), from the template. */
-function generalLabelExpr(spec) {
-  for (const layer of spec.layer || []) {
-    const e = layer.encoding?.y?.axis?.labelExpr;
-    if (e) return e;
-  }
-  return undefined;
 }
 
 class Chart {
@@ -68,11 +58,7 @@ class Chart {
     this.hoverVal = h("span", { class: "nbt-chart-val", testid: "nbt-chart-readout" });
     this.plot = h("div", { class: "nbt-plot" });
     this.big = h("div", { class: "nbt-big", testid: "nbt-chart-single", hidden: "" });
-    this.resetBtn = h(
-      "button",
-      { class: "nbt-chart-btn", testid: "nbt-reset-zoom", title: "reset zoom (or double-click the chart)", hidden: "" },
-      "reset zoom",
-    );
+    this.resetBtn = resetZoomButton(() => this.resetZoom());
     this.optsBtn = h(
       "button",
       {
@@ -100,7 +86,6 @@ class Chart {
     );
     this.el.addEventListener("pointermove", (ev) => this.onPointer(ev));
     this.el.addEventListener("pointerleave", () => panel.hover(null));
-    this.resetBtn.addEventListener("click", () => this.resetZoom());
     this.optsBtn.addEventListener("click", () => {
       const open = this.opts.hidden;
       this.opts.hidden = !open;
@@ -229,7 +214,6 @@ class Chart {
     const logy = this.logy();
     this.sig = JSON.stringify([xaxis, logy]);
     this.w = this.smoothing();
-    const general = generalLabelExpr(spec);
     const ser = p.store.series.get(this.key);
     this.intY = Boolean(ser && ser.v.length && ser.v.every((v) => v === null || Number.isInteger(v)));
     let first = true;
@@ -238,7 +222,7 @@ class Chart {
       if (enc.x && enc.x.field) {
         enc.x.title = xaxis === "time" ? "time (s)" : xaxis;
         if (xaxis === "time" && enc.x.axis) {
-          enc.x.axis = { ...enc.x.axis, labelExpr: general };
+          enc.x.axis = { ...enc.x.axis, labelExpr: AXIS_LABEL };
           delete enc.x.axis.tickMinStep;
         }
       }
@@ -344,34 +328,19 @@ class Chart {
     const xs = this.xsOf(ser);
     if (!xs) return;
     const smooth = this.w > 0;
-    const logy = this.logy();
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
+    const fit = new YFit(this.logy());
     for (let j = 0; j < xs.length; j++) {
       const x = xs[j];
       if (!finite(x) || x < r[0] || x > r[1]) continue;
-      for (const v of smooth ? [ser.v[j], this.sv[j]] : [ser.v[j]]) {
-        if (!finite(v) || (logy && v <= 0)) continue;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      fit.add(ser.v[j]);
+      if (smooth) fit.add(this.sv[j]);
     }
-    if (!(lo <= hi)) return;
-    if (logy) {
-      lo /= 1.1;
-      hi *= 1.1;
-    } else {
-      const pad = (hi - lo) * PAD || Math.abs(hi) * PAD || 1;
-      lo -= pad;
-      hi += pad;
-    }
-    this.el.dataset.yDomain = `${lo},${hi}`;
-    this.view.signal("ylo", lo).signal("yhi", hi).runAsync();
+    fit.apply(this.view, this.el);
   }
 
   /** Zoom (x interval bound to the scales): fit y, fetch the range at full resolution. */
   onZoom(value) {
-    const range = value && Array.isArray(value.x) ? [Math.min(...value.x), Math.max(...value.x)] : null;
+    const range = zoomRange(value);
     if (!range) {
       this.setZoomed(null);
     } else {

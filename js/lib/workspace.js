@@ -13,6 +13,7 @@ import vegaEmbed from "vega-embed";
 import * as vega from "vega";
 import { AXIS_LABEL, STEP_AXIS_LABEL, fmtDuration, fmtNum, h } from "./format.js";
 import { twema } from "./smooth.js";
+import { YFit, resetZoomButton, zoomRange } from "./zoom.js";
 import { sectionOf, setText } from "./panel.js";
 import { lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
@@ -119,12 +120,7 @@ class OverlayChart {
     this.readout = h("span", { class: "nbt-chart-val", testid: "nbt-ws-readout" });
     this.plot = h("div", { class: "nbt-plot" });
     this.zoomRange = null;
-    this.resetBtn = h(
-      "button",
-      { class: "nbt-chart-btn", testid: "nbt-reset-zoom", title: "reset zoom (or double-click the chart)", hidden: "" },
-      "reset zoom",
-    );
-    this.resetBtn.addEventListener("click", () => this.embed());
+    this.resetBtn = resetZoomButton(() => this.embed());
     this.el = h(
       "div",
       { class: "nbt-chart", testid: "nbt-ws-chart", dataset: { key, points: "0", lines: "0", zoomed: "0" } },
@@ -153,35 +149,18 @@ class OverlayChart {
     if (!r || !this.view) return;
     const grouped = (this.ws.model.get("group") || []).length > 0;
     const smooth = Number(this.ws.model.get("smoothing")) > 0;
-    const logy = !!this.ws.model.get("log_y");
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    const take = (v) => {
-      if (v === null || v === undefined || !Number.isFinite(v) || (logy && v <= 0)) return;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    };
+    const fit = new YFit(!!this.ws.model.get("log_y"));
     for (const row of grouped ? this.bandRows() : this.rows) {
       if (row.x < r[0] || row.x > r[1]) continue;
       if (grouped) {
-        take(row.lo);
-        take(row.hi);
+        fit.add(row.lo);
+        fit.add(row.hi);
       } else {
-        take(row.y);
-        if (smooth) take(row.sv);
+        fit.add(row.y);
+        if (smooth) fit.add(row.sv);
       }
     }
-    if (!(lo <= hi)) return;
-    if (logy) {
-      lo /= 1.1;
-      hi *= 1.1;
-    } else {
-      const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
-      lo -= pad;
-      hi += pad;
-    }
-    this.el.dataset.yDomain = `${lo},${hi}`;
-    this.view.signal("ylo", lo).signal("yhi", hi).runAsync();
+    fit.apply(this.view, this.el);
   }
 
   spec() {
@@ -269,8 +248,7 @@ class OverlayChart {
       this.setZoomed(null);
       try {
         this.view.addSignalListener("zoom", (_name, value) => {
-          const r = value && Array.isArray(value.x) ? [Math.min(...value.x), Math.max(...value.x)] : null;
-          this.setZoomed(r);
+          this.setZoomed(zoomRange(value));
           this.fitY();
         });
       } catch {
