@@ -11,7 +11,7 @@
    built), against ``mlflow.search_runs(filter_string=..., order_by=...)``. Each tool in
    a fresh subprocess; rounds interleaved; medians.
 3. ``overlay``: 100 runs x 10,000 steps x 4 metrics; the data time of the overlay
-   (``feed.envelopes``: one DuckDB scan for all runs) and of a Workspace drawing all 100.
+   (``overlay.envelopes``: one DuckDB scan for all runs) and of a Workspace drawing all 100.
 
 Run with the peer venv (it has mlflow)::
 
@@ -160,7 +160,7 @@ def worker_mlflow(root: str, n: int) -> dict:
 def bench_overlay(root: str, runs: int, steps: int) -> dict:
     sys.path.insert(0, str(REPO))
     import nbtracker
-    from nbtracker.feed import envelopes
+    from nbtracker.overlay import envelopes
     from nbtracker.store import Store, wait_for_background
 
     made = []

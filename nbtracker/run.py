@@ -817,7 +817,7 @@ class Run(RunExtras):
             writer.merge()
             if not _state.exiting:
                 try:  # a cache for overlays of many long runs: never worth a failure
-                    from .feed import write_overview
+                    from .overlay import write_overview
 
                     write_overview(self.dir)
                 except Exception:  # noqa: BLE001, S110

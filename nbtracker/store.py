@@ -234,7 +234,7 @@ def history_signature(files: list[Path]) -> str:
 
 def overview_path(rdir: str | os.PathLike[str], signature: str, width: int, top: int) -> Path:
     """Where a run's history overview (its buckets of ``width`` steps, built after it
-    finished; see :func:`nbtracker.feed.write_overview`) is kept."""
+    finished; see :func:`nbtracker.overlay.write_overview`) is kept."""
     return Path(rdir) / f"{OVERVIEW_PREFIX}{signature}-w{int(width)}-t{int(top)}.parquet"
 
 

@@ -219,7 +219,8 @@ def test_several_inits_in_one_cell_share_one_output(
 
 
 def test_envelopes_of_many_runs_in_one_scan(seeds: list[Any]) -> None:
-    from nbtracker.feed import envelopes, read_series
+    from nbtracker.feed import read_series
+    from nbtracker.overlay import envelopes
 
     envs = envelopes([(r.dir, r.start_time) for r in seeds], None, 16)
     assert [sorted(e) for e in envs] == [["train/loss", "val/acc"]] * 5
@@ -320,8 +321,8 @@ def test_long_finished_runs_overlay_from_their_overview_with_the_same_points(ini
     included; once the run is resumed (other history files) the overview is not used."""
     import os
 
-    from nbtracker import feed
-    from nbtracker.feed import envelopes
+    from nbtracker import overlay
+    from nbtracker.overlay import envelopes
     from nbtracker.store import find_overview, history_segments, history_signature
 
     runs = []
@@ -356,7 +357,7 @@ def test_long_finished_runs_overlay_from_their_overview_with_the_same_points(ini
     loss = fast[0]["loss"].points()
     assert 50.0 in [p[2] for p in loss] and any(math.isnan(p[2]) for p in loss)
     # rebuilt, then the run resumes: new files, so the old overview is left alone
-    assert feed.write_overview(runs[0].dir) is not None
+    assert overlay.write_overview(runs[0].dir) is not None
     again = nbtracker.init(id=runs[0].id, project=runs[0].project, resume="allow",
                            dir=str(runs[0]._store.root))  # fmt: skip
     again.log({"loss": 123.0})
@@ -370,7 +371,7 @@ def test_a_damaged_overview_is_only_a_cache(init: Any) -> None:
     """A torn overview file: the overlay reads the run's history instead, no warning."""
     import warnings
 
-    from nbtracker.feed import envelopes
+    from nbtracker.overlay import envelopes
 
     run = init(name="long")
     for s in range(8_000):

@@ -26,7 +26,8 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from ..feed import Feed, FolderReader, envelopes, hidden_keys
+from ..feed import Feed, FolderReader, hidden_keys
+from ..overlay import envelopes
 from ..sampling import Envelope, columns
 from ..store import Store, process_gone
 from ..workspace_query import FilterError, RunsTable, importance, run_color, run_colors
