@@ -190,9 +190,17 @@ def write_buffered(
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     target = sql_literal(str(tmp))
-    numeric = _numeric_arrays(rows, key_types)
+    small = sum(map(len, rows)) - 2 * len(rows) <= SMALL_VALUES
+    numeric = None if small else _numeric_arrays(rows, key_types)
     try:
-        if numeric is not None:  # the common case: same keys, numbers only
+        if small:  # a short run's rows, one system sample: lists, no arrays to register
+            con.execute(
+                "COPY (SELECT unnest($1::BIGINT[]) AS step, unnest($2::DOUBLE[]) AS ts, "
+                "unnest($3::VARCHAR[]) AS key, unnest($4::DOUBLE[]) AS value, "
+                f"unnest($5::VARCHAR[]) AS text) TO {target} (FORMAT parquet, COMPRESSION zstd)",
+                _small_columns(rows, key_types),
+            )
+        elif numeric is not None:  # the common case: same keys, numbers only
             arrays, names = numeric
             # no Python objects for DuckDB to scan (that holds the GIL): keys go as small
             # ints joined to a table of the names; a NaN comes back through the mask
@@ -230,6 +238,39 @@ def write_buffered(
     except BaseException:
         _unlink(tmp)  # a failed write (full disk, a bad value) leaves no temp file
         raise
+
+
+# A flush of at most this many values goes to DuckDB as list parameters (~1.3 ms for a
+# one-row segment, against ~4.5 ms for registering arrays): what a short run writes.
+SMALL_VALUES = 256
+
+
+def _small_columns(rows: list[dict[Any, Any]], key_types: dict[str, str]) -> list[list[Any]]:
+    """Step, time, key, value and text lists of a few buffered rows (a text's value and a
+    number's text are None; NaN and inf go through as they are)."""
+    cols: list[list[Any]] = [[], [], [], [], []]
+    S, T, K, V, X = cols
+    for row in rows:
+        step, ts = row[STEP_KEY], row[TS_KEY]
+        for k, v in row.items():
+            if k.__class__ is int:
+                continue
+            S.append(step)
+            T.append(ts)
+            K.append(k)
+            cls = v.__class__
+            if cls is str:
+                V.append(None)
+                X.append(v)
+                kind = "str"
+            else:
+                V.append(float(v))
+                X.append(None)
+                kind = "bool" if cls is bool else "int" if cls is int else "float"
+                if kind == "int" and not -_TWO63 <= v < _TWO63:
+                    kind = _wide_int(k)
+            _note_kind(key_types, k, kind)
+    return cols
 
 
 def _np() -> Any:

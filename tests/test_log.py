@@ -104,3 +104,29 @@ def test_log_after_finish_is_a_usage_error(init) -> None:
     run.finish()
     with pytest.raises(UsageError, match="init"):
         run.log({"x": 1})
+
+
+@pytest.mark.parametrize("kind", ["numbers", "mixed"])
+def test_a_few_rows_and_many_rows_read_back_alike(init, api, kind) -> None:
+    """A flush of a few values (a short run) and a big one take different ways to Parquet:
+    both read back the same values and types."""
+    if kind == "numbers":
+        rows = [{"i": 3, "f": 0.5, "b": True, "nan": math.nan, "inf": -math.inf}]
+    else:
+        rows = [{"i": 1, "s": "text"}, {"i": 2, "f": 2.5, "b": False}, {"s": "more"}]
+    short, long = init(id=f"short-{kind}"), init(id=f"long-{kind}", reinit="create_new")
+    for row in rows:
+        short.log(row)
+    for _ in range(200):
+        for row in rows:
+            long.log(row)
+    short.finish()
+    long.finish()
+    a, b = history(api, short), history(api, long).head(len(rows))
+    assert list(a.columns) == list(b.columns)
+    assert a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist()
+    for col in a.columns:
+        if col in ("_runtime", "_timestamp"):
+            continue
+        left, right = a[col].tolist(), b[col].tolist()
+        assert [repr(x) for x in left] == [repr(x) for x in right], col
