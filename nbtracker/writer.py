@@ -89,7 +89,6 @@ class Writer:
         self.interval = interval
         self.seq = first_seq
         self.wid = writer_id or segments.new_writer_id()
-        self.wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one segment write at a time (thread vs finish/flush())
         self._record_lock = threading.Lock()
@@ -109,11 +108,9 @@ class Writer:
         self._warm_started = False
         self._warm_start_lock = threading.Lock()
         self._flush_con: Any = None  # DuckDB, until pyarrow takes over
-        self._index_wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="nbtracker-writer", daemon=True)
-        self._indexer = threading.Thread(
-            target=self._index_loop, name="nbtracker-index", daemon=True
-        )
+        # the flush and index work run on the process's lanes (_lanes): no thread per run
+        self.wake: Any = _Idle()  # log() sets it when rows pile up: the flush job then
+        self._index_wake: Any = _Idle()
 
     def prepare(self) -> None:
         """Import DuckDB and open the flush connection in the caller's thread (``init()``),
@@ -135,15 +132,21 @@ class Writer:
                 pass
 
     def start(self, *, index: bool = True) -> None:
-        """Start the flush thread (and the heartbeat/merge thread unless ``index`` is False,
+        """Schedule the flush job (and the heartbeat/merge job unless ``index`` is False,
         as for a forked child, which leaves the run's record to its parent)."""
         # pandas (pulled in by pyarrow) imports this; importing it first, here, keeps a
         # late import in our threads from failing at interpreter shutdown
         import concurrent.futures.thread  # noqa: F401
 
-        self._thread.start()
+        from . import _lanes
+
+        self.wake = _lanes.FLUSH.every(self._flush_tick, self.interval, name="history writer",
+                                       period=self.interval)  # fmt: skip
         if index:
-            self._indexer.start()
+            self._index_wake = _lanes.INDEX.every(
+                self._index_tick, HEARTBEAT_INTERVAL_S, name="run indexer",
+                period=HEARTBEAT_INTERVAL_S,
+            )  # fmt: skip
 
     def _start_warmup(self) -> None:
         with self._warm_start_lock:
@@ -163,43 +166,32 @@ class Writer:
             self._warmed.set()
             _importing.remove(self._warmed)
 
-    def _loop(self) -> None:
+    def _flush_tick(self) -> float | None:
         """Flush history segments on a fixed rhythm, and nothing else (no waiting on locks)."""
-        next_at = time.monotonic() + self.interval
-        try:  # ready for the first flush before it is due
-            with self._lock:
-                self._flush_connection()
-        except Exception:  # noqa: BLE001, S110 - the first flush reports a real problem
-            pass
-        while not self._stop.is_set():
-            self.wake.wait(max(0.0, next_at - time.monotonic()))
-            self.wake.clear()
-            if self._stop.is_set():
-                break
-            next_at = time.monotonic() + self.interval
-            try:
-                # in chunks, the lock let go between them: each holds the GIL briefly and
-                # log()'s backpressure can step in; a failing store stops the loop at once
-                while self.flush_rows(limit=CHUNK_ROWS) and len(self.buffer) >= CHUNK_ROWS:
-                    pass
-            except Exception as exc:  # noqa: BLE001 - this thread must never die
-                self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
+        if self._stop.is_set():
+            return None
+        try:
+            # in chunks, the lock let go between them: each holds the GIL briefly and
+            # log()'s backpressure can step in; a failing store stops the loop at once
+            while self.flush_rows(limit=CHUNK_ROWS) and len(self.buffer) >= CHUNK_ROWS:
+                pass
+        except Exception as exc:  # noqa: BLE001 - the lane must never die
+            self._warn("loop", f"nbtracker's writer hit {exc!r}; it keeps going.")
+        return None if self._stop.is_set() else self.interval
 
-    def _index_loop(self) -> None:
+    def _index_tick(self) -> float | None:
         """Heartbeat (run.json), periodic catalog updates and segment merges: slow work that
-        may wait on locks, kept off the flush rhythm."""
-        while not self._stop.is_set():
-            self._index_wake.wait(HEARTBEAT_INTERVAL_S)
-            self._index_wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.write_record()
-                if self.flushes - self._merged_at >= MERGE_AFTER_FILES:
-                    self._merged_at = self.flushes
-                    self.merge(recent_only=True)
-            except Exception as exc:  # noqa: BLE001 - this thread must never die
-                self._warn("index", f"nbtracker's indexer hit {exc!r}; it keeps going.")
+        may wait on locks, kept off the flush rhythm (another lane)."""
+        if self._stop.is_set():
+            return None
+        try:
+            self.write_record()
+            if self.flushes - self._merged_at >= MERGE_AFTER_FILES:
+                self._merged_at = self.flushes
+                self.merge(recent_only=True)
+        except Exception as exc:  # noqa: BLE001 - the lane must never die
+            self._warn("index", f"nbtracker's indexer hit {exc!r}; it keeps going.")
+        return None if self._stop.is_set() else HEARTBEAT_INTERVAL_S
 
     def mark_dirty(self) -> None:
         """Metadata changed (config, tags, ...): refresh run.json and the catalog soon."""
@@ -207,10 +199,10 @@ class Writer:
         self._index_wake.set()
 
     def stop(self) -> None:
-        """Ask both threads to stop; they exit on their own (the caller flushes the rest)."""
+        """Stop the flush and index jobs (the caller flushes the rest)."""
         self._stop.set()
-        self.wake.set()
-        self._index_wake.set()
+        self.wake.cancel()
+        self._index_wake.cancel()
 
     def close(self) -> None:
         """Release the flush connection (after the final flush)."""
@@ -437,6 +429,19 @@ def _take(buf: deque[dict[Any, Any]], n: int) -> list[dict[Any, Any]]:
     """The ``n`` oldest rows of ``buf``, in one C-level loop: a Python loop here would hand
     the GIL back and forth with the training thread every few ms while it runs."""
     return list(starmap(buf.popleft, repeat((), n)))
+
+
+class _Idle:
+    """The writer's jobs before ``start()``: waking or stopping them does nothing."""
+
+    def set(self) -> None:
+        pass
+
+    def is_set(self) -> bool:
+        return True
+
+    def cancel(self, *, wait: bool = False) -> None:
+        pass
 
 
 def _has_space(path: Path, need: int = 1 << 20) -> bool:

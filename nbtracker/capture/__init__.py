@@ -61,8 +61,11 @@ class Capture:
         self._rdir = run.dir
         self._store = run._store
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._env_thread: threading.Thread | None = None
+        self._job: Any = None  # the sampling / console job on the flush lane
+        self._env_job: Any = None  # the environment snapshot, once, on the index lane
+        self._env_done = threading.Event()
+        self._next_sample = self._next_flush = float("inf")
+        self._sampling = False
         self.console = None
         self.samples = 0
         self.cpu_seconds = 0.0  # CPU time of the capture thread (its own cost)
@@ -111,10 +114,14 @@ class Capture:
             self._writer._flush_con = _system_cursor()
         if self.console is not None:
             self.console.attach()
-        if self.settings.stats or self.settings.meta or self.console is not None:
-            self._thread = threading.Thread(target=self._loop, name="nbtracker-capture",
-                                            daemon=True)  # fmt: skip
-            self._thread.start()
+        from .. import _lanes
+
+        if self.settings.meta:  # git and package listing may take a while: the slow lane
+            self._env_job = _lanes.INDEX.soon(self._env_loop, name="environment snapshot")
+        else:
+            self._env_done.set()
+        if self.settings.stats or self.console is not None:
+            self._job = _lanes.FLUSH.every(self._first_tick, 0.0, name="capture", period=1.0)
 
     def detach(self) -> None:
         """At ``finish()``, in the caller's thread: the console streams go back now."""
@@ -133,12 +140,13 @@ class Capture:
         self._closed = True
         self._stop.set()
         self._closed_at = time.monotonic()
-        thread = self._thread  # the environment thread is waited for later (settle)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10.0)
+        if self._job is not None:  # the environment is waited for later (settle)
+            self._job.cancel(wait=True)
         writer = self._writer
         if writer is not None:
             try:
+                if self._sampler is None and self.settings.stats:  # ended before its job ran
+                    self._start_sampler()
                 if self.samples == 0:
                     self._sample()
                 writer.flush_rows(final=True)
@@ -157,84 +165,78 @@ class Capture:
         """After the run's final record is on disk: wait for the environment snapshot (git,
         packages; it may take a while and is not what readers of the rows wait for). True
         when it arrived after the final record was taken (the record must be written again)."""
-        thread = self._env_thread
-        if thread is None or thread is threading.current_thread():
+        if self._env_job is None:
             return False
-        thread.join(timeout=timeout)
+        self._env_done.wait(timeout)
         return self._env_done_at > self._closed_at
 
     def after_fork_child(self) -> None:
         """In a forked child: no thread here, and the parent owns every file."""
         self._closed = True
-        self._thread = self._env_thread = None
+        self._job = self._env_job = None  # the lanes are empty in the child
+        _fork_leaks.append(self._writer)  # its cursor is the parent's: never closed here
         self._writer = None
         if self.console is not None:
             self.console.after_fork_child()
 
-    # -- the capture thread ----------------------------------------------------------------
-    def _loop(self) -> None:
+    # -- the capture job (on the flush lane) ------------------------------------------------
+    def _first_tick(self) -> float | None:
+        """The job's first run: the sampler primed, then sampling / console flushes."""
         t_cpu = time.thread_time()
-        # imports in this thread: a fork() meanwhile waits for them (writer._before_fork),
-        # else the child would inherit a held import lock
-        from ..writer import _importing
-
-        imported = threading.Event()
-        _importing.append(imported)
         try:
-            _imports(self.settings)
-        finally:
-            imported.set()
-            _importing.remove(imported)
-        try:
-            if self.settings.meta:  # git and package listing may take a while: apart
-                self._env_thread = threading.Thread(
-                    target=self._env_loop, name="nbtracker-capture-env", daemon=True
-                )
-                self._env_thread.start()
             if self.settings.stats:
                 self._start_sampler()
-        except Exception as exc:  # noqa: BLE001 - this thread must never raise
+        except Exception as exc:  # noqa: BLE001 - the job goes on without samples
             warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
-        cs = self.settings
         start = time.monotonic()
         # the first sample about FIRST_SAMPLE_S after the run began (init's own time counts)
         since = time.time() - float(self._run._rec.get("created_at") or time.time())
-        first = min(FIRST_SAMPLE_S, cs.interval) - max(0.0, since)
-        next_sample = start + max(0.2, first)
-        next_flush = start + CONSOLE_FLUSH_S
-        sampling = self._writer is not None and self._sampler is not None
-        while True:
-            now = time.monotonic()
-            due = [next_flush] if self.console is not None else []
-            if sampling:
-                due.append(next_sample)
-            self.cpu_seconds = time.thread_time() - t_cpu
-            if self._stop.wait(max(0.0, min(due) - now) if due else None):
-                break
-            now = time.monotonic()
-            try:
-                if self.console is not None and now >= next_flush:
-                    next_flush = now + CONSOLE_FLUSH_S
-                    self.console.flush()
-                if sampling and now >= next_sample:
-                    self._sample()
-                    self._writer.flush_rows()
-                    if self.samples % MERGE_EVERY == 0:
-                        self._writer.merge(recent_only=True)
-                    next_sample += cs.interval
-                    if next_sample <= now:  # the machine slept: no burst of late samples
-                        next_sample = now + cs.interval
-            except Exception as exc:  # noqa: BLE001 - this thread must never die
-                warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
-        self.cpu_seconds = time.thread_time() - t_cpu
+        first = min(FIRST_SAMPLE_S, self.settings.interval) - max(0.0, since)
+        self._next_sample = start + max(0.2, first)
+        self._next_flush = start + CONSOLE_FLUSH_S
+        self._sampling = self._writer is not None and self._sampler is not None
+        self._job.fn = self._tick
+        self.cpu_seconds += time.thread_time() - t_cpu
+        return self._next_due()
+
+    def _next_due(self) -> float | None:
+        due = [self._next_flush] if self.console is not None else []
+        if self._sampling:
+            due.append(self._next_sample)
+        if not due or self._stop.is_set():
+            return None
+        return max(0.0, min(due) - time.monotonic())
+
+    def _tick(self) -> float | None:
+        if self._stop.is_set():
+            return None
+        t_cpu = time.thread_time()
+        now = time.monotonic()
+        try:
+            if self.console is not None and now >= self._next_flush:
+                self._next_flush = now + CONSOLE_FLUSH_S
+                self.console.flush()
+            if self._sampling and now >= self._next_sample:
+                self._sample()
+                self._writer.flush_rows()
+                if self.samples % MERGE_EVERY == 0:
+                    self._writer.merge(recent_only=True)
+                self._next_sample += self.settings.interval
+                if self._next_sample <= now:  # the machine slept: no burst of late samples
+                    self._next_sample = now + self.settings.interval
+        finally:
+            self.cpu_seconds += time.thread_time() - t_cpu
+        return self._next_due()
 
     def _env_loop(self) -> None:
         t_cpu = time.thread_time()
         try:
             self._environment()
-        except Exception as exc:  # noqa: BLE001 - this thread must never raise
+        except Exception as exc:  # noqa: BLE001 - the lane must never raise
             warnings.warn(f"nbtracker capture: {exc!r}", RuntimeWarning, stacklevel=1)
-        self.env_cpu_seconds = time.thread_time() - t_cpu
+        finally:
+            self.env_cpu_seconds = time.thread_time() - t_cpu
+            self._env_done.set()
 
     def _start_sampler(self) -> None:
         from .. import store as store_mod
