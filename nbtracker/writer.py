@@ -108,6 +108,7 @@ class Writer:
         self._warm_started = False
         self._warm_start_lock = threading.Lock()
         self._flush_con: Any = None  # DuckDB, until pyarrow takes over
+        self._wide = False  # the final flush set more DuckDB threads
         # the flush and index work run on the process's lanes (_lanes): no thread per run
         self.wake: Any = _Idle()  # log() sets it when rows pile up: the flush job then
         self._index_wake: Any = _Idle()
@@ -236,10 +237,12 @@ class Writer:
         con, self._flush_con = self._flush_con, None
         if con is None:
             return
-        try:
-            con.execute(f"SET threads = {_FLUSH_CONFIG['threads']:d}")  # after a final flush
-        except Exception:  # noqa: BLE001, S110 - closed below
-            pass
+        if self._wide:  # the database is shared: back to one thread after a wide final flush
+            self._wide = False
+            try:
+                con.execute(f"SET threads = {_FLUSH_CONFIG['threads']:d}")
+            except Exception:  # noqa: BLE001, S110 - closed below
+                pass
         con.close()
 
     def merge(self, *, recent_only: bool = False) -> None:
@@ -260,6 +263,7 @@ class Writer:
             if final and self._flush_con is not None and len(self.buffer) >= FINAL_WIDE_ROWS:
                 # the run is over: its last big batch may use more than one core
                 try:
+                    self._wide = True
                     self._flush_con.execute(f"SET threads = {FINAL_THREADS:d}")
                 except Exception:  # noqa: BLE001, S110 - only a speed-up
                     pass
