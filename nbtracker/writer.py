@@ -52,8 +52,12 @@ _flush_db: tuple[int, Any] | None = None  # (pid, database); a forked child make
 _flush_db_lock = threading.Lock()
 _warm_pid = -1  # the process whose flush database did its first COPY
 _fork_leaks: list[Any] = []  # a forked child never closes its parent's DuckDB
-_FLUSH_CONFIG = {"threads": 1, "allocator_flush_threshold": "0KB",
-                 "allocator_bulk_deallocation_flush_threshold": "0KB"}  # fmt: skip
+_FLUSH_CONFIG = {"threads": 1}
+# The allocator handing memory back after each statement doubles the cost of a tiny flush
+# (measured ~3.5 -> ~7 ms for a one-row segment): set once the process writes a big batch.
+_LEAN_SETTINGS = ("SET allocator_flush_threshold = '0KB'",
+                  "SET allocator_bulk_deallocation_flush_threshold = '0KB'")  # fmt: skip
+LEAN_AFTER_VALUES = 20_000
 BACKPRESSURE_ROWS = 50_000  # log() helps the writer when the thread falls this far behind
 CHUNK_ROWS = 65_536  # the writer thread writes at most this many rows per segment
 RELIEVE_ROWS = 5_000  # ... by writing this many rows itself (a few ms), unless it is busy
@@ -109,6 +113,7 @@ class Writer:
         self._warm_start_lock = threading.Lock()
         self._flush_con: Any = None  # DuckDB, until pyarrow takes over
         self._wide = False  # the final flush set more DuckDB threads
+        self._lean = False  # _LEAN_SETTINGS sent
         # the flush and index work run on the process's lanes (_lanes): no thread per run
         self.wake: Any = _Idle()  # log() sets it when rows pile up: the flush job then
         self._index_wake: Any = _Idle()
@@ -402,10 +407,14 @@ class Writer:
     def _write(self, rows: list[dict[Any, Any]]) -> None:
         self.hdir.mkdir(parents=True, exist_ok=True)
         path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
-        if not self._warmed.is_set() and sum(map(len, rows)) <= COLD_MAX_VALUES + 2 * len(rows):
+        values = sum(map(len, rows)) - 2 * len(rows)
+        if not self._warmed.is_set() and values <= COLD_MAX_VALUES:
             con = self._flush_connection()
             import duckdb
 
+            if values > LEAN_AFTER_VALUES and not self._lean:
+                self._lean = True  # (a database-wide setting: once is enough)
+                _make_lean(con)
             try:
                 segments.write_buffered(con, rows, self.key_types, path)
             except duckdb.IOException as exc:  # storage trouble, not a value: retry later
@@ -477,6 +486,16 @@ def _flush_database() -> Any:
             db = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_FLUSH_CONFIG})
             _flush_db = (os.getpid(), db)
         return _flush_db[1]
+
+
+def _make_lean(con: Any) -> None:
+    """Big batches from this writer: its database gives memory back after each statement
+    (RSS over 1M steps ~19 MB lower, for ~25 ms more per 250k values)."""
+    for stmt in _LEAN_SETTINGS:
+        try:
+            con.execute(stmt)
+        except Exception:  # noqa: BLE001, S110 - only memory: an older DuckDB
+            pass
 
 
 def _before_fork() -> None:
