@@ -200,6 +200,8 @@ def init(
                            job_type=job_type)  # fmt: skip
         run._init_settings = ignored.get("settings")  # alert webhook (alerts.py)
         _make_current(run, reinit, prev)
+        if team_url is not None:  # a rank on another machine: its own files go up too
+            team.follow(store, run.dir, team_url, worker=(project, run_id, role.label))
         capture.start(run, capture_settings)
         return run
     if role is not None and resume is None:  # a relaunched shared job goes on (torchrun)

@@ -298,3 +298,44 @@ def test_readers_see_a_live_run_grow(tmp_path: Path, pg_url: str) -> None:
     assert w.returncode == 0, err
     wait_until(lambda: local.run("team/live").state == "finished", timeout=30)
     assert len(local.run("team/live").history(samples=None)) == 400
+
+
+def test_a_shared_run_over_two_machines_is_one_run_in_the_team_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Multi-node training: rank 0 and rank 1 on "machines" of their own (own local roots,
+    own store clients) write one shared run; the team store shows one run with both."""
+    rank_proc = PROCS / "rank_proc.py"
+    procs = []
+    for rank in ("1", "0"):  # the worker first: it starts before the primary exists
+        env = _env(tmp_path, pg_url, f"node{rank}", RANK=rank)
+        env.pop("LOCAL_RANK", None)
+        env.pop("TORCHELASTIC_RUN_ID", None)
+        cmd = [sys.executable, str(rank_proc), str(tmp_path / f"local-node{rank}"), "mn", "10",
+               "finish"]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))  # fmt: skip
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "team store" not in err, err
+    # the worker's machine has no run.json: only the primary's process sends the record
+    assert not (tmp_path / "local-node1" / "ranks" / "mn" / "run.json").exists()
+    assert not list((tmp_path / "local-node1").rglob("run.json"))
+    run = nbtracker.Api(store=pg_url).run("ranks/mn")
+    assert run.state == "finished" and run.config == {"lr": 0.5}
+    hist = run.history(samples=None)
+    assert list(hist["loss"]) == list(range(10)) == list(hist["rank_1/loss"])
+    assert run.summary["rank_1/loss"] == 9.0  # folded in from the other machine's rank
+    assert [(r["label"], r["primary"], r["state"]) for r in run.ranks] == [
+        ("rank_0", True, "finished"),
+        ("rank_1", False, "finished"),
+    ]
+    system = run.history(stream="system", samples=None)
+    for label in ("rank_0", "rank_1"):
+        assert system[f"system/{label}/memory_percent"].notna().any()
+    assert {"output.log", "output_rank_1.log"} <= {f.name for f in run.files()}
+    # one record in the store (the primary's), every file once
+    assert pg_rows(pg_url, "SELECT count(*) FROM nbtracker.runs") == "1"
+    dup = "SELECT count(*) FROM (SELECT path FROM nbtracker.files GROUP BY path HAVING count(*) > 1) d"
+    assert pg_rows(pg_url, dup) == "0"

@@ -44,9 +44,13 @@ def resolve(store: Any = None) -> StoreURL | None:
     return None
 
 
-def follow(store: Any, rdir: Path, url: StoreURL) -> None:
+def follow(
+    store: Any, rdir: Path, url: StoreURL, *, worker: tuple[str, str, str] | None = None
+) -> None:
     """Commit the run in ``rdir`` (of the local ``store``) to the team store from now on,
-    in the background. Never raises: trouble is one StorageWarning."""
+    in the background. ``worker``: ``(project, run id, label)`` of a shared run's worker
+    rank (its machine may have no ``run.json``: see :func:`~.committer.commit_run`).
+    Never raises: trouble is one StorageWarning."""
     try:
         from .committer import committer
         from .remote import _psycopg
@@ -54,7 +58,7 @@ def follow(store: Any, rdir: Path, url: StoreURL) -> None:
         # imported here, in init()'s thread: an import in the committer thread would hold
         # the GIL for ~0.1 s while the training loop's first steps run
         _psycopg()
-        committer(url).follow(Path(store.root), Path(rdir))
+        committer(url).follow(Path(store.root), Path(rdir), worker=worker)
     except Exception as exc:  # noqa: BLE001 - never stop training over the team store
         from ..errors import StorageWarning
 

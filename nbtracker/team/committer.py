@@ -18,6 +18,7 @@ from .remote import Remote, StoreUnavailable
 from .url import StoreURL
 
 RUN_FILE = "run.json"
+ENDED = ("finished", "failed", "crashed")
 SKIP_DIRS = ("damaged",)
 MAX_BATCH_BYTES = 64 << 20  # objects per transaction: a long catch-up commits in pieces
 
@@ -59,6 +60,7 @@ class RunState:
     committed: dict[str, tuple[int, int]] | None = None  # None: ask the store first
     record_text: str | None = None  # last committed run.json
     ended: bool = False
+    worker: str | None = None  # a shared run's worker rank (its label): see commit_run
 
 
 def read_record_text(rdir: Path) -> tuple[str | None, dict[str, Any] | None]:
@@ -72,15 +74,35 @@ def read_record_text(rdir: Path) -> tuple[str | None, dict[str, Any] | None]:
     return text, rec
 
 
+def _role_of(label: str) -> Any:
+    from .._shared import Role
+
+    return Role(label, primary=False)
+
+
 def commit_run(remote: Remote, st: RunState) -> tuple[int, bool]:
     """Commit what is new in one run folder; return the number of files committed and
     whether the run's record was sent.
     Raises StoreUnavailable (nothing half-done stays visible: rows follow their objects)."""
     text, rec = read_record_text(st.rdir)
-    if rec is None:
+    if st.worker is not None:
+        # A worker rank of a shared run. Where the primary writes this folder too (same
+        # machine, so a run.json), the primary's process commits it all. On a machine of
+        # its own the folder holds only the workers' files (segments under their writer
+        # ids, system metrics, console logs, ranks/<label>.json): commit those; never a
+        # record (run.json is the primary's).
+        from .._shared import earlier_record
+
+        own = earlier_record(st.rdir, _role_of(st.worker))
+        st.ended = bool(own) and own.get("state") in ENDED
+        if rec is not None:
+            return 0, False
+        text = None
+    elif rec is None:
         return 0, False  # no readable run.json yet (being created, or damaged: repair first)
-    st.project, st.run_id = str(rec["project"]), str(rec["id"])
-    st.ended = rec.get("state") in ("finished", "failed", "crashed")
+    else:
+        st.project, st.run_id = str(rec["project"]), str(rec["id"])
+        st.ended = rec.get("state") in ENDED
     if st.committed is None:
         st.committed = remote.committed_files(st.project, st.run_id)
     files = run_files(st.rdir)
@@ -133,11 +155,15 @@ class Committer:
         self._thread = threading.Thread(target=self._loop, name="nbtracker-team", daemon=True)
         self._thread.start()
 
-    def follow(self, root: Path, rdir: Path) -> None:
+    def follow(self, root: Path, rdir: Path, *, worker: tuple[str, str, str] | None = None) -> None:
         """Commit this run from the next pass on (within ``interval`` seconds: the first
-        rows are on disk by then, and the training loop's first seconds are left alone)."""
+        rows are on disk by then, and the training loop's first seconds are left alone).
+        ``worker``: ``(project, run id, label)`` of a shared run's worker rank."""
         with self._lock:
-            self.runs.setdefault(rdir, RunState(root=root, rdir=rdir))
+            st = RunState(root=root, rdir=rdir)
+            if worker is not None:
+                st.project, st.run_id, st.worker = worker
+            self.runs.setdefault(rdir, st)
             self._idle.clear()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -174,9 +200,9 @@ class Committer:
                     wait_for_background(timeout=10.0)
                 n, _ = commit_run(remote, st)
                 self.committed_files += n
-                if st.ended and st.record_text is not None:
+                if st.ended and (st.record_text is not None or st.worker is not None):
                     fresh_text, _ = read_record_text(st.rdir)
-                    if fresh_text == st.record_text and n == 0:
+                    if (st.worker is not None or fresh_text == st.record_text) and n == 0:
                         with self._lock:  # nothing more will come: stop following it
                             self.runs.pop(st.rdir, None)
         except StoreUnavailable as exc:

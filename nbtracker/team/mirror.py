@@ -82,15 +82,32 @@ def _pull(url: StoreURL, root: Path) -> dict[str, int]:
         remote.close()
     store = Store(root)
     cat_rows = []
+    # shared runs whose workers' records came in: folded into the run's record below
+    ranks = {(p, r) for (p, r, path), _ in want_files if path.startswith("ranks/")}
+    fetched_records = {(p, r) for p, r, _, _ in records}
+    for project, run_id in sorted(ranks - fetched_records):
+        rdir = _paths.run_dir(root, project, run_id)
+        try:
+            text = (rdir / "run.json").read_text(encoding="utf-8")
+        except OSError:
+            continue  # no record yet: folded when it comes
+        records.append((project, run_id, text, seen_runs.get((project, run_id), 0)))
     for project, run_id, text, ver in records:
         rdir = _paths.run_dir(root, project, run_id)
         try:
             rec = json.loads(text)
         except ValueError:
             continue
-        if rec.get("project") != project or rec.get("id") != run_id:
+        if not isinstance(rec, dict) or rec.get("project") != project or rec.get("id") != run_id:
             continue  # a record that does not name its own key: not ours to trust
         rdir.mkdir(parents=True, exist_ok=True)
+        if rec.get("shared") is not None and (rdir / "ranks").is_dir():
+            # workers on other machines: their key types and summaries, as the primary
+            # folds in those of workers beside it
+            from .._shared import merge_workers
+
+            merge_workers(rdir, rec)
+            text = json.dumps(rec)
         atomic_write_bytes(rdir / "run.json", text.encode("utf-8"))
         seen_runs[(project, run_id)] = ver
         live = _running.setdefault(str(root), set())
