@@ -339,3 +339,33 @@ def test_a_shared_run_over_two_machines_is_one_run_in_the_team_store(
     assert pg_rows(pg_url, "SELECT count(*) FROM nbtracker.runs") == "1"
     dup = "SELECT count(*) FROM (SELECT path FROM nbtracker.files GROUP BY path HAVING count(*) > 1) d"
     assert pg_rows(pg_url, dup) == "0"
+
+
+def test_a_worker_that_ends_after_the_primary_is_committed_too(tmp_path: Path, pg_url: str) -> None:
+    """Same machine, one folder: rank 0 ends (its process commits and stops following the
+    run) before rank 1 logs anything; rank 1's rows still reach the team store."""
+    rank_proc, go, local = PROCS / "rank_proc.py", tmp_path / "go", tmp_path / "local"
+
+    def rank(r: str, *more: str) -> subprocess.Popen[str]:
+        env = _env(tmp_path, pg_url, f"rank{r}", RANK=r)
+        env.pop("LOCAL_RANK", None)
+        env.pop("TORCHELASTIC_RUN_ID", None)
+        cmd = [sys.executable, str(rank_proc), str(local), "late", "10", "finish", *more]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    worker = rank("1", str(go))
+    primary = rank("0")
+    _, err = primary.communicate(timeout=120)
+    assert primary.returncode == 0, err
+    go.touch()
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    run = nbtracker.Api(store=pg_url).run("ranks/late")
+    hist = run.history(samples=None)
+    assert list(hist["rank_1/loss"].dropna()) == list(range(10))
+    assert run.summary["rank_1/loss"] == 9.0
+    assert [(r["label"], r["state"]) for r in run.ranks] == [
+        ("rank_0", "finished"),
+        ("rank_1", "finished"),
+    ]

@@ -86,16 +86,17 @@ def commit_run(remote: Remote, st: RunState) -> tuple[int, bool]:
     Raises StoreUnavailable (nothing half-done stays visible: rows follow their objects)."""
     text, rec = read_record_text(st.rdir)
     if st.worker is not None:
-        # A worker rank of a shared run. Where the primary writes this folder too (same
-        # machine, so a run.json), the primary's process commits it all. On a machine of
-        # its own the folder holds only the workers' files (segments under their writer
-        # ids, system metrics, console logs, ranks/<label>.json): commit those; never a
-        # record (run.json is the primary's).
+        # A worker rank of a shared run. While the primary writes this folder too (same
+        # machine, a running run.json), the primary's process commits it all. On a
+        # machine of its own the folder holds only the workers' files (segments under
+        # their writer ids, system metrics, console logs, ranks/<label>.json), and after
+        # the primary has ended nobody else commits them: the worker does, never the
+        # record (run.json is the primary's; readers fold ranks/ into it).
         from .._shared import earlier_record
 
         own = earlier_record(st.rdir, _role_of(st.worker))
         st.ended = bool(own) and own.get("state") in ENDED
-        if rec is not None:
+        if rec is not None and rec.get("state") not in ENDED:
             return 0, False
         text = None
     elif rec is None:
