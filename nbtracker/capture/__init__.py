@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Capture", "CaptureSettings", "resolve", "start"]
 
 CONSOLE_FLUSH_S = 1.0
+PRIME_S = 0.25  # the sampler starts this long before its first sample (cpu % needs a span)
 MERGE_EVERY = 64  # system segments merged into one file every this many samples
 
 
@@ -121,7 +122,14 @@ class Capture:
         else:
             self._env_done.set()
         if self.settings.stats or self.console is not None:
-            self._job = _lanes.FLUSH.every(self._first_tick, 0.0, name="capture", period=1.0)
+            # the sampler is primed PRIME_S before the first sample is due: a run that ends
+            # sooner (a sweep's quick trial) never pays for it, and has no system rows
+            since = time.time() - float(self._run._rec.get("created_at") or time.time())
+            first = min(FIRST_SAMPLE_S, self.settings.interval) - PRIME_S - max(0.0, since)
+            if self.console is not None:
+                first = min(first, CONSOLE_FLUSH_S)
+            self._job = _lanes.FLUSH.every(self._first_tick, max(0.0, first), name="capture",
+                                           period=1.0)  # fmt: skip
 
     def detach(self) -> None:
         """At ``finish()``, in the caller's thread: the console streams go back now."""
@@ -145,9 +153,7 @@ class Capture:
         writer = self._writer
         if writer is not None:
             try:
-                if self._sampler is None and self.settings.stats:  # ended before its job ran
-                    self._start_sampler()
-                if self.samples == 0:
+                if self.samples == 0 and self._sampler is not None:  # primed: one sample
                     self._sample()
                 writer.flush_rows(final=True)
                 if writer.flushes > 1:  # one segment is merged already
@@ -192,7 +198,7 @@ class Capture:
         # the first sample about FIRST_SAMPLE_S after the run began (init's own time counts)
         since = time.time() - float(self._run._rec.get("created_at") or time.time())
         first = min(FIRST_SAMPLE_S, self.settings.interval) - max(0.0, since)
-        self._next_sample = start + max(0.2, first)
+        self._next_sample = start + max(PRIME_S, first)
         self._next_flush = start + CONSOLE_FLUSH_S
         self._sampling = self._writer is not None and self._sampler is not None
         self._job.fn = self._tick
