@@ -242,6 +242,23 @@ def code_name(path: str, root: str | None) -> str:
     return "/".join(parts)
 
 
+_MACHINE: list[dict[str, Any]] = []  # physical cores and memory: looked up once per process
+
+
+def _machine() -> dict[str, Any]:
+    if not _MACHINE:
+        out: dict[str, Any] = {}
+        try:
+            import psutil
+
+            out["cpu_count"] = psutil.cpu_count(logical=False)
+            out["memory"] = {"total": int(psutil.virtual_memory().total)}
+        except Exception:  # noqa: BLE001 - psutil missing or refused: the rest stands
+            out["cpu_count"] = os.cpu_count()
+        _MACHINE.append(out)
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in _MACHINE[0].items()}
+
+
 def collect(*, git: bool = True, cwd: str | None = None) -> tuple[dict[str, Any], bytes | None]:
     """The run's metadata (W&B's names) and the dirty diff (or None)."""
     cwd = cwd or os.getcwd()
@@ -257,13 +274,7 @@ def collect(*, git: bool = True, cwd: str | None = None) -> tuple[dict[str, Any]
         "root": cwd,
         "cpu_count_logical": os.cpu_count(),
     }
-    try:
-        import psutil
-
-        meta["cpu_count"] = psutil.cpu_count(logical=False)
-        meta["memory"] = {"total": int(psutil.virtual_memory().total)}
-    except Exception:  # noqa: BLE001 - psutil missing or refused: the rest stands
-        meta["cpu_count"] = os.cpu_count()
+    meta.update(_machine())
     gpus = _gpus()
     if gpus:
         meta["gpu"] = gpus[0]["name"]
