@@ -453,3 +453,69 @@ def test_killed_run_keeps_its_samples_and_repair_compacts_them(tmp_path: Path) -
     store.repair()
     assert len(list(sdir.glob("h-*.parquet"))) == 1
     assert len(api.run("p/k").history(stream="system", samples=None)) == n
+
+
+# A stand-in for nvidia-ml-py on a machine without an NVIDIA GPU (a test double of that
+# library, not of ours): two GPUs, the second without a temperature sensor. Values are in
+# NVML's units (bytes, milliwatts, degrees C).
+FAKE_PYNVML = """
+class _Util:
+    def __init__(self, gpu, memory):
+        self.gpu, self.memory = gpu, memory
+class _Mem:
+    def __init__(self, used, total):
+        self.used, self.total = used, total
+class NVMLError(Exception):
+    pass
+_open = [0]
+def nvmlInit(): _open[0] += 1
+def nvmlShutdown(): _open[0] -= 1
+def nvmlDeviceGetCount(): return 2
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetName(h): return b"Test Double GPU" if h == 0 else "Test Double GPU"
+def nvmlDeviceGetUtilizationRates(h): return _Util(37 + h, 12)
+def nvmlDeviceGetMemoryInfo(h): return _Mem(4 << 30, 16 << 30)
+def nvmlDeviceGetTemperature(h, sensor):
+    if h == 1:
+        raise NVMLError("not supported")
+    return 61
+def nvmlDeviceGetPowerUsage(h): return 150_000
+def nvmlDeviceGetEnforcedPowerLimit(h): return 300_000
+"""
+
+
+def test_gpu_metrics_and_names_through_nvml(tmp_path: Path) -> None:
+    """The NVML path, on a machine without a GPU: W&B's keys and units per GPU, a metric
+    a GPU does not offer left out, and the GPUs in the run's metadata."""
+    fake = tmp_path / "fake_nvml"
+    fake.mkdir()
+    (fake / "pynvml.py").write_text(FAKE_PYNVML)
+    out = run_script(
+        tmp_path,
+        """
+        import nbtracker, time
+        run = nbtracker.init(project="p", id="gpu",
+                             settings=nbtracker.Settings(x_stats_sampling_interval=0.2))
+        for i in range(5):
+            run.log({"x": i})
+            time.sleep(0.2)
+        run.finish()
+        """,
+        env={"PYTHONPATH": str(fake)},
+    )
+    assert out.returncode == 0, out.stderr
+    run = nbtracker.Api(tmp_path / "store").run("p/gpu")
+    h = run.history(stream="system", samples=None)
+    assert len(h) >= 2
+    last = h.iloc[-1]
+    assert last["system/gpu.0.gpu"] == 37 and last["system/gpu.1.gpu"] == 38
+    assert last["system/gpu.0.memory"] == 12
+    assert last["system/gpu.0.memoryAllocated"] == 25.0
+    assert last["system/gpu.0.memoryAllocatedBytes"] == 4 << 30
+    assert last["system/gpu.0.powerWatts"] == 150.0
+    assert last["system/gpu.1.powerPercent"] == 50.0
+    assert last["system/gpu.0.temp"] == 61
+    assert "system/gpu.1.temp" not in h.columns  # not offered by that GPU: left out
+    meta = run.metadata
+    assert meta["gpu"] == "Test Double GPU" and meta["gpu_count"] == 2
+    assert [g["memoryTotal"] for g in meta["gpu_nvidia"]] == [16 << 30, 16 << 30]
