@@ -248,10 +248,21 @@ SMALL_VALUES = 256
 def _small_columns(rows: list[dict[Any, Any]], key_types: dict[str, str]) -> list[list[Any]]:
     """Step, time, key, value and text lists of a few buffered rows (a text's value and a
     number's text are None; NaN and inf go through as they are)."""
-    cols: list[list[Any]] = [[], [], [], [], []]
-    S, T, K, V, X = cols
-    for row in rows:
-        step, ts = row[STEP_KEY], row[TS_KEY]
+    triples = ((r[STEP_KEY], r[TS_KEY], r) for r in rows)
+    return list(_long_lists(triples, key_types, None))
+
+
+def _long_lists(
+    triples: Any, key_types: dict[str, str], text_value: float | None
+) -> tuple[list[int], list[float], list[str], list[Any], list[str | None]]:
+    """Long-format columns, value by value, of ``(step, time, row)`` triples (a buffered
+    row's int keys skipped); a text's value is ``text_value``. Kinds noted in ``key_types``."""
+    S: list[int] = []
+    T: list[float] = []
+    K: list[str] = []
+    V: list[Any] = []
+    X: list[str | None] = []
+    for step, ts, row in triples:
         for k, v in row.items():
             if k.__class__ is int:
                 continue
@@ -260,7 +271,7 @@ def _small_columns(rows: list[dict[Any, Any]], key_types: dict[str, str]) -> lis
             K.append(k)
             cls = v.__class__
             if cls is str:
-                V.append(None)
+                V.append(text_value)
                 X.append(v)
                 kind = "str"
             else:
@@ -270,7 +281,7 @@ def _small_columns(rows: list[dict[Any, Any]], key_types: dict[str, str]) -> lis
                 if kind == "int" and not -_TWO63 <= v < _TWO63:
                     kind = _wide_int(k)
             _note_kind(key_types, k, kind)
-    return cols
+    return S, T, K, V, X
 
 
 def _np() -> Any:
@@ -391,28 +402,7 @@ def _arrays_by_value(
 ) -> dict[str, Any]:
     import numpy as np
 
-    S: list[int] = []
-    T: list[float] = []
-    K: list[str] = []
-    V: list[float] = []
-    X: list[str | None] = []
-    for step, ts, row in zip(steps, stamps, rows, strict=True):
-        for k, v in row.items():
-            S.append(step)
-            T.append(ts)
-            K.append(k)
-            cls = v.__class__
-            if cls is str:
-                V.append(0.0)
-                X.append(v)
-                kind = "str"
-            else:
-                V.append(float(v))
-                X.append(None)
-                kind = "bool" if cls is bool else "int" if cls is int else "float"
-                if kind == "int" and not -_TWO63 <= v < _TWO63:
-                    kind = _wide_int(k)
-            _note_kind(key_types, k, kind)
+    S, T, K, V, X = _long_lists(zip(steps, stamps, rows, strict=True), key_types, 0.0)
     value = np.array(V, np.float64)
     text = np.array(X, dtype=object)
     return {
