@@ -29,8 +29,8 @@ import _common as C  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 TOOLS = {  # name -> (module needed, runs, runs quick)
-    "nbtracker": ("nbtracker", 200, 40),
-    "nbtracker-bare": ("nbtracker", 200, 40),
+    "nbtracker": ("nbtracker", 1000, 40),
+    "nbtracker-bare": ("nbtracker", 1000, 40),
     "trackio": ("trackio", 200, 40),
     "wandb-offline": ("wandb", 40, 10),
 }
