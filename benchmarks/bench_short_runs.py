@@ -1,14 +1,15 @@
 """Many short runs in a loop (a sweep's quick trials, a seed loop): tracker time per run.
 
 Each tool in a fresh subprocess, tools interleaved over ``--rounds``; one warm-up run
-first (imports), then N runs of ``init(config={"i": i})``, one ``log()`` and ``finish()``.
+first (imports), then N runs (nbtracker 1,000; trackio 200; wandb 40: ~0.2 s each) of
+``init(config={"i": i})``, one ``log()`` and ``finish()``.
 Reported per tool: milliseconds per run in the loop, per run including the background work
 the process still has to do after the loop (nbtracker: ``wait_for_background``: the last
 runs' final flushes, compaction, catalog), and the CPU time of the process per run.
 
 Tools: ``nbtracker`` (defaults: system metrics, console, environment captured, as W&B),
 ``nbtracker-bare`` (``x_disable_stats``, ``console="off"``, ``x_disable_meta``),
-``trackio``, ``wandb-offline`` (N/5 runs: ~0.2 s each). nbtracker also reports how long after
+``trackio``, ``wandb-offline``. nbtracker also reports how long after
 the last ``finish()`` all N runs were listed by ``Api().runs()`` (issue 11: within 2 s).
 
 Targets (issue 11 and 12): <= 5 ms of tracker time per run; listed within 2 s.
