@@ -592,7 +592,8 @@ class Run(RunExtras):
     def _set_metadata(self, meta: dict[str, Any]) -> None:
         """The environment the capture found (git, host, Python, ...), kept in the record."""
         self._rec["metadata"] = to_jsonable(meta, "metadata", warn=False)
-        self._mark_dirty()
+        if self._writer is not None:  # in run.json at the next heartbeat (or the final
+            self._writer.catalog_dirty = True  # record): not worth a write of its own
 
     def _mark_dirty(self) -> None:
         if self._writer is not None:

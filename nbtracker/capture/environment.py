@@ -197,8 +197,18 @@ def _notebook_path(main: Any) -> str | None:
     return str(path) if path.is_file() else None
 
 
+_GPUS: list[list[dict[str, Any]]] = []  # looked for once per process
+
+
 def _gpus() -> list[dict[str, Any]]:
-    """Name and memory of each NVIDIA GPU (NVML through ``nvidia-ml-py``); [] without."""
+    """Name and memory of each NVIDIA GPU (NVML through ``nvidia-ml-py``); [] without.
+    Once per process: a failed ``import pynvml`` searches all of ``sys.path`` each time."""
+    if not _GPUS:
+        _GPUS.append(_find_gpus())
+    return [dict(g) for g in _GPUS[0]]
+
+
+def _find_gpus() -> list[dict[str, Any]]:
     try:
         import pynvml  # nvidia-ml-py
     except ImportError:
