@@ -8,7 +8,9 @@ thread per process started on first use, and a run schedules :class:`Job` object
 
 - ``FLUSH``: history flushes and system samples (short, on a rhythm);
 - ``INDEX``: heartbeats, catalog updates, merges, the environment snapshot (slow, may
-  wait on locks or a ``git`` subprocess, so kept off the flush rhythm).
+  wait on locks or a ``git`` subprocess, so kept off the flush rhythm);
+- ``FINISH``: a finished run's last flush, final record and compaction (``store.py``
+  makes the interpreter's shutdown wait for these, as for a non-daemon thread).
 
 A job is a function returning the seconds until it should run again, or None when it is
 done. ``job.set()`` runs it as soon as the lane is free (what ``log()`` does when rows pile
@@ -27,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-__all__ = ["FLUSH", "INDEX", "Job", "Lane"]
+__all__ = ["FINISH", "FLUSH", "INDEX", "Job", "Lane"]
 
 
 class Job:
@@ -113,6 +115,10 @@ class Lane:
                 self._thread.start()
             self._cond.notify()
 
+    def is_current(self) -> bool:
+        """Called from this lane's own thread."""
+        return threading.current_thread() is self._thread
+
     def _poke(self) -> None:
         with self._cond:
             self._cond.notify()
@@ -160,6 +166,7 @@ class Lane:
 
 FLUSH = Lane("flush")
 INDEX = Lane("index")
+FINISH = Lane("finish")  # finishing runs' last flush, record, compaction (store.py)
 
 
 _fork_leaks: list[object] = []
@@ -168,7 +175,7 @@ _fork_leaks: list[object] = []
 def _after_fork_child() -> None:
     # the parent's jobs stay referenced, never run: what they hold (DuckDB cursors of the
     # parent's databases) must not be destroyed in the child
-    for lane in (FLUSH, INDEX):
+    for lane in (FLUSH, INDEX, FINISH):
         _fork_leaks.append(lane._heap)
         lane._reset()
 

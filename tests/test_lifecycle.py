@@ -118,3 +118,36 @@ def test_pid_of_a_live_process_is_not_crashed(root, api) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert api.run("p/alive").state == "crashed"
+
+
+def test_a_script_that_ends_right_after_finish_leaves_every_run_complete(root, api) -> None:
+    """Finishing runs' work (last flush, record, compaction, catalog) is done by a background
+    thread of the process; a script that exits right after its last finish() still leaves
+    every run finished, compacted and in the catalog."""
+    subprocess.run(
+        _script(
+            root,
+            """
+        for i in range(40):  # more runs than finish() lets wait in the background
+            run = nbtracker.init(project="p", id=f"r{i}", dir=ROOT, config={"i": i})
+            for s in range(50):
+                run.log({"x": s})
+            run.finish()
+    """,
+        ),
+        check=True,
+    )
+    runs = {r.id: r for r in api.runs("p")}
+    assert sorted(runs) == sorted(f"r{i}" for i in range(40))
+    for rid, run in runs.items():
+        assert run.state == "finished", rid
+        assert run.history(samples=None)["x"].tolist() == list(range(50)), rid
+        assert len(list((run.dir / "history").glob("h-*.parquet"))) == 1, rid  # compacted
+    import duckdb
+
+    con = duckdb.connect(str(api.store.catalog.path), read_only=True)
+    try:
+        states = con.execute("SELECT state, count(*) FROM runs GROUP BY ALL").fetchall()
+    finally:
+        con.close()
+    assert states == [("finished", 40)]  # the catalog was written before the exit
