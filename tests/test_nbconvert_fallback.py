@@ -29,12 +29,13 @@ import pytest
 
 KEYS = ("train/loss", "val/acc")
 SOURCE = """\
-import nbtracker
+import time, nbtracker
 run = nbtracker.init(project="export", name="exported-run", config={"lr": 0.01, "epochs": 3})
 for step in range(50):
     run.log({"train/loss": 1.0 / (step + 1), "val/acc": step / 50})
 print("epoch 1 done <b>not bold</b>")
 run.alert(title="<script>alert(1)</script> loss diverged", text="loss > 10", level="WARN")
+time.sleep(1.2)  # long enough for a system sample (a run of under ~0.75 s has none)
 run.finish()
 """
 MAX_NOTEBOOK_BYTES = 1_000_000  # the 878 KB vega bundle must not be saved into the notebook
