@@ -124,11 +124,16 @@ def wait_for_released(timeout: float = 15.0) -> None:
     _wait_all(_released, timeout)
 
 
+def _on_finish_lane() -> bool:
+    """Called from the thread that finishes runs (``_lanes.FINISH``)."""
+    lanes = sys.modules.get("nbtracker._lanes")
+    return lanes is not None and lanes.FINISH.is_current()
+
+
 def _wait_all(events: list[threading.Event], timeout: float) -> None:
     if not events:
         return
-    lanes = sys.modules.get("nbtracker._lanes")
-    if lanes is not None and lanes.FINISH.is_current():
+    if _on_finish_lane():
         return  # a finishing run's job: those before it are done, those after wait for it
     deadline = time.monotonic() + timeout
     with _bg_lock:
@@ -720,9 +725,7 @@ class Store:
             _durable.append(durable)
             _released[:] = [e for e in _released if not e.is_set()]
             _released.append(released)
-        lanes = sys.modules.get("nbtracker._lanes")
-        on_lane = lanes is not None and lanes.FINISH.is_current()
-        if len(waiting) >= MAX_PENDING_FINISHES and _lane_finish and not on_lane:
+        if len(waiting) >= MAX_PENDING_FINISHES and _lane_finish and not _on_finish_lane():
             # a loop of short runs outpacing its storage: wait for the oldest, so the
             # backlog (memory, and how stale readers' view is) stays bounded
             waiting[0].wait(FINISH_DRAIN_S)
