@@ -275,7 +275,7 @@ class Writer:
                     pass
             if threading.current_thread() is threading.main_thread() or len(self.buffer) < 512:
                 return self._flush_rows(final, limit)
-            with _quick_switches():
+            with _QuickSwitches():
                 return self._flush_rows(final, limit)
 
     def relieve(self) -> None:
@@ -488,10 +488,6 @@ class _QuickSwitches:
             _switch_users -= 1
             if _switch_users == 0 and sys.getswitchinterval() == FLUSH_SWITCH_INTERVAL_S:
                 sys.setswitchinterval(_switch_saved)  # (unless the program set its own since)
-
-
-def _quick_switches() -> _QuickSwitches:
-    return _QuickSwitches()
 
 
 def _has_space(path: Path, need: int = 1 << 20) -> bool:
