@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import _parquet
 from ._util import sql_literal
 
 SCHEMA_FIELDS = ("step", "ts", "key", "value", "text")
@@ -176,21 +177,38 @@ def write_rows_duckdb(
     """Write ``rows`` (plain dicts, with their steps and times) as a segment."""
     write_buffered(
         con, [buffered(s, t, r) for s, t, r in zip(steps, stamps, rows, strict=True)],
-        key_types, path,
+        key_types, path, pure=False,
     )  # fmt: skip
 
 
 def write_buffered(
-    con: Any, rows: list[dict[Any, Any]], key_types: dict[str, str], path: Path
+    con: Any,
+    rows: list[dict[Any, Any]],
+    key_types: dict[str, str],
+    path: Path,
+    *,
+    pure: bool = True,
 ) -> None:
     """Write buffered rows as a segment through DuckDB alone (no pyarrow, so no pandas).
 
     The writer's path for every flush but huge ones: columns go to DuckDB as numpy arrays,
-    without the 0.3-1 s pandas import that pyarrow brings.
+    without the 0.3-1 s pandas import that pyarrow brings. A flush of a few values (at most
+    ``SMALL_VALUES``) is written by nbtracker's own small Parquet writer unless ``pure`` is
+    False (DuckDB's COPY costs ~1.2 ms for a one-row file; ``con`` may then be None).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    target = sql_literal(str(tmp))
     small = sum(map(len, rows)) - 2 * len(rows) <= SMALL_VALUES
+    if small and pure:
+        data = _parquet.history_bytes(*_small_columns(rows, key_types))
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return
+    target = sql_literal(str(tmp))
     numeric = None if small else _numeric_arrays(rows, key_types)
     try:
         if small:  # a short run's rows, one system sample: lists, no arrays to register
@@ -241,7 +259,8 @@ def write_buffered(
 
 
 # A flush of at most this many values goes to DuckDB as list parameters (~1.3 ms for a
-# one-row segment, against ~4.5 ms for registering arrays): what a short run writes.
+# one-row segment, against ~4.5 ms for registering arrays), or by nbtracker._parquet
+# (~0.05 ms): what a short run writes.
 SMALL_VALUES = 256
 
 

@@ -412,7 +412,9 @@ class Writer:
         self.hdir.mkdir(parents=True, exist_ok=True)
         path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
         values = sum(map(len, rows)) - 2 * len(rows)
-        if not self._warmed.is_set() and values <= COLD_MAX_VALUES:
+        if values <= segments.SMALL_VALUES:  # a few values: our own small Parquet writer
+            segments.write_buffered(None, rows, self.key_types, path)
+        elif not self._warmed.is_set() and values <= COLD_MAX_VALUES:
             con = self._flush_connection()
             import duckdb
 
