@@ -791,7 +791,11 @@ class WorkspaceView {
       let start = null;
       axis.addEventListener("pointerdown", (ev) => {
         start = ev.clientY - axis.getBoundingClientRect().top;
-        axis.setPointerCapture?.(ev.pointerId);
+        try {
+          axis.setPointerCapture?.(ev.pointerId); // (fails for a pointer already gone)
+        } catch {
+          /* the drag still ends on this axis */
+        }
         show(start, start);
         ev.preventDefault();
       });

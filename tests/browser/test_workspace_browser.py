@@ -55,6 +55,21 @@ def wait_lines(ws, key: str, want: int, timeout: float = 20) -> None:  # noqa: A
     raise AssertionError(msg)
 
 
+# Pointer events on a brush axis: press at 80% of its height, move, release 30 px past its
+# end (the minimum): what a user's drag sends, dispatched within one task of the page.
+DRAG_DOWN_PAST_END = """el => {
+  const r = el.getBoundingClientRect();
+  const x = r.left + r.width / 2;
+  const send = (type, y) => el.dispatchEvent(new PointerEvent(type, {
+    clientX: x, clientY: y, bubbles: true, cancelable: true, pointerId: 1, isPrimary: true,
+    pointerType: "mouse", buttons: type === "pointerup" ? 0 : 1,
+  }));
+  send("pointerdown", r.top + r.height * 0.8);
+  send("pointermove", r.top + r.height * 0.95);
+  send("pointerup", r.top + r.height + 30);
+}"""
+
+
 def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> None:  # noqa: ANN001
     nb = lab.open(page, "workspace", [SEED_LOOP, 'ws = nbtracker.compare("basic-intro")'])
     nb.run(0, wait=False)
@@ -153,16 +168,11 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     # brush the learning-rate axis: drag over its lower half (the small rates)
     axis = ws2.locator('[data-testid="nbt-ws-brush-axis"][data-col="config.learning_rate"]')
     count = ws2.get_by_test_id("nbt-ws-count")
-    for attempt in range(3):  # the chart may be redrawn under the mouse (a table refresh)
+    for attempt in range(3):  # the chart may be redrawn before it settles (a table refresh)
         expect(axis).to_be_visible(timeout=20_000)
-        box = axis.bounding_box()
-        assert box
-        x = box["x"] + box["width"] / 2
-        page.mouse.move(x, box["y"] + box["height"] * 0.8)
-        page.mouse.down()
-        page.mouse.move(x, box["y"] + box["height"] * 0.95, steps=4)
-        page.mouse.move(x, box["y"] + box["height"] + 30, steps=2)  # past the end: the minimum
-        page.mouse.up()
+        # the drag as the axis receives it, in one task of the page: measured and dispatched
+        # at once, so a redraw between the measuring and the mouse cannot move the axis
+        axis.evaluate(DRAG_DOWN_PAST_END)
         try:
             # the lowest 20% of 0.001..0.1 holds 0.001, 0.003 and 0.01: three runs stay
             expect(count).to_have_text("3 of 5 runs", timeout=10_000)
