@@ -26,9 +26,9 @@ _I32, _I64, _BINARY, _LIST, _STRUCT = 5, 6, 8, 9, 12
 _INT64, _DOUBLE, _BYTE_ARRAY = 2, 5, 6  # physical types
 _OPTIONAL = 1
 _UTF8 = 0  # converted type
-_PLAIN, _RLE = 0, 3  # encodings
+_PLAIN, _RLE, _RLE_DICTIONARY = 0, 3, 8  # encodings
 _UNCOMPRESSED = 0
-_DATA_PAGE = 0
+_DATA_PAGE, _DICTIONARY_PAGE = 0, 2
 
 
 def _varint(n: int) -> bytes:
@@ -117,9 +117,69 @@ def _levels(present: list[bool]) -> bytes:
     return struct.pack("<i", len(out)) + bytes(out)
 
 
-def _column(name: str, ptype: int, values: list[Any], *, stats: bool = False) -> tuple[bytes, Any]:
-    """One column's page bytes (header + data) and a function of its file offset that
-    gives its ColumnChunk."""
+def _same_levels(n: int, present: bool) -> bytes:
+    """Definition levels of ``n`` values all present (or all null): one RLE run."""
+    run = _varint(n << 1) + (b"\x01" if present else b"\x00")
+    return struct.pack("<i", len(run)) + run
+
+
+def _plain_text(values: list[str]) -> bytes:
+    return b"".join(struct.pack("<I", len(b)) + b for b in (v.encode("utf-8") for v in values))
+
+
+def _page(kind: int, body: list[Any], header: _Struct) -> list[Any]:
+    """A page: its header (``header`` at the field id of its ``kind``), then its body."""
+    fid = 7 if kind == _DICTIONARY_PAGE else 5
+    size = sum(memoryview(b).nbytes for b in body)
+    return [_Struct().i32(1, kind).i32(2, size).i32(3, size).struct(fid, header).done(), *body]
+
+
+def _data_page(n: int, body: list[Any], encoding: int = _PLAIN) -> list[Any]:
+    return _page(_DATA_PAGE, body, _Struct().i32(1, n).i32(2, encoding).i32(3, _RLE).i32(4, _RLE))
+
+
+class _Chunk:
+    """One column chunk: its bytes and what the footer says of it."""
+
+    __slots__ = ("dict_size", "encodings", "n", "name", "parts", "ptype", "size", "stats")
+
+    def __init__(
+        self,
+        name: str,
+        ptype: int,
+        n: int,
+        parts: list[Any],  # bytes-like pieces (an array's own buffer: no copy)
+        *,
+        stats: tuple[bytes, bytes, int] | None = None,  # (min, max, null count)
+        dict_size: int = 0,  # bytes of a leading dictionary page
+        encodings: tuple[int, ...] = (_PLAIN, _RLE),
+    ) -> None:
+        self.name, self.ptype, self.n, self.parts = name, ptype, n, parts
+        self.size = sum(memoryview(p).nbytes for p in parts)
+        self.stats, self.dict_size, self.encodings = stats, dict_size, encodings
+
+    def footer(self, offset: int) -> _Struct:
+        meta = (
+            _Struct()
+            .i32(1, self.ptype)
+            .list(2, _I32, list(self.encodings))
+            .list(3, _BINARY, [self.name.encode()])
+            .i32(4, _UNCOMPRESSED)
+            .i64(5, self.n)
+            .i64(6, self.size)
+            .i64(7, self.size)
+            .i64(9, offset + self.dict_size)
+        )
+        if self.dict_size:
+            meta.i64(11, offset)
+        if self.stats is not None:
+            lo, hi, nulls = self.stats
+            meta.struct(12, _Struct().i64(3, nulls).binary(5, hi).binary(6, lo))
+        return _Struct().i64(2, offset).struct(3, meta)
+
+
+def _list_column(name: str, ptype: int, values: list[Any], *, stats: bool = False) -> _Chunk:
+    """A column from a Python list (None: null)."""
     present = [v is not None for v in values]
     kept = [v for v in values if v is not None] if not all(present) else values
     if ptype == _INT64:
@@ -127,47 +187,13 @@ def _column(name: str, ptype: int, values: list[Any], *, stats: bool = False) ->
     elif ptype == _DOUBLE:
         data = struct.pack(f"<{len(kept)}d", *kept)
     else:
-        encoded = [v.encode("utf-8") for v in kept]
-        data = b"".join(struct.pack("<I", len(b)) + b for b in encoded)
-    body = _levels(present) + data
-    page = (
-        _Struct()
-        .i32(1, _DATA_PAGE)
-        .i32(2, len(body))
-        .i32(3, len(body))
-        .struct(
-            5,
-            _Struct().i32(1, len(values)).i32(2, _PLAIN).i32(3, _RLE).i32(4, _RLE),
-        )
-        .done()
-    )
-    chunk_bytes = page + body
-    nulls = len(values) - len(kept)
-
-    def chunk(offset: int) -> _Struct:
-        meta = (
-            _Struct()
-            .i32(1, ptype)
-            .list(2, _I32, [_PLAIN, _RLE])
-            .list(3, _BINARY, [name.encode()])
-            .i32(4, _UNCOMPRESSED)
-            .i64(5, len(values))
-            .i64(6, len(chunk_bytes))
-            .i64(7, len(chunk_bytes))
-            .i64(9, offset)
-        )
-        if stats and kept:
-            fmt = "<q" if ptype == _INT64 else "<d"
-            st = (
-                _Struct()
-                .i64(3, nulls)
-                .binary(5, struct.pack(fmt, max(kept)))
-                .binary(6, struct.pack(fmt, min(kept)))
-            )
-            meta.struct(12, st)
-        return _Struct().i64(2, offset).struct(3, meta)
-
-    return chunk_bytes, chunk
+        data = _plain_text(kept)
+    minmax = None
+    if stats and kept:
+        fmt = "<q" if ptype == _INT64 else "<d"
+        minmax = (struct.pack(fmt, min(kept)), struct.pack(fmt, max(kept)), len(values) - len(kept))
+    return _Chunk(name, ptype, len(values), _data_page(len(values), [_levels(present), data]),
+                  stats=minmax)  # fmt: skip
 
 
 # (name, physical type, is text, statistics) of the history columns, in file order
@@ -187,9 +213,9 @@ def history_bytes(
     values: list[float | None],
     texts: list[str | None],
 ) -> bytes:
-    """The Parquet file of a history segment in long form (one value per row). Raises
-    ``struct.error`` / ``UnicodeEncodeError`` / ``OverflowError`` for values that do not
-    fit (the caller cleans the rows and tries again), never writes a partial file."""
+    """The Parquet file of a history segment in long form (one value per row), from lists.
+    Raises ``struct.error`` / ``UnicodeEncodeError`` / ``OverflowError`` for values that do
+    not fit (the caller cleans the rows and tries again)."""
     n = len(steps)
     columns = (steps, stamps, keys, values, texts)
     if any(len(c) != n for c in columns):
@@ -198,23 +224,72 @@ def history_bytes(
     if any(s is None for s in steps) or any(t is None for t in stamps):
         msg = "a history row without its step or time"
         raise ValueError(msg)
-    out = bytearray(MAGIC)
     chunks = []
-    total = 0
     for (name, ptype, _, stats), vals in zip(_HISTORY, columns, strict=True):
         if ptype == _DOUBLE:
             vals = [None if v is None else float(v) for v in vals]
-        raw, chunk = _column(name, ptype, vals, stats=stats)
-        chunks.append(chunk(len(out)))
-        out += raw
-        total += len(raw)
+        chunks.append(_list_column(name, ptype, vals, stats=stats))
+    return b"".join(_file(chunks, n))
+
+
+def write_numeric_history(
+    path: Any, steps: Any, stamps: Any, names: list[str], values: Any
+) -> None:
+    """Write the Parquet file of a history segment from numpy arrays: ``n`` rows (``steps``
+    int64, ``stamps`` float64) of the same ``k`` numeric keys ``names``, ``values`` float64
+    of shape ``(n, k)`` (NaN and infinities kept as they are). Long form, key after key (as
+    a merged file is sorted); the key column dictionary-encoded; nothing null but text.
+    A few array copies and one write of their buffers: no per-value Python work."""
+    import numpy as np
+
+    n, k = values.shape
+    total = n * k
+    if n == 0 or k == 0 or len(names) != k:
+        msg = "numeric history needs rows and one name per column"
+        raise ValueError(msg)
+    steps = np.ascontiguousarray(steps, dtype="<i8")
+    stamps = np.ascontiguousarray(stamps, dtype="<f8")
+    there = _same_levels(total, present=True)
+    lo_s, hi_s = int(steps.min()), int(steps.max())
+    lo_t, hi_t = float(stamps.min()), float(stamps.max())
+    # key: a dictionary of the k names, then k runs of n indices
+    width = max(1, (k - 1).bit_length())
+    nbytes = (width + 7) // 8
+    runs = b"".join(_varint(n << 1) + j.to_bytes(nbytes, "little") for j in range(k))
+    dict_page = _page(_DICTIONARY_PAGE, [_plain_text(names)], _Struct().i32(1, k).i32(2, _PLAIN))
+    dict_size = sum(len(b) for b in dict_page)
+    key_page = _data_page(total, [there, bytes([width]), runs], _RLE_DICTIONARY)
+    chunks = [
+        _Chunk("step", _INT64, total, _data_page(total, [there, np.tile(steps, k)]),
+               stats=(struct.pack("<q", lo_s), struct.pack("<q", hi_s), 0)),
+        _Chunk("ts", _DOUBLE, total, _data_page(total, [there, np.tile(stamps, k)]),
+               stats=(struct.pack("<d", lo_t), struct.pack("<d", hi_t), 0)),
+        _Chunk("key", _BYTE_ARRAY, total, dict_page + key_page, dict_size=dict_size,
+               encodings=(_PLAIN, _RLE, _RLE_DICTIONARY)),
+        _Chunk("value", _DOUBLE, total, _data_page(
+            total, [there, np.ascontiguousarray(values.T, dtype="<f8").reshape(-1)])),
+        _Chunk("text", _BYTE_ARRAY, total, _data_page(total, [_same_levels(total, present=False)])),
+    ]  # fmt: skip
+    with open(path, "wb") as f:
+        f.writelines(_file(chunks, total))
+
+
+def _file(chunks: list[_Chunk], n: int) -> list[Any]:
+    """The whole file's pieces: magic, the column chunks (one row group), the footer."""
+    parts: list[Any] = [MAGIC]
+    offset = len(MAGIC)
+    footers = []
+    for c in chunks:
+        footers.append(c.footer(offset))
+        parts += c.parts
+        offset += c.size
     schema = [_Struct().binary(4, b"duckdb_schema").i32(5, len(_HISTORY))]
     for name, ptype, text, _ in _HISTORY:
         el = _Struct().i32(1, ptype).i32(3, _OPTIONAL).binary(4, name.encode())
         if text:  # UTF8 converted type and the STRING logical type: read back as VARCHAR
             el.i32(6, _UTF8).struct(10, _Struct().struct(1, _Struct()))
         schema.append(el)
-    group = _Struct().list(1, _STRUCT, chunks).i64(2, total).i64(3, n)
+    group = _Struct().list(1, _STRUCT, footers).i64(2, offset - len(MAGIC)).i64(3, n)
     meta = (
         _Struct()
         .i32(1, 1)
@@ -226,7 +301,5 @@ def history_bytes(
         .list(7, _STRUCT, [_Struct().struct(1, _Struct()) for _ in _HISTORY])
         .done()
     )
-    out += meta
-    out += struct.pack("<I", len(meta))
-    out += MAGIC
-    return bytes(out)
+    parts += [meta, struct.pack("<I", len(meta)), MAGIC]
+    return parts

@@ -177,64 +177,58 @@ def write_rows_duckdb(
     """Write ``rows`` (plain dicts, with their steps and times) as a segment."""
     write_buffered(
         con, [buffered(s, t, r) for s, t, r in zip(steps, stamps, rows, strict=True)],
-        key_types, path, pure=False,
+        key_types, path,
     )  # fmt: skip
 
 
-def write_buffered(
-    con: Any,
-    rows: list[dict[Any, Any]],
-    key_types: dict[str, str],
-    path: Path,
-    *,
-    pure: bool = True,
-) -> None:
-    """Write buffered rows as a segment through DuckDB alone (no pyarrow, so no pandas).
+def write_own(rows: list[dict[Any, Any]], key_types: dict[str, str], path: Path) -> bool:
+    """Write buffered rows as a segment with nbtracker's own Parquet writer when they suit
+    it: a few values of any kind (at most ``SMALL_VALUES``), or rows that all have the same
+    keys and numbers only (the usual training rows, any count). True when written; False
+    (nothing written) for other rows: :func:`write_buffered` takes those.
 
-    The writer's path for every flush but huge ones: columns go to DuckDB as numpy arrays,
-    without the 0.3-1 s pandas import that pyarrow brings. A flush of a few values (at most
-    ``SMALL_VALUES``) is written by nbtracker's own small Parquet writer unless ``pure`` is
-    False (DuckDB's COPY costs ~1.2 ms for a one-row file; ``con`` may then be None).
+    Why: DuckDB's ``COPY`` costs ~1.2 ms for a one-row file (a short run's whole history)
+    and ~40-70 ms of CPU for 20k rows of 5 floats (zstd); this writes those files in a
+    fraction of that. They stay uncompressed until the run's segments are merged.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     small = sum(map(len, rows)) - 2 * len(rows) <= SMALL_VALUES
-    if small and pure:
-        data = _parquet.history_bytes(*_small_columns(rows, key_types))
-        try:
+    numeric = None if small else numeric_columns(rows, key_types)
+    if not small and numeric is None:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if numeric is not None:
+            _parquet.write_numeric_history(tmp, *numeric)
+        else:
+            data = _parquet.history_bytes(*_small_columns(rows, key_types))
             with open(tmp, "wb") as f:
                 f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            _unlink(tmp)
-            raise
-        return
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)  # a failed write (full disk, a bad value) leaves no temp file
+        raise
+    return True
+
+
+def write_buffered(
+    con: Any, rows: list[dict[Any, Any]], key_types: dict[str, str], path: Path
+) -> None:
+    """Write buffered rows as a segment through DuckDB (no pyarrow, so no pandas): rows of
+    mixed keys or kinds (text, media references) that :func:`write_own` leaves.
+
+    Columns go to DuckDB as numpy arrays (a few values as list parameters), without the
+    0.3-1 s pandas import that pyarrow brings.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     target = sql_literal(str(tmp))
-    numeric = None if small else _numeric_arrays(rows, key_types)
     try:
-        if small:  # a short run's rows, one system sample: lists, no arrays to register
+        if sum(map(len, rows)) - 2 * len(rows) <= SMALL_VALUES:  # lists, no arrays
             con.execute(
                 "COPY (SELECT unnest($1::BIGINT[]) AS step, unnest($2::DOUBLE[]) AS ts, "
                 "unnest($3::VARCHAR[]) AS key, unnest($4::DOUBLE[]) AS value, "
                 f"unnest($5::VARCHAR[]) AS text) TO {target} (FORMAT parquet, COMPRESSION zstd)",
                 _small_columns(rows, key_types),
             )
-        elif numeric is not None:  # the common case: same keys, numbers only
-            arrays, names = numeric
-            # no Python objects for DuckDB to scan (that holds the GIL): keys go as small
-            # ints joined to a table of the names; a NaN comes back through the mask
-            con.register("nbt_rows", arrays)
-            con.register("nbt_keys", {"kid": _np().arange(len(names), dtype="int32"),
-                                      "name": _np().array(names, dtype=object)})  # fmt: skip
-            try:
-                con.execute(
-                    "COPY (SELECT r.step, r.ts, CAST(k.name AS VARCHAR) AS key, "
-                    "CASE WHEN r.nan THEN CAST('nan' AS DOUBLE) ELSE r.value END AS value, "
-                    "CAST(NULL AS VARCHAR) AS text FROM nbt_rows r JOIN nbt_keys k USING (kid)) "
-                    f"TO {target} (FORMAT parquet, COMPRESSION zstd)"
-                )
-            finally:
-                con.unregister("nbt_rows")
-                con.unregister("nbt_keys")
         else:
             steps, stamps, dicts = unpack(rows)
             arrays = _arrays_by_key(steps, stamps, dicts, key_types)
@@ -258,9 +252,8 @@ def write_buffered(
         raise
 
 
-# A flush of at most this many values goes to DuckDB as list parameters (~1.3 ms for a
-# one-row segment, against ~4.5 ms for registering arrays), or by nbtracker._parquet
-# (~0.05 ms): what a short run writes.
+# A flush of at most this many values is written by nbtracker._parquet (~0.05 ms for a
+# one-row segment; DuckDB's COPY of list parameters ~1.3 ms): what a short run writes.
 SMALL_VALUES = 256
 
 
@@ -313,9 +306,9 @@ _NUMERIC_KIND = {float: "float", int: "int", bool: "bool"}
 _CHUNK = 2048
 
 
-def _numeric_arrays(
+def numeric_columns(
     rows: list[dict[Any, Any]], key_types: dict[str, str]
-) -> tuple[dict[str, Any], list[str]] | None:
+) -> tuple[Any, Any, list[str], Any] | None:
     """Numeric columns without Python objects, when every buffered row has the same keys
     and only numbers: step, time and values go into one C array (``array.array`` takes
     numbers only: text or an int too big for a double sends the rows down the general
@@ -361,12 +354,7 @@ def _numeric_arrays(
             elif not np.isin(col, (0.0, 1.0)).all():
                 kind = "float"
         _note_kind(key_types, name, kind)
-    return {
-        "step": np.tile(mat[:, 0].astype(np.int64), k),
-        "ts": np.tile(mat[:, 1].copy(), k),
-        "kid": np.repeat(np.arange(k, dtype=np.int32), n),
-        "value": vals.T.ravel(), "nan": nan.T.ravel(),
-    }, names  # fmt: skip
+    return mat[:, 0].astype(np.int64), mat[:, 1], names, vals
 
 
 def _sticky(kind: str) -> bool:

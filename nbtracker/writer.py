@@ -6,9 +6,10 @@ drains it at least every ``interval`` seconds (sooner when ``max_rows`` pile up)
 segment atomically, keeps the run's ``run.json`` heartbeat fresh and, now and then, the
 catalog. Any storage error becomes one warning; the rows are kept and retried.
 
-Segments are written through DuckDB from numpy arrays (``segments.write_rows_duckdb``);
-pyarrow, and the pandas it imports, load only if a single flush exceeds
-``COLD_MAX_VALUES``, after which every flush goes through pyarrow.
+Rows with the same numeric keys (the usual training rows) and flushes of a few values are
+written by nbtracker's own Parquet writer (``segments.write_own``); other rows (text, mixed
+keys) through DuckDB from numpy arrays; pyarrow, and the pandas it imports, load only if
+such a flush exceeds ``COLD_MAX_VALUES``, after which those go through pyarrow.
 """
 
 from __future__ import annotations
@@ -33,16 +34,16 @@ FLUSH_INTERVAL_S = 0.4
 HEARTBEAT_INTERVAL_S = 2.0
 CATALOG_INTERVAL_S = 15.0
 # log() wakes the writer once this many rows wait (else it writes every FLUSH_INTERVAL_S).
-# While training runs, every time the writer thread takes the GIL back (after DuckDB work, a
-# syscall, a forced switch) it may wait the interpreter's switch interval (5 ms) for the
-# training thread: a flush costs ~20-40 such waits whatever its size, so the writer keeps up
-# with a fast loop only with big batches (measured: 5,151 rows took 302 ms mid-loop, the
-# same write 10 ms idle).
-MAX_BUFFER_ROWS = 32_768
+# Numeric rows are written by nbtracker's own Parquet writer: a few GIL hand-offs a flush
+# (DuckDB's COPY took 20-40, each up to the switch interval, so the writer kept up only with
+# batches of 32k rows). Smaller batches now cost no more per row and leave finish() a short
+# tail: rows durable ~10-20 ms after finish() of 100k steps (was 70-180 ms; measured here).
+MAX_BUFFER_ROWS = 8_192
 MERGE_AFTER_FILES = 64
-# Segments are written through DuckDB from numpy arrays (~0.27 us a value, a little faster
-# than the pyarrow path, and no pandas import). Only a flush of more values than this (very
-# wide rows at a high rate) goes through pyarrow, which then loads in the background.
+# Rows of text or mixed keys are written through DuckDB from numpy arrays (~0.27 us a value,
+# a little faster than the pyarrow path, and no pandas import). Only a flush of more values
+# than this (very wide rows at a high rate) goes through pyarrow, which then loads in the
+# background.
 COLD_MAX_VALUES = 2_000_000
 # The flush connection: one thread (segments are small; the other core stays with the
 # training) and DuckDB's allocator handing memory back after each flush (RSS growth over
@@ -412,8 +413,8 @@ class Writer:
         self.hdir.mkdir(parents=True, exist_ok=True)
         path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
         values = sum(map(len, rows)) - 2 * len(rows)
-        if values <= segments.SMALL_VALUES:  # a few values: our own small Parquet writer
-            segments.write_buffered(None, rows, self.key_types, path)
+        if segments.write_own(rows, self.key_types, path):  # a few values, or numbers only
+            pass
         elif not self._warmed.is_set() and values <= COLD_MAX_VALUES:
             con = self._flush_connection()
             import duckdb

@@ -91,3 +91,36 @@ def test_a_short_run_written_by_it_reads_back_and_compacts_with_duckdb_files(tmp
     first = h.iloc[0]
     assert (first["name"], bool(first["flag"]), first["loss"]) == ("first", True, 0.5)
     assert h.iloc[399]["n"] == 399
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (7, 3), (300, 257)])
+def test_numeric_rows_read_back_equal_with_nan_inf_and_many_keys(tmp_path: Path, n, k) -> None:
+    """The writer's path for the usual training rows (same numeric keys): every value comes
+    back bit for bit (NaN, infinities, -0.0), keys with any text, step statistics trusted;
+    257 keys need two bytes per dictionary index."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    steps = np.arange(100, 100 + n, dtype=np.int64)
+    stamps = 1.7e9 + np.arange(n) * 0.25
+    values = rng.standard_normal((n, k))
+    values.flat[:4] = [np.nan, np.inf, -np.inf, -0.0][: values.size]
+    names = [f"m{j}/é ✓" for j in range(k)]
+    path = tmp_path / "seg.parquet"
+    _parquet.write_numeric_history(path, steps, stamps, names, values)
+    got = (
+        duckdb.connect()
+        .execute("SELECT step, ts, key, value, text FROM read_parquet(?)", [str(path)])
+        .fetchall()
+    )
+    want = {(int(steps[i]), names[j]): (float(stamps[i]), float(values[i, j]))
+            for i in range(n) for j in range(k)}  # fmt: skip
+    assert len(got) == n * k
+    for step, ts, key, value, text in got:
+        w_ts, w_value = want.pop((step, key))
+        assert text is None and ts == w_ts and _same(value, w_value)
+    assert not want
+    arrow = pq.read_table(path)
+    assert arrow.num_rows == n * k and arrow.schema.field("key").type == "string"
+    st_ = pq.ParquetFile(path).metadata.row_group(0).column(0).statistics
+    assert st_.has_min_max and (st_.min, st_.max) == (100, 99 + n)
