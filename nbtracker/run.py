@@ -586,7 +586,7 @@ class Run(RunExtras, ForkedChild):
 
     def _save_catalog(self, rec: dict[str, Any], timeout: float = 0.5) -> bool:
         assert self._store is not None
-        del timeout  # queued: written with other runs' rows (see store.CATALOG_BATCH_S)
+        del timeout  # queued: written with other runs' rows (see _catalog_queue.CATALOG_BATCH_S)
         return self._store.catalog_upsert_later(self._catalog_row(rec))
 
     def _set_metadata(self, meta: dict[str, Any]) -> None:
