@@ -174,7 +174,12 @@ class _Chunk:
             meta.i64(11, offset)
         if self.stats is not None:
             lo, hi, nulls = self.stats
-            meta.struct(12, _Struct().i64(3, nulls).binary(5, hi).binary(6, lo))
+            # both the old min/max fields and the newer min_value/max_value, as DuckDB
+            # writes them (its parquet_metadata() reads stats_max from the old one)
+            meta.struct(
+                12,
+                _Struct().binary(1, hi).binary(2, lo).i64(3, nulls).binary(5, hi).binary(6, lo),
+            )
         return _Struct().i64(2, offset).struct(3, meta)
 
 

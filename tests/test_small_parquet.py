@@ -60,6 +60,7 @@ def test_rows_read_back_equal_through_duckdb_and_pyarrow(tmp_path_factory, data)
     steps = cols[0]
     st_ = pq.ParquetFile(path).metadata.row_group(0).column(0).statistics
     assert st_.has_min_max and (st_.min, st_.max) == (min(steps), max(steps))
+    assert _duckdb_step_stats(con, path) == (min(steps), max(steps))
     lo = sorted(steps)[len(steps) // 2]
     assert con.execute(
         "SELECT count(*) FROM read_parquet(?) WHERE step >= ?", [str(path), lo]
@@ -124,3 +125,16 @@ def test_numeric_rows_read_back_equal_with_nan_inf_and_many_keys(tmp_path: Path,
     assert arrow.num_rows == n * k and arrow.schema.field("key").type == "string"
     st_ = pq.ParquetFile(path).metadata.row_group(0).column(0).statistics
     assert st_.has_min_max and (st_.min, st_.max) == (100, 99 + n)
+    assert _duckdb_step_stats(duckdb.connect(), path) == (100, 99 + n)
+
+
+def _duckdb_step_stats(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]:
+    """The step column's min and max as DuckDB's parquet_metadata() reports them (what
+    the overlay reads to pick a bucket width), both the old and the newer fields."""
+    ((lo, hi, lo_v, hi_v),) = con.execute(
+        "SELECT stats_min, stats_max, stats_min_value, stats_max_value "
+        "FROM parquet_metadata(?) WHERE path_in_schema = 'step'",
+        [str(path)],
+    ).fetchall()
+    assert (lo, hi) == (lo_v, hi_v)
+    return int(lo), int(hi)
