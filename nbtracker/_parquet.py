@@ -308,3 +308,26 @@ def _file(chunks: list[_Chunk], n: int) -> list[Any]:
     )
     parts += [meta, struct.pack("<I", len(meta)), MAGIC]
     return parts
+
+
+COMPRESS_FROM_BYTES = 256 * 1024
+
+
+def worth_compressing(path: Any) -> bool:
+    """True for a file this module wrote (uncompressed) of at least ``COMPRESS_FROM_BYTES``:
+    a finished run's only history file, which merging would otherwise leave as it is."""
+    import os
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < COMPRESS_FROM_BYTES:
+                return False
+            f.seek(size - 8)
+            footer_len = int.from_bytes(f.read(4), "little")
+            if footer_len > size - 12:
+                return False
+            f.seek(size - 8 - footer_len)
+            return b"nbtracker" in f.read(footer_len)
+    except OSError:
+        return False

@@ -572,8 +572,10 @@ def compact(hdir: Path, *, recent_only: bool = False, writer: str = "") -> Path 
                 break
             tail.append(p)
         files = tail[::-1]
-    if len(files) <= 1:
-        return files[0] if files else None
+    if not files:
+        return None
+    if len(files) == 1 and (recent_only or not _parquet.worth_compressing(files[0])):
+        return files[0]  # (a big uncompressed file of ours is rewritten compressed below)
     first = _parse(files[0].name)[0]  # type: ignore[index]
     last = _parse(files[-1].name)[1]  # type: ignore[index]
     out = hdir / segment_name(first, last, writer)

@@ -138,3 +138,21 @@ def _duckdb_step_stats(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int,
     ).fetchall()
     assert (lo, hi) == (lo_v, hi_v)
     return int(lo), int(hi)
+
+
+def test_a_finished_runs_only_big_file_of_ours_is_compressed(tmp_path: Path) -> None:
+    """One flush of many numeric rows leaves one uncompressed file of ours: finishing the
+    run rewrites it compressed (zstd), values intact."""
+    import nbtracker
+    from nbtracker.store import history_segments, wait_for_background
+
+    run = nbtracker.init(project="p", dir=tmp_path)
+    for i in range(8000):
+        run.log({"a": i * 0.5, "b": 1.0 / (i + 1)})
+    run.finish()
+    wait_for_background()
+    (only,) = history_segments(run.dir)
+    assert not _parquet.worth_compressing(only)
+    assert pq.ParquetFile(only).metadata.row_group(0).column(0).compression == "ZSTD"
+    h = nbtracker.Api(root=tmp_path).run(f"p/{run.id}").history(samples=None)
+    assert len(h) == 8000 and h["a"].iloc[-1] == 3999.5 and h["b"].iloc[0] == 1.0
