@@ -408,6 +408,7 @@ def _make_current(run: Run, reinit: str, prev: Run | None) -> None:
     _state.set_current(run)
     if reinit == "create_new" and prev is not None and not prev._finished:
         _state.current = prev
+        _state.bind_log(prev)
 
 
 def _resume(

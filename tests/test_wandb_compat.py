@@ -370,3 +370,17 @@ def test_a_forked_child_draws_other_run_ids_than_its_parent() -> None:
     os.close(r)
     parent = [new_id() for _ in range(5)]
     assert len(child) == 5 and not set(child) & set(parent)
+
+
+def test_module_log_is_the_current_runs_log_as_in_wandb(init) -> None:
+    """As W&B sets ``wandb.log = run.log`` at init: ``nbtracker.log`` is the current run's
+    method while it runs, and the module function again after ``finish()`` (which says
+    to call init first)."""
+    run = init()
+    assert nbtracker.log == run.log
+    nbtracker.log({"x": 1})
+    assert run.step == 1
+    run.finish()
+    with pytest.raises(nbtracker.UsageError, match="init"):
+        nbtracker.log({"x": 2})
+    assert run.step == 1
