@@ -4,7 +4,7 @@ run folder, for the run panel, ``charts``, and the runs workspace.
 Both feed the same :class:`Feed`: one :class:`~nbtracker.sampling.Envelope` per numeric
 metric plus the "x metric" values (``epoch``, define_metric step metrics) each point was
 logged with. Every reduction follows the one rule of :mod:`nbtracker.sampling`. Files are
-read through :func:`nbtracker.query.readable` / :func:`~nbtracker.query.blame`, so a torn or
+read through :func:`nbtracker._damage.readable` / :func:`~nbtracker._damage.blame`, so a torn or
 damaged segment is skipped with one warning and the rest of the run reads on.
 """
 

@@ -789,7 +789,7 @@ class Store:
     def _repair_run(
         self, rdir: Path, old: dict[str, dict[str, Any]], report: RepairReport
     ) -> dict[str, Any] | None:
-        from . import query
+        from ._damage import deep_problem
 
         rel = self._rel(rdir)
         live = self._writer_alive(rdir)
@@ -798,7 +798,7 @@ class Store:
             effective, superseded, _ = segments.list_files(hdir)
             for p in [*effective, *superseded]:
                 try:
-                    problem = query.deep_problem(str(p))
+                    problem = deep_problem(str(p))
                 except FileNotFoundError:
                     continue
                 if problem is not None and self._move_aside(rdir, p, problem, report):
