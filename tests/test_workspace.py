@@ -114,6 +114,16 @@ def test_workspace_view_back_to_python_and_snapshot(seeds: list[Any], root: Path
         ws.visible = [seeds[0].id]  # a toggle in the table
         chart = ws.chart("train/loss")
         assert set(chart.data["run"]) == {f"seed-0 ({seeds[0].id})"}
+        # one chart's own settings (its ⚙ controls) over the workspace's; the others keep
+        # the workspace's; the Altair chart draws as the widget does
+        ws.chart_opts = {"train/loss": {"x": "time", "log_y": True, "smoothing": 0.5}}
+        assert ws.chart_settings("train/loss") == ("time", 0.5, True)
+        assert ws.chart_settings("val/acc") == ("step", 0.0, False)
+        spec = ws.chart("train/loss").to_dict()
+        assert spec["encoding"]["x"]["field"] == "time"
+        assert spec["encoding"]["y"]["scale"]["type"] == "log"
+        assert ws.chart("val/acc").to_dict()["encoding"]["x"]["field"] == "step"
+        ws.chart_opts = {}
         ws.group = ["config.opt"]
         assert ws.groups["head"][:2] == ["config.opt", "count"]
         assert set(ws.bands["train/loss"]) == {"sgd", "adam"}

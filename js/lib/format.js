@@ -47,3 +47,8 @@ export function h(tag, attrs = {}, ...children) {
   }
   return el;
 }
+
+/** Set an element's text only when it changes (no needless layout work). */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}

@@ -7,7 +7,8 @@
 
 import vegaEmbed from "vega-embed";
 import * as vega from "vega";
-import { AXIS_LABEL, fmtDuration, fmtNum, h } from "./format.js";
+import { AXIS_LABEL, fmtDuration, fmtNum, h, setText } from "./format.js";
+import { ChartOpts, setForAll } from "./chart_opts.js";
 import { SeriesStore, lowerBound } from "./store.js";
 import { twema } from "./smooth.js";
 import { YFit, resetZoomButton, zoomRange } from "./zoom.js";
@@ -37,9 +38,7 @@ export function sectionOf(key) {
   return i > 0 ? key.slice(0, i) : "";
 }
 
-export function setText(el, text) {
-  if (el.textContent !== text) el.textContent = text;
-}
+export { setText };
 
 function finite(v) {
   return v !== null && v !== undefined && Number.isFinite(v);
@@ -59,18 +58,17 @@ class Chart {
     this.plot = h("div", { class: "nbt-plot" });
     this.big = h("div", { class: "nbt-big", testid: "nbt-chart-single", hidden: "" });
     this.resetBtn = resetZoomButton(() => this.resetZoom());
-    this.optsBtn = h(
-      "button",
-      {
-        class: "nbt-chart-btn",
-        testid: "nbt-chart-opts-btn",
-        title: "this chart's x axis, log scale and smoothing",
-        "aria-label": `settings of ${key}`,
-        "aria-expanded": "false",
+    const m = panel.model;
+    this.co = new ChartOpts(m, key, {
+      view: "panel",
+      choices: () => this.xChoices(),
+      // the panel's x axis when it is not "step", else define_metric's step metric
+      defaultX: () => {
+        const px = m.get("x_axis") || "step";
+        return (px !== "step" ? px : "") || (m.get("x_defaults") || {})[key] || "step";
       },
-      "⚙",
-    );
-    this.buildOpts();
+      fixed: () => this.isStepMetric(),
+    });
     this.el = h(
       "div",
       { class: "nbt-chart", testid: "nbt-chart", dataset: { key, points: "0" } },
@@ -78,27 +76,18 @@ class Chart {
         "div",
         { class: "nbt-chart-head" },
         h("span", { class: "nbt-chart-key", text: key, title: key }),
-        h("span", { class: "nbt-chart-tools" }, this.hoverVal, this.resetBtn, this.optsBtn),
+        h("span", { class: "nbt-chart-tools" }, this.hoverVal, this.resetBtn, this.co.btn),
       ),
-      this.opts,
+      this.co.box,
       this.big,
       this.plot,
     );
     this.el.addEventListener("pointermove", (ev) => this.onPointer(ev));
     this.el.addEventListener("pointerleave", () => panel.hover(null));
-    this.optsBtn.addEventListener("click", () => {
-      const open = this.opts.hidden;
-      this.opts.hidden = !open;
-      this.optsBtn.setAttribute("aria-expanded", String(open));
-      if (open) this.updateOpts();
-    });
+    this.co.btn.addEventListener("click", () => this.updateOpts());
   }
 
   // -- settings: this chart's own, else the panel's, else define_metric's step metric -------
-  own() {
-    return (this.panel.model.get("chart_opts") || {})[this.key] || {};
-  }
-
   isStepMetric() {
     return (this.panel.model.get("x_options") || []).includes(this.key);
   }
@@ -109,89 +98,19 @@ class Chart {
   }
 
   xaxis() {
-    const m = this.panel.model;
-    const own = this.own();
-    const panelX = m.get("x_axis") || "step";
-    const x = own.x || (panelX !== "step" ? panelX : "") || (m.get("x_defaults") || {})[this.key] || "step";
-    return this.xChoices().includes(x) ? x : "step";
+    return this.co.xaxis();
   }
 
   logy() {
-    const own = this.own();
-    return "log_y" in own ? Boolean(own.log_y) : Boolean(this.panel.model.get("log_y"));
+    return this.co.logy();
   }
 
   smoothing() {
-    if (this.isStepMetric()) return 0; // a step metric is an axis: never smoothed
-    const own = this.own();
-    const w = Number("smoothing" in own ? own.smoothing : this.panel.model.get("smoothing")) || 0;
-    return Math.min(Math.max(w, 0), 0.99);
-  }
-
-  setOwn(name, value) {
-    const m = this.panel.model;
-    const all = { ...(m.get("chart_opts") || {}) };
-    const mine = { ...(all[this.key] || {}) };
-    if (value === undefined) delete mine[name];
-    else mine[name] = value;
-    if (Object.keys(mine).length) all[this.key] = mine;
-    else delete all[this.key];
-    m.set("chart_opts", all);
-    m.save_changes();
-  }
-
-  buildOpts() {
-    this.oX = h("select", { testid: "nbt-chart-x", "aria-label": "x axis of this chart" });
-    this.oLog = h("input", { type: "checkbox", testid: "nbt-chart-log", "aria-label": "log scale of this chart" });
-    this.oSmooth = h("input", {
-      type: "range",
-      min: "0",
-      max: "0.99",
-      step: "0.01",
-      testid: "nbt-chart-smoothing",
-      "aria-label": "smoothing of this chart",
-    });
-    this.oSmoothVal = h("span", { class: "nbt-muted" });
-    this.oReset = h("button", { class: "nbt-chart-btn", testid: "nbt-chart-opts-reset" }, "use panel settings");
-    this.opts = h(
-      "div",
-      { class: "nbt-chart-opts", testid: "nbt-chart-opts", hidden: "" },
-      h("label", {}, "x", this.oX),
-      h("label", {}, this.oLog, "log"),
-      h("label", {}, "smoothing", this.oSmooth, this.oSmoothVal),
-      this.oReset,
-    );
-    this.oX.addEventListener("change", () => this.setOwn("x", this.oX.value));
-    this.oLog.addEventListener("change", () => this.setOwn("log_y", this.oLog.checked));
-    this.oSmooth.addEventListener("input", () => this.setOwn("smoothing", Number(this.oSmooth.value)));
-    this.oReset.addEventListener("click", () => {
-      const m = this.panel.model;
-      const all = { ...(m.get("chart_opts") || {}) };
-      delete all[this.key];
-      m.set("chart_opts", all);
-      m.save_changes();
-    });
+    return this.co.smoothing();
   }
 
   updateOpts() {
-    const choices = this.xChoices();
-    const sig = choices.join("\u0000");
-    if (this.oX._sig !== sig) {
-      this.oX._sig = sig;
-      this.oX.textContent = "";
-      for (const o of choices) this.oX.append(h("option", { value: o, text: o }));
-    }
-    this.oX.value = this.xaxis();
-    this.oLog.checked = this.logy();
-    const w = this.smoothing();
-    if (Number(this.oSmooth.value) !== w) this.oSmooth.value = String(w);
-    this.oSmooth.disabled = this.isStepMetric();
-    this.oSmooth.title = this.isStepMetric() ? "a step metric is never smoothed" : "";
-    setText(this.oSmoothVal, w.toFixed(2));
-    this.el.dataset.x = this.xaxis();
-    this.el.dataset.logY = String(this.logy());
-    this.el.dataset.smoothing = String(w);
-    this.el.dataset.own = Object.keys(this.own()).sort().join(",");
+    this.co.update(this.el);
   }
 
   /** The panel's or this chart's settings changed: re-embed only when the axes changed. */
@@ -612,16 +531,7 @@ class Panel {
 
   /** A panel-wide control: set it, and drop the same setting from every chart's own. */
   setForAll(trait, own, value) {
-    const m = this.model;
-    const all = {};
-    for (const [key, opts] of Object.entries(m.get("chart_opts") || {})) {
-      const rest = { ...opts };
-      delete rest[own];
-      if (Object.keys(rest).length) all[key] = rest;
-    }
-    m.set("chart_opts", all);
-    m.set(trait, value);
-    m.save_changes();
+    setForAll(this.model, trait, own, value);
   }
 
   start() {

@@ -11,10 +11,11 @@
 
 import vegaEmbed from "vega-embed";
 import * as vega from "vega";
-import { AXIS_LABEL, STEP_AXIS_LABEL, fmtDuration, fmtNum, h } from "./format.js";
+import { AXIS_LABEL, STEP_AXIS_LABEL, fmtDuration, fmtNum, h, setText } from "./format.js";
+import { ChartOpts, setForAll } from "./chart_opts.js";
 import { twema } from "./smooth.js";
 import { YFit, resetZoomButton, zoomRange } from "./zoom.js";
-import { sectionOf, setText } from "./panel.js";
+import { sectionOf } from "./panel.js";
 import { lowerBound } from "./store.js";
 import { hideFallback, injectStyles, vegaConfig } from "./styles.js";
 
@@ -121,6 +122,12 @@ class OverlayChart {
     this.plot = h("div", { class: "nbt-plot" });
     this.zoomRange = null;
     this.resetBtn = resetZoomButton(() => this.embed());
+    const m = ws.model;
+    this.co = new ChartOpts(m, key, {
+      view: "workspace",
+      choices: () => ["step", "time"],
+      defaultX: () => (m.get("x_axis") === "time" ? "time" : "step"),
+    });
     this.el = h(
       "div",
       { class: "nbt-chart", testid: "nbt-ws-chart", dataset: { key, points: "0", lines: "0", zoomed: "0" } },
@@ -128,10 +135,13 @@ class OverlayChart {
         "div",
         { class: "nbt-chart-head" },
         h("span", { class: "nbt-chart-key", text: key, title: key }),
-        h("span", { class: "nbt-chart-tools" }, this.readout, this.resetBtn),
+        h("span", { class: "nbt-chart-tools" }, this.readout, this.resetBtn, this.co.btn),
       ),
+      this.co.box,
       this.plot,
     );
+    this.co.btn.addEventListener("click", () => this.co.update(this.el));
+    this.co.update(this.el);
     this.el.addEventListener("pointermove", (ev) => this.hover(ev));
     this.el.addEventListener("pointerleave", () => setText(this.readout, ""));
   }
@@ -148,8 +158,8 @@ class OverlayChart {
     const r = this.zoomRange;
     if (!r || !this.view) return;
     const grouped = (this.ws.model.get("group") || []).length > 0;
-    const smooth = Number(this.ws.model.get("smoothing")) > 0;
-    const fit = new YFit(!!this.ws.model.get("log_y"));
+    const smooth = this.co.smoothing() > 0;
+    const fit = new YFit(this.co.logy());
     for (const row of grouped ? this.bandRows() : this.rows) {
       if (row.x < r[0] || row.x > r[1]) continue;
       if (grouped) {
@@ -165,9 +175,9 @@ class OverlayChart {
 
   spec() {
     const m = this.ws.model;
-    const xaxis = m.get("x_axis") === "time" ? "time (s)" : "step";
-    const logy = !!m.get("log_y");
-    const smooth = Number(m.get("smoothing")) > 0;
+    const xaxis = this.co.xaxis() === "time" ? "time (s)" : "step";
+    const logy = this.co.logy();
+    const smooth = this.co.smoothing() > 0;
     const runs = m.get("runs") || {};
     const vis = m.get("drawn") || [];
     const domain = vis.slice();
@@ -232,6 +242,7 @@ class OverlayChart {
     if (this.view) this.view.finalize();
     this.view = null;
     this.plot.textContent = "";
+    this.co.update(this.el);
     try {
       const spec = this.spec();
       // the zoom selection belongs to the first layer (vega-lite wants it on a unit); the
@@ -262,9 +273,9 @@ class OverlayChart {
 
   data() {
     const m = this.ws.model;
-    const w = Math.min(Math.max(Number(m.get("smoothing")) || 0, 0), 0.999);
-    const time = m.get("x_axis") === "time";
-    const logy = !!m.get("log_y");
+    const w = this.co.smoothing();
+    const time = this.co.xaxis() === "time";
+    const logy = this.co.logy();
     const hl = m.get("highlight") || "";
     const rows = [];
     let lines = 0;
@@ -330,7 +341,7 @@ class OverlayChart {
       const cur = best.get(row.r);
       if (!cur || d < cur.d) best.set(row.r, { d, row });
     }
-    const smooth = Number(this.ws.model.get("smoothing")) > 0;
+    const smooth = this.co.smoothing() > 0;
     const runs = this.ws.model.get("runs") || {};
     const items = [...best.values()].map(({ row }) => ({ row, v: smooth ? row.sv : row.y }));
     items.sort((a, b) => b.v - a.v);
@@ -382,11 +393,11 @@ class WorkspaceView {
     this.searchIn.addEventListener("input", () => this.set("search", this.searchIn.value));
     this.groupSel.addEventListener("change", () => this.set("group", this.groupSel.value ? [this.groupSel.value] : []));
     this.smooth = h("input", { type: "range", min: "0", max: "0.99", step: "0.01", testid: "nbt-smoothing", "aria-label": "smoothing" });
-    this.smooth.addEventListener("input", () => this.set("smoothing", Number(this.smooth.value)));
+    this.smooth.addEventListener("input", () => setForAll(m, "smoothing", "smoothing", Number(this.smooth.value)));
     this.xsel = h("select", { testid: "nbt-x-axis", "aria-label": "x axis" }, h("option", { value: "step", text: "step" }), h("option", { value: "time", text: "time" }));
-    this.xsel.addEventListener("change", () => this.set("x_axis", this.xsel.value));
+    this.xsel.addEventListener("change", () => setForAll(m, "x_axis", "x", this.xsel.value));
     this.logbox = h("input", { type: "checkbox", testid: "nbt-log-y", "aria-label": "log scale" });
-    this.logbox.addEventListener("change", () => this.set("log_y", this.logbox.checked));
+    this.logbox.addEventListener("change", () => setForAll(m, "log_y", "log_y", this.logbox.checked));
     this.tabs = h("span", { class: "nbt-ws-tabs" });
     for (const [name, label] of [["charts", "charts"], ["parallel", "parallel coordinates"], ["scatter", "scatter"], ["importance", "importance"]]) {
       this.tabs.append(button(label, `nbt-ws-tab-${name}`, () => this.set("tab", name)));
@@ -424,7 +435,7 @@ class WorkspaceView {
     this.on("groups", () => this.groupTable());
     this.on("columns", () => this.groupOptions());
     this.on("metrics", () => this.syncCharts());
-    for (const n of ["drawn", "x_axis", "log_y", "group", "runs", "bands"]) this.on(n, () => this.reembed());
+    for (const n of ["drawn", "x_axis", "log_y", "group", "runs", "bands", "chart_opts"]) this.on(n, () => this.reembed());
     this.on("smoothing", () => this.reembed());
     this.on("highlight", () => this.scheduleFlush());
     this.on("_series", () => {

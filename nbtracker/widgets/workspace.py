@@ -95,6 +95,9 @@ class Workspace(anywidget.AnyWidget):
     smoothing = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
     x_axis = t.Unicode("step").tag(sync=True)
     log_y = t.Bool(False).tag(sync=True)
+    # one chart's own settings from its ⚙ controls: {metric: {"x", "log_y", "smoothing"}};
+    # a workspace-wide control clears the same setting of every chart (as the run panel's)
+    chart_opts = t.Dict().tag(sync=True)
     tab = t.Unicode("charts").tag(sync=True)
     target = t.Unicode("").tag(sync=True)  # metric of parallel coordinates / importance
     scatter = t.Dict().tag(sync=True)  # {x, y, color}
@@ -670,8 +673,20 @@ class Workspace(anywidget.AnyWidget):
         :meth:`to_pandas` returns)."""
         return self._table.where(self.filter, self.search)
 
+    def chart_settings(self, metric: str) -> tuple[str, float, bool]:
+        """``(x axis, smoothing, log scale)`` the chart of ``metric`` draws with: its own
+        controls, else the workspace's."""
+        own = self.chart_opts.get(metric) or {}
+        x = own.get("x") or self.x_axis
+        return (
+            "time" if x == "time" else "step",
+            float(own.get("smoothing", self.smoothing)),
+            bool(own.get("log_y", self.log_y)),
+        )
+
     def chart(self, metric: str) -> Any:
-        """The overlay of one metric as an ``alt.Chart`` (visible runs, their colours)."""
+        """The overlay of one metric as an ``alt.Chart`` (visible runs, their colours; its
+        x axis and log scale as the widget draws it)."""
         import altair as alt
         import pandas as pd
 
@@ -690,7 +705,7 @@ class Workspace(anywidget.AnyWidget):
             msg = f"no metric {metric!r} in the visible runs; they have {self.metrics}"
             raise KeyError(msg)
         labels = [f"{names[r]} ({r})" for r in self.drawn]
-        x = "time" if self.x_axis == "time" else "step"
+        x, _, log_y = self.chart_settings(metric)
         return (
             alt.Chart(pd.DataFrame(rows), title=metric)
             .mark_line(strokeWidth=1.5)
@@ -699,7 +714,7 @@ class Workspace(anywidget.AnyWidget):
                 y=alt.Y(
                     "value:Q",
                     title=None,
-                    scale=alt.Scale(type="log") if self.log_y else alt.Scale(zero=False),
+                    scale=alt.Scale(type="log") if log_y else alt.Scale(zero=False),
                 ),
                 color=alt.Color(
                     "run:N",

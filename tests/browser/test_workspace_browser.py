@@ -118,6 +118,23 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     )
     loss.get_by_test_id("nbt-reset-zoom").click()
     expect(loss).to_have_attribute("data-zoomed", "0")
+    # one chart's own settings (its ⚙): log scale on train/loss alone; a workspace-wide
+    # control then speaks for every chart again
+    acc = ws2.locator('[data-testid="nbt-ws-chart"][data-key="val/acc"]')
+    loss.get_by_test_id("nbt-chart-opts-btn").click()
+    loss.get_by_test_id("nbt-chart-log").check()
+    expect(loss).to_have_attribute("data-log-y", "true", timeout=10_000)
+    expect(loss).to_have_attribute("data-own", "log_y")
+    expect(acc).to_have_attribute("data-log-y", "false")
+    wait_lines(ws2, "train/loss", 5)
+    lab.screenshot(ws2, "workspace-chart-own-log")
+    ws2.get_by_test_id("nbt-log-y").check()
+    expect(acc).to_have_attribute("data-log-y", "true", timeout=10_000)
+    expect(loss).to_have_attribute("data-own", "")
+    ws2.get_by_test_id("nbt-log-y").uncheck()
+    expect(loss).to_have_attribute("data-log-y", "false", timeout=10_000)
+    expect(acc).to_have_attribute("data-log-y", "false")
+    wait_lines(ws2, "train/loss", 5)
     expect(loss.get_by_test_id("nbt-reset-zoom")).to_be_hidden()
     wait_lines(ws2, "train/loss", 5)
     # issue 13: a run's alerts are a column of the table, the title shown as text
