@@ -383,6 +383,8 @@ class WorkspaceView {
     this.filterIn = h("input", { type: "text", class: "nbt-ws-filter", testid: "nbt-ws-filter", placeholder: "filter: config.lr < 0.01 and state = 'finished'", "aria-label": "filter" });
     this.searchIn = h("input", { type: "text", testid: "nbt-ws-search", placeholder: "search names", "aria-label": "search" });
     this.groupSel = h("select", { testid: "nbt-ws-group", "aria-label": "group by" });
+    this.groupSel2 = h("select", { testid: "nbt-ws-group2", "aria-label": "then group by" });
+    this.group2 = h("label", { hidden: "" }, " then ", this.groupSel2);
     this.colsBtn = button("columns", "nbt-ws-columns", () => this.toggleColumns());
     this.colsBox = h("span", { class: "nbt-ws-cols" }, this.colsBtn);
     this.errorEl = h("div", { class: "nbt-error", testid: "nbt-ws-error" });
@@ -391,7 +393,14 @@ class WorkspaceView {
     });
     this.filterIn.addEventListener("change", () => this.set("filter", this.filterIn.value));
     this.searchIn.addEventListener("input", () => this.set("search", this.searchIn.value));
-    this.groupSel.addEventListener("change", () => this.set("group", this.groupSel.value ? [this.groupSel.value] : []));
+    // group by one column, then optionally by a second (one line and one table row per pair)
+    const setGroup = () => {
+      const first = this.groupSel.value;
+      const second = first && this.groupSel2.value !== first ? this.groupSel2.value : "";
+      this.set("group", [first, second].filter(Boolean));
+    };
+    this.groupSel.addEventListener("change", setGroup);
+    this.groupSel2.addEventListener("change", setGroup);
     this.smooth = h("input", { type: "range", min: "0", max: "0.99", step: "0.01", testid: "nbt-smoothing", "aria-label": "smoothing" });
     this.smooth.addEventListener("input", () => setForAll(m, "smoothing", "smoothing", Number(this.smooth.value)));
     this.xsel = h("select", { testid: "nbt-x-axis", "aria-label": "x axis" }, h("option", { value: "step", text: "step" }), h("option", { value: "time", text: "time" }));
@@ -412,7 +421,7 @@ class WorkspaceView {
       "div",
       { class: "nbt-panel", testid: "nbt-workspace" },
       h("div", { class: "nbt-head" }, this.titleEl, this.countEl),
-      h("div", { class: "nbt-ws-bar" }, this.filterIn, this.searchIn, h("label", {}, "group ", this.groupSel), this.colsBox),
+      h("div", { class: "nbt-ws-bar" }, this.filterIn, this.searchIn, h("label", {}, "group ", this.groupSel), this.group2, this.colsBox),
       this.errorEl,
       h("div", { class: "nbt-ws-wrap" }, this.tableEl),
       this.pager,
@@ -433,7 +442,7 @@ class WorkspaceView {
     for (const n of ["title", "total", "matched", "error"]) this.on(n, () => this.head());
     for (const n of ["rows", "shown", "pinned", "sort", "visible", "drawn", "runs", "highlight", "offset", "page_size", "columns"]) this.on(n, () => this.table());
     this.on("groups", () => this.groupTable());
-    this.on("columns", () => this.groupOptions());
+    for (const n of ["columns", "group"]) this.on(n, () => this.groupOptions());
     this.on("metrics", () => this.syncCharts());
     for (const n of ["drawn", "x_axis", "log_y", "group", "runs", "bands", "chart_opts"]) this.on(n, () => this.reembed());
     this.on("smoothing", () => this.reembed());
@@ -469,15 +478,18 @@ class WorkspaceView {
   }
 
   groupOptions() {
-    const cur = (this.model.get("group") || [])[0] || "";
-    this.groupSel.textContent = "";
-    this.groupSel.append(h("option", { value: "", text: "(none)" }));
-    for (const c of this.model.get("columns") || []) {
-      if (c.name.startsWith("config.") || ["group", "job_type", "state", "sweep", "tags"].includes(c.name)) {
-        this.groupSel.append(h("option", { value: c.name, text: c.name }));
-      }
+    const [cur = "", cur2 = ""] = this.model.get("group") || [];
+    const names = (this.model.get("columns") || [])
+      .map((c) => c.name)
+      .filter((n) => n.startsWith("config.") || ["group", "job_type", "state", "sweep", "tags"].includes(n));
+    for (const sel of [this.groupSel, this.groupSel2]) {
+      sel.textContent = "";
+      sel.append(h("option", { value: "", text: "(none)" }));
+      for (const n of names) sel.append(h("option", { value: n, text: n }));
     }
     this.groupSel.value = cur;
+    this.groupSel2.value = cur2;
+    this.group2.hidden = !cur;
   }
 
   toggleColumns() {

@@ -170,6 +170,13 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     ws2.get_by_test_id("nbt-ws-group").select_option("config.opt")
     wait_lines(ws2, "train/loss", 2)
     expect(ws2.get_by_test_id("nbt-ws-group-row")).to_have_count(2)
+    # then by a second column: a table row and a mean line per pair (5 pairs)
+    expect(ws2.get_by_test_id("nbt-ws-group2")).to_be_visible()
+    ws2.get_by_test_id("nbt-ws-group2").select_option("config.learning_rate")
+    expect(ws2.get_by_test_id("nbt-ws-group-row")).to_have_count(5, timeout=20_000)
+    wait_lines(ws2, "train/loss", 5)
+    ws2.get_by_test_id("nbt-ws-group2").select_option("")
+    wait_lines(ws2, "train/loss", 2)
     lab.screenshot(ws2, "workspace-grouped-light")
     try:
         nb.set_theme("JupyterLab Dark")
