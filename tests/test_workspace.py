@@ -132,6 +132,10 @@ def test_workspace_view_back_to_python_and_snapshot(seeds: list[Any], root: Path
             lo <= m <= hi for lo, m, hi in zip(band["lo"], band["mean"], band["hi"], strict=True)
         )
         assert len(ws.to_pandas()) == 2
+        ws.filter = ""
+        ws.group = ["config.learning_rate"]  # 5 groups: two of their hashed colours collide
+        assert len(ws.bands["train/loss"]) == 5
+        assert len({b["color"] for b in ws.bands["train/loss"].values()}) == 5
         ws.group = []
         ws.tab = "importance"
         ws.filter = ""

@@ -483,6 +483,8 @@ class Workspace(anywidget.AnyWidget):
         except FilterError:
             return
         out: dict[str, dict[str, Any]] = {}
+        # groups drawn together never share a colour (a hashed colour each, collisions moved)
+        colors = run_colors(sorted({groups.get(rid, "–") for rid in ids}))
         for key in self.metrics:
             per: dict[str, list[tuple[Any, Any]]] = {}
             last = 0
@@ -523,7 +525,7 @@ class Workspace(anywidget.AnyWidget):
                 out[key][label] = {
                     "s": grid[keep].tolist(), "mean": mean[keep].tolist(),
                     "lo": lo[keep].tolist(), "hi": hi[keep].tolist(),
-                    "color": run_color(label), "n": len(stack),
+                    "color": colors.get(label) or run_color(label), "n": len(stack),
                 }  # fmt: skip
         self.bands = out
 
