@@ -1,4 +1,7 @@
-"""History segments: buffered rows -> long Arrow tables -> atomic zstd Parquet files.
+"""History segments: buffered rows -> long columns -> atomic Parquet files.
+
+Numeric rows and small flushes are written by nbtracker's own writer (``_parquet``,
+uncompressed), other rows through DuckDB or pyarrow (zstd); merged files are zstd.
 
 Layout of every history file (one run's rows, long format)::
 
