@@ -123,6 +123,16 @@ def test_workspace_view_back_to_python_and_snapshot(seeds: list[Any], root: Path
         assert spec["encoding"]["x"]["field"] == "time"
         assert spec["encoding"]["y"]["scale"]["type"] == "log"
         assert ws.chart("val/acc").to_dict()["encoding"]["x"]["field"] == "step"
+        # another metric as x: its value at each step of the run
+        ws.chart_opts = {"train/loss": {"x": "val/acc"}, "val/acc": {"x": "val/acc"}}
+        assert ws.chart_settings("train/loss")[0] == "val/acc"
+        assert ws.chart_settings("val/acc")[0] == "step"  # never itself
+        over = ws.chart("train/loss")
+        assert over.to_dict()["encoding"]["x"] == {"field": "x", "title": "val/acc",
+                                                   "type": "quantitative"}  # fmt: skip
+        acc = ws.chart("val/acc").data
+        both = over.data.merge(acc, on=["run", "step"])
+        assert len(both) > 10 and (both["x"] == both["value_y"]).all()
         ws.chart_opts = {}
         ws.group = ["config.opt"]
         assert ws.groups["head"][:2] == ["config.opt", "count"]

@@ -112,6 +112,30 @@ class Store {
   }
 }
 
+/** A series re-expressed over another metric `xser` ({s, v}): {s, v, x} of the steps at
+ * which the other metric's value is known (logged there, or between two steps it was
+ * logged at: linear); null when no step qualifies. */
+function onAxis(ser, xser) {
+  if (!xser || !xser.s.length) return null;
+  const out = { s: [], v: [], x: [] };
+  const n = xser.s.length;
+  for (let j = 0; j < ser.s.length; j++) {
+    const step = ser.s[j];
+    const i = lowerBound(xser.s, step);
+    let x = null;
+    if (i < n && xser.s[i] === step) x = xser.v[i];
+    else if (i > 0 && i < n) {
+      const [s0, s1, x0, x1] = [xser.s[i - 1], xser.s[i], xser.v[i - 1], xser.v[i]];
+      if (Number.isFinite(x0) && Number.isFinite(x1)) x = x0 + ((x1 - x0) * (step - s0)) / (s1 - s0);
+    }
+    if (x === null || !Number.isFinite(x)) continue;
+    out.s.push(step);
+    out.v.push(ser.v[j]);
+    out.x.push(x);
+  }
+  return out.s.length ? out : null;
+}
+
 class OverlayChart {
   constructor(ws, key) {
     this.ws = ws;
@@ -125,7 +149,8 @@ class OverlayChart {
     const m = ws.model;
     this.co = new ChartOpts(m, key, {
       view: "workspace",
-      choices: () => ["step", "time"],
+      // step, time, or any other metric of the runs as this chart's x axis
+      choices: () => ["step", "time", ...(m.get("metrics") || []).filter((k) => k !== key)],
       defaultX: () => (m.get("x_axis") === "time" ? "time" : "step"),
     });
     this.el = h(
@@ -175,7 +200,9 @@ class OverlayChart {
 
   spec() {
     const m = this.ws.model;
-    const xaxis = this.co.xaxis() === "time" ? "time (s)" : "step";
+    const grouped = (m.get("group") || []).length > 0; // group bands are drawn over steps
+    const xa = grouped ? "step" : this.co.xaxis();
+    const xaxis = xa === "time" ? "time (s)" : xa;
     const logy = this.co.logy();
     const smooth = this.co.smoothing() > 0;
     const runs = m.get("runs") || {};
@@ -274,16 +301,25 @@ class OverlayChart {
   data() {
     const m = this.ws.model;
     const w = this.co.smoothing();
-    const time = this.co.xaxis() === "time";
+    const xa = this.co.xaxis();
     const logy = this.co.logy();
     const hl = m.get("highlight") || "";
     const rows = [];
     let lines = 0;
     for (const rid of m.get("drawn") || []) {
-      const ser = this.ws.store.runs.get(rid)?.get(this.key);
+      const got = this.ws.store.runs.get(rid);
+      let ser = got?.get(this.key);
       if (!ser) continue;
+      let xs = ser.s;
+      if (xa === "time") xs = ser.t;
+      else if (xa !== "step") {
+        // another metric as x (an epoch counter, tokens seen): its value at each step,
+        // interpolated between the steps it was logged at; a run without it is not drawn
+        ser = onAxis(ser, got.get(xa));
+        if (!ser) continue;
+        xs = ser.x;
+      }
       lines++;
-      const xs = time ? ser.t : ser.s;
       const sv = twema(xs, ser.v, w);
       for (let j = 0; j < ser.s.length; j++) {
         const v = ser.v[j];

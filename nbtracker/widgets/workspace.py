@@ -677,11 +677,14 @@ class Workspace(anywidget.AnyWidget):
 
     def chart_settings(self, metric: str) -> tuple[str, float, bool]:
         """``(x axis, smoothing, log scale)`` the chart of ``metric`` draws with: its own
-        controls, else the workspace's."""
+        controls, else the workspace's. The x axis is ``"step"``, ``"time"`` or another
+        metric of the runs (its value at each step)."""
         own = self.chart_opts.get(metric) or {}
-        x = own.get("x") or self.x_axis
+        x = str(own.get("x") or self.x_axis)
+        if x not in ("step", "time") and (x == metric or x not in self.metrics):
+            x = "step"
         return (
-            "time" if x == "time" else "step",
+            x,
             float(own.get("smoothing", self.smoothing)),
             bool(own.get("log_y", self.log_y)),
         )
@@ -690,29 +693,49 @@ class Workspace(anywidget.AnyWidget):
         """The overlay of one metric as an ``alt.Chart`` (visible runs, their colours; its
         x axis and log scale as the widget draws it)."""
         import altair as alt
+        import numpy as np
         import pandas as pd
 
+        x, _, log_y = self.chart_settings(metric)
         rows = []
         with self._lock:
             names = {rid: self.runs.get(rid, {}).get("name", rid) for rid in self.drawn}
             for rid in self.drawn:
                 ser = self._series_by.get(rid)
                 env = ser.feed.env.get(metric) if ser else None
-                for s, tt, v, _ in env.points() if env else []:
-                    if v == v and abs(v) != math.inf:
-                        rows.append(
-                            {"run": f"{names[rid]} ({rid})", "step": s, "time": tt, "value": v}
-                        )
+                pts = (
+                    [p for p in env.points() if p[2] == p[2] and abs(p[2]) != math.inf]
+                    if env
+                    else []
+                )
+                if not pts:
+                    continue
+                xs: Any = None
+                if x not in ("step", "time"):  # another metric: its value at these steps
+                    xenv = ser.feed.env.get(x) if ser else None
+                    xp = [p for p in xenv.points() if p[2] == p[2]] if xenv else []
+                    if not xp:
+                        continue
+                    steps = np.array([p[0] for p in pts], dtype=float)
+                    xs = np.interp(steps, [p[0] for p in xp], [p[2] for p in xp],
+                                   left=np.nan, right=np.nan)  # fmt: skip
+                for i, (s, tt, v, _) in enumerate(pts):
+                    row = {"run": f"{names[rid]} ({rid})", "step": s, "time": tt, "value": v}
+                    if xs is not None:
+                        if xs[i] != xs[i]:
+                            continue
+                        row["x"] = float(xs[i])
+                    rows.append(row)
         if not rows:
             msg = f"no metric {metric!r} in the visible runs; they have {self.metrics}"
             raise KeyError(msg)
         labels = [f"{names[r]} ({r})" for r in self.drawn]
-        x, _, log_y = self.chart_settings(metric)
+        field, title = {"step": ("step", "step"), "time": ("time", "time (s)")}.get(x, ("x", x))
         return (
             alt.Chart(pd.DataFrame(rows), title=metric)
             .mark_line(strokeWidth=1.5)
             .encode(
-                x=alt.X(f"{x}:Q", title="time (s)" if x == "time" else "step"),
+                x=alt.X(f"{field}:Q", title=title),
                 y=alt.Y(
                     "value:Q",
                     title=None,
@@ -722,6 +745,7 @@ class Workspace(anywidget.AnyWidget):
                     "run:N",
                     scale=alt.Scale(domain=labels, range=[self._color(r) for r in self.drawn]),
                 ),
+                order="step:Q",
             )
             .properties(width=400, height=220)
         )

@@ -135,6 +135,13 @@ def test_seed_loop_shares_one_output_and_the_workspace_answers(lab, page) -> Non
     expect(loss).to_have_attribute("data-log-y", "false", timeout=10_000)
     expect(acc).to_have_attribute("data-log-y", "false")
     wait_lines(ws2, "train/loss", 5)
+    # another metric as this chart's x axis: loss against accuracy, a line per run
+    loss.get_by_test_id("nbt-chart-x").select_option("val/acc")
+    expect(loss).to_have_attribute("data-x", "val/acc", timeout=10_000)
+    wait_lines(ws2, "train/loss", 5)
+    lab.screenshot(ws2, "workspace-chart-x-metric")
+    loss.get_by_test_id("nbt-chart-opts-reset").click()
+    expect(loss).to_have_attribute("data-x", "step", timeout=10_000)
     expect(loss.get_by_test_id("nbt-reset-zoom")).to_be_hidden()
     wait_lines(ws2, "train/loss", 5)
     # issue 13: a run's alerts are a column of the table, the title shown as text
