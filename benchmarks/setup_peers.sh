@@ -12,7 +12,8 @@ fi
 cd "$REPO"
 # pip on this machine may use a global constraints file; that is fine.
 "$VENV/bin/python" -m pip install --upgrade pip >/dev/null || true
-"$VENV/bin/python" -m pip install wandb trackio mlflow psutil -e .
+# sweeps: optuna, for bench_sweeps.py (its overhead and 2-agent parts run here too)
+"$VENV/bin/python" -m pip install wandb trackio mlflow psutil -e ".[sweeps]"
 "$VENV/bin/python" - <<'PY'
 import importlib.metadata as md
 for name in ("nbtracker", "wandb", "trackio", "mlflow", "duckdb", "pyarrow", "pandas"):
