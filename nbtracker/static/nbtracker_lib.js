@@ -228,7 +228,8 @@ ${a}`)}return l})(e,"",0)}var xc={};Fn(xc,{Bounds:()=>Et,CanvasHandler:()=>jo,Ca
   color: var(--jp-ui-font-color2, #666); background: transparent; border: 1px solid var(--jp-border-color2, #ccc); }
 .nbt-chart-btn:hover { color: var(--jp-ui-font-color1, inherit); }
 .nbt-chart-btn[hidden], .nbt-chart-opts[hidden], .nbt-big[hidden] { display: none; }
-.nbt-chart-opts { display: flex; flex-wrap: wrap; align-items: center; gap: 2px 10px; font-size: 11px; padding: 2px 0 4px; }
+.nbt-chart-opts { display: flex; flex-wrap: wrap; align-items: center; gap: 2px 10px; font-size: 11px; padding: 2px 0 4px;
+  width: 0; min-width: 100%; } /* as wide as the chart: the form wraps, the chart keeps its size */
 .nbt-chart-opts label { display: inline-flex; align-items: center; gap: 3px; }
 .nbt-chart-opts select, .nbt-chart-opts input { font: inherit; color: inherit; background: var(--jp-layout-color1, transparent); }
 .nbt-chart-opts input[type="range"] { width: 80px; }
