@@ -26,6 +26,7 @@ def compare(
     sweep: str | None = None,
     max_visible: int = 10,
     display: bool = True,
+    view: bool = True,
 ) -> Any:
     """Show the runs workspace of a project (or of some runs, or of one sweep).
 
@@ -44,6 +45,10 @@ def compare(
         visibility toggles draw the others.
     display : bool
         Display it in the cell output (else only return it).
+    view : bool
+        A project's workspace opens as it was last left (filter, sort, groups, columns,
+        chart settings: saved with the project) and saves its changes; False opens the
+        default view and saves nothing. ``ws.reset_view()`` goes back to the default.
 
     Returns
     -------
@@ -57,7 +62,7 @@ def compare(
         project = _state.current.project
     ws = Workspace(
         None if project is None else str(project), store=store, run_ids=run_ids, sweep=sweep,
-        max_visible=max_visible,
+        max_visible=max_visible, view=view,
     )  # fmt: skip
     if display:
         from IPython.display import display as show

@@ -95,6 +95,7 @@ def _after_fork_child() -> None:
 
 
 HISTORY_DIR = "history"
+WORKSPACE_VIEW_FILE = ".workspace-view.json"  # a project's saved workspace view (dot: no run)
 FILES_DIR = "files"
 ALERTS_FILE = "alerts.jsonl"
 ARTIFACTS_DIR = "artifacts"
@@ -274,6 +275,22 @@ class Store:
 
     def history_dir(self, rdir: Path) -> Path:
         return rdir / HISTORY_DIR
+
+    # -- a project's saved workspace view (filter, sort, groups, chart settings) -----------
+    def read_view(self, project: str) -> dict[str, Any] | None:
+        """The runs workspace view last saved for ``project`` (None: none, or unreadable:
+        it is only a convenience, never an error)."""
+        try:
+            got = read_json(_paths.project_dir(self.root, project) / WORKSPACE_VIEW_FILE)
+        except (OSError, ValueError):
+            return None
+        return got if isinstance(got, dict) else None
+
+    def write_view(self, project: str, view: dict[str, Any]) -> None:
+        """Save ``project``'s workspace view (whole file, atomically; the last writer wins)."""
+        pdir = _paths.project_dir(self.root, project)
+        pdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(pdir / WORKSPACE_VIEW_FILE, view)
 
     # -- saved files, alerts, artifacts (issue 13; the modules that use them: files.py,
     # alerts.py, artifacts/) -----------------------------------------------------------------

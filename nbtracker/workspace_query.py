@@ -489,7 +489,11 @@ class RunsTable:
 
     def order(self, sort: Sequence[tuple[str, bool]] | None) -> str:
         parts = []
-        for name, desc in sort or ():
+        for item in sort or ():
+            try:
+                name, desc = item
+            except (TypeError, ValueError):  # not a [column, descending] pair: ignored
+                continue
             col = resolve_column(str(name), self.columns)
             parts.append(f"{quote(col)} {'DESC' if desc else 'ASC'} NULLS LAST")
         parts.append('"created" DESC NULLS LAST, "run_id"')

@@ -427,3 +427,46 @@ def test_run_colours_are_told_apart() -> None:
     assert len(set(PALETTE)) == len(PALETTE) == 15
     worst = min(math.dist(lab(a), lab(b)) for i, a in enumerate(PALETTE) for b in PALETTE[i + 1 :])
     assert worst >= 25, worst
+
+
+def test_a_projects_workspace_opens_as_it_was_left(seeds: list[Any], root: Path) -> None:
+    """Filter, sort, groups, columns and chart settings are saved with the project (as
+    W&B's workspace): the next workspace of the project opens with them, drawn; a
+    workspace of some runs, or view=False, leaves the saved view alone; reset_view()."""
+    ws = workspace(root)
+    try:
+        ws.filter = "learning_rate >= 0.01"
+        ws.sort = [["config.learning_rate", False]]
+        ws.group = ["config.opt"]
+        ws.pinned = ["config.opt"]
+        ws.smoothing = 0.5
+        ws.chart_opts = {"train/loss": {"log_y": True}}
+    finally:
+        ws.close()
+    again = workspace(root)
+    try:
+        assert again.filter == "learning_rate >= 0.01" and again.matched == 3
+        assert again.sort == [["config.learning_rate", False]]
+        assert again.group == ["config.opt"] and set(again.bands["train/loss"]) == {"sgd", "adam"}
+        assert again.pinned == ["config.opt"] and again.smoothing == 0.5
+        assert again.chart_settings("train/loss") == ("step", 0.5, True)
+        assert again.to_pandas()["config.opt"].tolist() == ["adam", "sgd"]  # grouped view
+        assert workspace(root, view=False).filter == ""  # not restored ...
+        assert workspace(root).filter == "learning_rate >= 0.01"  # ... nor overwritten
+        again.reset_view()
+        assert (again.filter, again.group, again.chart_opts) == ("", [], {})
+        assert again.matched == 5 and again.shown  # the default columns again
+    finally:
+        again.close()
+    fresh = workspace(root)
+    try:
+        assert (fresh.filter, fresh.sort, fresh.group, fresh.smoothing) == ("", [], [], 0.0)
+    finally:
+        fresh.close()
+    # a broken saved view (hand-edited, another version) opens the default view
+    nbtracker.Store(root).write_view("basic-intro", {"filter": 5, "sort": "x", "smoothing": 7})
+    odd = workspace(root)
+    try:
+        assert (odd.filter, odd.sort, odd.smoothing) == ("", [], 0.0) and odd.matched == 5
+    finally:
+        odd.close()

@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import anywidget
@@ -59,6 +60,40 @@ class _Series:
         if self.sub is not None:
             self.sub.cancel()
             self.sub = None
+
+
+def _strs(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _sort_spec(v: Any) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], bool)
+        for x in v
+    )
+
+
+# What a project's workspace remembers between sessions (Store.read_view / write_view), and
+# the shape each saved value must have to be taken back (a hand-edited or foreign file never
+# breaks the workspace: what does not fit is left at its default).
+_VIEW_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "filter": lambda v: isinstance(v, str),
+    "search": lambda v: isinstance(v, str),
+    "sort": _sort_spec,
+    "group": _strs,
+    "shown": _strs,
+    "pinned": _strs,
+    "smoothing": lambda v: isinstance(v, (int, float)) and 0 <= v <= 0.99,
+    "x_axis": lambda v: v in ("step", "time"),
+    "log_y": lambda v: isinstance(v, bool),
+    "chart_opts": lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values()),
+}
+VIEW_TRAITS = tuple(_VIEW_CHECKS)
+
+
+def _valid_view(saved: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a saved view that have the right shape."""
+    return {k: saved[k] for k, ok in _VIEW_CHECKS.items() if k in saved and ok(saved[k])}
 
 
 class Workspace(anywidget.AnyWidget):
@@ -120,6 +155,7 @@ class Workspace(anywidget.AnyWidget):
         live: list[Any] | None = None,
         max_visible: int = DEFAULT_VISIBLE,
         follow: bool = True,
+        view: bool = True,
     ) -> None:
         super().__init__(_uid=secrets.token_hex(8))
         self._store = store if isinstance(store, Store) else Store(store)
@@ -140,6 +176,11 @@ class Workspace(anywidget.AnyWidget):
         self._colors: dict[str, str] = {}  # drawn runs: hashed colours, collisions moved
         self._thread: threading.Thread | None = None
         self.title = project or (f"sweep {sweep}" if sweep else f"{len(run_ids or [])} runs")
+        # a project's workspace opens as it was last left (filter, sort, groups, columns,
+        # chart settings), as W&B's does; a workspace of some runs or of a sweep does not
+        self._view_of = project if view and project and run_ids is None and not sweep else None
+        if self._view_of is not None:
+            self._restore_view()
         for run in live or []:
             self.add_run(run, refresh=False)
         with self._lock:
@@ -153,6 +194,8 @@ class Workspace(anywidget.AnyWidget):
         )
         self.observe(self._on_visible, ["visible"])
         self.observe(self._on_analysis, ["tab", "target", "scatter"])
+        if self._view_of is not None:
+            self.observe(self._save_view, list(VIEW_TRAITS))
         self.on_msg(self._on_custom)
         _lib.push(self)
         if follow:
@@ -160,6 +203,33 @@ class Workspace(anywidget.AnyWidget):
                 target=self._loop, name="nbtracker-workspace", daemon=True
             )
             self._thread.start()
+
+    # -- the saved view ----------------------------------------------------------------------
+    def _restore_view(self) -> None:
+        saved = self._store.read_view(str(self._view_of)) or {}
+        for name, value in _valid_view(saved).items():
+            try:
+                setattr(self, name, value)
+            except (t.TraitError, TypeError, ValueError):
+                continue  # a value this version does not take: the default stays
+
+    def _save_view(self, change: Any = None) -> None:
+        view = {name: getattr(self, name) for name in VIEW_TRAITS}
+        try:
+            self._store.write_view(str(self._view_of), view)
+        except OSError:  # a read-only store: the view is only a convenience
+            pass
+
+    def reset_view(self) -> None:
+        """Back to the default view (no filter, sort or groups; the default columns and
+        chart settings), saved as the project's view."""
+        with self.hold_trait_notifications():
+            for name in VIEW_TRAITS:
+                self.set_trait(name, self.trait_defaults(name))
+        with self._lock:
+            self._refresh_table()
+            self._load_visible()
+            self._push()
 
     # -- runs ----------------------------------------------------------------------------------
     def add_run(self, run: Any, *, refresh: bool = True) -> None:
@@ -449,9 +519,9 @@ class Workspace(anywidget.AnyWidget):
                 for e in env.values():
                     e.reset = True
                 ser.loaded = True
-        if self.group:
-            self._update_bands()
         self._update_metrics()
+        if self.group:  # (over the metrics just listed: a restored view groups at once)
+            self._update_bands()
 
     def _poll_reader(self, ser: _Series, rec: dict[str, Any]) -> None:
         from .._util import read_json
