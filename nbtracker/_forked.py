@@ -47,7 +47,7 @@ class ForkedChild:
         if self._store is not None and self._writer is None and not self._finished:
             self._writer = Writer(
                 self._store.history_dir(self.dir), self._buffer, self._key_types,
-                self._snapshot, lambda rec: None, lambda rec: True,
+                self._snapshot, lambda rec: None, lambda rec: True, text_keys=self._text_keys,
             )  # fmt: skip
             self._writer.start(index=False)
             _flush_children_at_exit()

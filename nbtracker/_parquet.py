@@ -238,22 +238,29 @@ def history_bytes(
 
 
 def write_numeric_history(
-    path: Any, steps: Any, stamps: Any, names: list[str], values: Any
+    path: Any, steps: Any, stamps: Any, names: list[str], columns: Any
 ) -> None:
     """Write the Parquet file of a history segment from numpy arrays: ``n`` rows (``steps``
-    int64, ``stamps`` float64) of the same ``k`` numeric keys ``names``, ``values`` float64
-    of shape ``(n, k)`` (NaN and infinities kept as they are). Long form, key after key (as
-    a merged file is sorted); the key column dictionary-encoded; nothing null but text.
-    A few array copies and one write of their buffers: no per-value Python work."""
+    int64, ``stamps`` float64) of the same ``k`` numeric keys ``names``; ``columns`` holds
+    the ``k`` keys' values, key after key: a sequence of ``k`` float64 arrays of length ``n``
+    (or a ``(k, n)`` array), NaN and infinities kept as they are. Long form, key after key
+    (as a merged file is sorted); the key column dictionary-encoded; nothing null but text.
+    No per-value Python work and no copy of the values: the step and time pages repeat the
+    same buffers ``k`` times, the value page is the columns' own buffers."""
     import numpy as np
 
-    n, k = values.shape
+    k = len(columns)
+    n = len(steps)
     total = n * k
     if n == 0 or k == 0 or len(names) != k:
         msg = "numeric history needs rows and one name per column"
         raise ValueError(msg)
     steps = np.ascontiguousarray(steps, dtype="<i8")
     stamps = np.ascontiguousarray(stamps, dtype="<f8")
+    values = [np.ascontiguousarray(c, dtype="<f8") for c in columns]
+    if len(stamps) != n or any(len(c) != n for c in values):
+        msg = "numeric history columns of different lengths"
+        raise ValueError(msg)
     there = _same_levels(total, present=True)
     lo_s, hi_s = int(steps.min()), int(steps.max())
     lo_t, hi_t = float(stamps.min()), float(stamps.max())
@@ -265,14 +272,13 @@ def write_numeric_history(
     dict_size = sum(len(b) for b in dict_page)
     key_page = _data_page(total, [there, bytes([width]), runs], _RLE_DICTIONARY)
     chunks = [
-        _Chunk("step", _INT64, total, _data_page(total, [there, np.tile(steps, k)]),
+        _Chunk("step", _INT64, total, _data_page(total, [there, *[steps] * k]),
                stats=(struct.pack("<q", lo_s), struct.pack("<q", hi_s), 0)),
-        _Chunk("ts", _DOUBLE, total, _data_page(total, [there, np.tile(stamps, k)]),
+        _Chunk("ts", _DOUBLE, total, _data_page(total, [there, *[stamps] * k]),
                stats=(struct.pack("<d", lo_t), struct.pack("<d", hi_t), 0)),
         _Chunk("key", _BYTE_ARRAY, total, dict_page + key_page, dict_size=dict_size,
                encodings=(_PLAIN, _RLE, _RLE_DICTIONARY)),
-        _Chunk("value", _DOUBLE, total, _data_page(
-            total, [there, np.ascontiguousarray(values.T, dtype="<f8").reshape(-1)])),
+        _Chunk("value", _DOUBLE, total, _data_page(total, [there, *values])),
         _Chunk("text", _BYTE_ARRAY, total, _data_page(total, [_same_levels(total, present=False)])),
     ]  # fmt: skip
     with open(path, "wb") as f:

@@ -79,6 +79,7 @@ class Run(RunExtras, ForkedChild):
         self._pending: dict[str, Any] = {}
         self._buffer: deque[dict[Any, Any]] = deque()  # segments.buffered rows
         self._key_types: dict[str, str] = dict(key_types or {})
+        self._text_keys: set[str] = set()  # keys that have held text (see Writer.text_keys)
         self.summary.kinds = self._key_types
         self._finished = False
         # log()'s lock-free path is open: not disabled, not finished, no row pending
@@ -106,6 +107,7 @@ class Run(RunExtras, ForkedChild):
             self._save_record,
             _no_catalog if self._worker else self._save_catalog,
             first_seq=first_seq,
+            text_keys=self._text_keys,
         )
         if self._worker and role.prefix_metrics:  # its rows never clobber another rank's
             self._prefixed: dict[str, str] = {}
@@ -259,20 +261,15 @@ class Run(RunExtras, ForkedChild):
             # The hot path: this call's own row, committed at once. Lock-free and safe
             # from several threads: the row is local and its step comes from an atomic
             # counter, so two threads' rows never merge.
-            row: dict[str, Any] = {}
-            ok = self._keys_ok
             bad = None
-            try:
-                for k, v in data.items():
-                    if v.__class__ in _NUMBER_TYPES and k in ok:
-                        row[k] = v
-                    else:
-                        bad = self._slow_item(k, v, row, bad)
-            except AttributeError:
-                if hasattr(data, "items"):
-                    raise
-                with self._lock:
-                    self._log(data, step, commit)  # raises the TypeError
+            if data.__class__ is dict and self._keys_ok.issuperset(data):
+                row = data.copy()  # known names: a C-level copy, then the values' types
+                for v in row.values():
+                    if v.__class__ not in _NUMBER_TYPES:
+                        row, bad = self._checked_row(data)
+                        break
+            else:
+                row, bad = self._checked_row(data)
             self._commit_row(row)
         else:  # step=, commit=, a pending row, or a finished/disabled run
             if self._disabled:
@@ -281,6 +278,25 @@ class Run(RunExtras, ForkedChild):
                 bad = self._log(data, step, commit)
         if bad:
             self._warn_bad(bad)
+
+    def _checked_row(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], list | None]:  # type: ignore[type-arg]
+        """The row of one ``log()`` call, value by value: new names checked, values that are
+        not plain numbers converted (or skipped: they come back in ``bad``)."""
+        row: dict[str, Any] = {}
+        ok = self._keys_ok
+        bad = None
+        try:
+            for k, v in data.items():
+                if v.__class__ in _NUMBER_TYPES and k in ok:
+                    row[k] = v
+                else:
+                    bad = self._slow_item(k, v, row, bad)
+        except AttributeError:
+            if hasattr(data, "items"):
+                raise
+            with self._lock:
+                self._log(data, None, None)  # raises the TypeError
+        return row, bad
 
     def _log(self, data: Mapping[str, Any], step: Any, commit: bool | None) -> list | None:  # type: ignore[type-arg]
         if self._finished:
@@ -394,6 +410,7 @@ class Run(RunExtras, ForkedChild):
             return bad
         cls = v.__class__
         if cls is str:
+            self._text_keys.add(k)  # before the row is buffered: see Writer.text_keys
             pend[k] = clean_text(v, f"the value of {k!r}")
             return bad
         if cls is int or cls is float or cls is bool:
@@ -423,6 +440,7 @@ class Run(RunExtras, ForkedChild):
             except Exception as exc:  # noqa: BLE001
                 return [*(bad or []), (k, v, exc)]
             self._key_types[k] = f"media:{kind}"
+            self._text_keys.add(k)
             pend[k] = ref
             return bad
         shape = getattr(v, "shape", None)
@@ -471,6 +489,7 @@ class Run(RunExtras, ForkedChild):
         if not all(_plain_json(x) for x in items):
             why = TypeError("a list of numbers, texts, None or lists of them can be logged")
             return [*(bad or []), (k, seq, why)]
+        self._text_keys.add(k)
         pend[k] = json.dumps(to_jsonable(items, k, warn=False), allow_nan=True, ensure_ascii=False)
         if self._key_types.get(k) != "json":
             self._key_types[k] = "json"

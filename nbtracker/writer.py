@@ -85,8 +85,12 @@ class Writer:
         interval: float = FLUSH_INTERVAL_S,
         first_seq: int = 1,
         writer_id: str | None = None,
+        text_keys: set[str] | None = None,
     ) -> None:
         self.hdir = hdir
+        # keys that have ever held text in this run (log() adds a key before buffering
+        # such a row): their rows skip the all-numbers path
+        self.text_keys: set[str] = set() if text_keys is None else text_keys
         self.buffer = buffer
         self.key_types = key_types
         self.snapshot = snapshot
@@ -412,10 +416,12 @@ class Writer:
     def _write(self, rows: list[dict[Any, Any]]) -> None:
         self.hdir.mkdir(parents=True, exist_ok=True)
         path = self.hdir / segments.segment_name(self.seq, self.seq, self.wid)
-        values = sum(map(len, rows)) - 2 * len(rows)
-        if segments.write_own(rows, self.key_types, path):  # a few values, or numbers only
-            pass
-        elif not self._warmed.is_set() and values <= COLD_MAX_VALUES:
+        if segments.write_own(rows, self.key_types, path, self.text_keys):
+            pass  # a few values, or numbers only
+        elif (
+            not self._warmed.is_set()
+            and (values := sum(map(len, rows)) - 2 * len(rows)) <= COLD_MAX_VALUES
+        ):
             con = self._flush_connection()
             import duckdb
 

@@ -246,3 +246,19 @@ def test_reads_stay_quiet_on_clean_runs(init, root) -> None:
         stored.history()
         list(stored.scan_history())
         sql(root, "SELECT * FROM history")
+
+
+def test_text_that_looks_like_a_number_among_many_numeric_rows_stays_text(init, root) -> None:
+    """Rows of the same numeric keys go through a fast all-numbers writer; one row whose
+    value is the text "2.5" (and another key's text "nan") must still read back as text."""
+    run = init(id="t")
+    for i in range(2000):
+        m = "2.5" if i == 700 else i * 0.5
+        n = "nan" if i == 1500 else float(i)
+        run.log({"m": m, "n": n})
+    run.finish()
+    h = nbtracker.Api(root).run("p/t").history(samples=None)
+    assert len(h) == 2000
+    assert h["m"][700] == "2.5" and isinstance(h["m"][700], str)
+    assert h["n"][1500] == "nan" and isinstance(h["n"][1500], str)
+    assert h["m"][699] == 349.5 and h["n"][1499] == 1499.0 and h["m"][1999] == 999.5

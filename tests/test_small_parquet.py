@@ -108,7 +108,7 @@ def test_numeric_rows_read_back_equal_with_nan_inf_and_many_keys(tmp_path: Path,
     values.flat[:4] = [np.nan, np.inf, -np.inf, -0.0][: values.size]
     names = [f"m{j}/é ✓" for j in range(k)]
     path = tmp_path / "seg.parquet"
-    _parquet.write_numeric_history(path, steps, stamps, names, values)
+    _parquet.write_numeric_history(path, steps, stamps, names, values.T)
     got = (
         duckdb.connect()
         .execute("SELECT step, ts, key, value, text FROM read_parquet(?)", [str(path)])
