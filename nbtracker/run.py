@@ -35,6 +35,7 @@ from .summary import MetricRule, Summary
 from .writer import BACKPRESSURE_ROWS, MAX_BUFFER_ROWS, Writer
 
 _NUMBER_TYPES = (float, int, bool)
+_now = time.time
 # Columns every history row has: a logged key of that name would shadow them.
 RESERVED_KEYS = frozenset(("_step", "_runtime", "_timestamp"))
 
@@ -356,12 +357,15 @@ class Run(RunExtras, ForkedChild):
         self._step = step + 1
         if not row:
             return
-        self.summary.observe(row)
+        summary = self.summary  # Summary.observe(row), inlined: this runs on every log()
+        summary._last.update(row)
+        if summary._user or summary._rules:
+            summary._observe_more(row)
         seen = dict(row) if self._hooks else None  # for subscribers, once the row is stored
         # the row itself goes to the writer, its step and time added under int keys
         # (segments.buffered): one dict, no tuple, nothing for the GC to track
         row[_STEP_KEY] = step
-        row[_TS_KEY] = time.time()
+        row[_TS_KEY] = _now()
         buf = self._buffer
         buf.append(row)
         if len(buf) >= MAX_BUFFER_ROWS and self._writer is not None:

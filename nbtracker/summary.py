@@ -150,7 +150,7 @@ class Summary(MutableMapping[str, Any]):
         self.kinds: dict[str, str] = {}  # the run's history key types (lists are JSON text)
 
     # -- fed by Run.log (hot path: keep it short) -------------------------------------------
-    def observe(self, row: dict[str, Any]) -> None:
+    def observe(self, row: dict[str, Any]) -> None:  # (Run._commit_row has it inlined)
         self._last.update(row)
         if self._user or self._rules:
             self._observe_more(row)
