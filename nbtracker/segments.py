@@ -302,8 +302,8 @@ def _long_lists(
                 V.append(float(v))
                 X.append(None)
                 kind = "bool" if cls is bool else "int" if cls is int else "float"
-                if kind == "int" and not -_TWO63 <= v < _TWO63:
-                    kind = _wide_int(k)
+                if kind == "int" and not -_TWO53 <= v <= _TWO53:
+                    kind = _wide_int(k) if not -_TWO63 <= v < _TWO63 else _rounded_int(k)
             _note_kind(key_types, k, kind)
     return S, T, K, V, X
 
@@ -368,8 +368,8 @@ def numeric_columns(
             elif kind == "int":
                 if not np.array_equal(col, np.floor(col)):
                     kind = "float"
-                elif np.abs(col).max() >= _TWO63:
-                    kind = _wide_int(name)
+                else:
+                    kind = _int_kind(name, np.abs(col).max())
             elif not np.isin(col, (0.0, 1.0)).all():
                 kind = "float"
         _note_kind(key_types, name, kind)
@@ -411,8 +411,8 @@ def _arrays_by_key(
         else:
             value[part] = vals
             nan[part] = np.isnan(value[part])
-            if kind == "int" and n and np.abs(value[part]).max() >= _TWO63:
-                kind = _wide_int(key)
+            if kind == "int" and n:
+                kind = _int_kind(key, np.abs(value[part]).max())
         _note_kind(key_types, key, kind)
     return {
         "step": np.tile(np.array(steps, np.int64), k),
@@ -439,7 +439,36 @@ def _arrays_by_value(
 
 
 _TWO63 = 2.0**63
+_TWO53 = 2.0**53  # the largest ints a double holds exactly
 _wide_warned: set[str] = set()
+_rounded_warned: set[str] = set()
+
+
+def _int_kind(key: str, top: float) -> str:
+    """The kind of an int key whose largest magnitude (as a double) is ``top``."""
+    if top >= _TWO63:
+        return _wide_int(key)
+    if top >= _TWO53:
+        return _rounded_int(key)
+    return "int"
+
+
+def _rounded_int(key: str) -> str:
+    """An int key with a value beyond 2**53: stored as the nearest double (the value column
+    is DOUBLE), read back as an int that may differ in its last digits; one warning."""
+    if key not in _rounded_warned:
+        _rounded_warned.add(key)
+        import warnings
+
+        from .errors import ValueConversionWarning
+
+        warnings.warn(
+            f"log(): {key!r} holds an int beyond 2**53; it is stored as the nearest float64, "
+            "so its last digits may differ when read back. Log it as a str to keep every digit.",
+            ValueConversionWarning,
+            stacklevel=2,
+        )
+    return "int"
 
 
 def _wide_int(key: str) -> str:

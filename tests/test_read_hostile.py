@@ -262,3 +262,25 @@ def test_text_that_looks_like_a_number_among_many_numeric_rows_stays_text(init, 
     assert h["m"][700] == "2.5" and isinstance(h["m"][700], str)
     assert h["n"][1500] == "nan" and isinstance(h["n"][1500], str)
     assert h["m"][699] == 349.5 and h["n"][1499] == 1499.0 and h["m"][1999] == 999.5
+
+
+@pytest.mark.parametrize("rows", [10, 3000])  # a few values / the all-numbers writer
+def test_an_int_beyond_2_53_is_stored_rounded_with_a_warning(init, root, rows) -> None:
+    """History values are doubles: an int beyond 2**53 cannot come back exact, and the
+    user is told so (once, naming the key) instead of finding other digits later."""
+    from nbtracker.errors import ValueConversionWarning
+
+    key = f"big_id_{rows}"  # (one warning per key and process)
+    run = init(id=f"r{rows}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(rows):
+            run.log({key: 2**60 + i, "small": i})
+        run.finish()
+        nbtracker.Api(root).run(f"p/r{rows}")  # waits until the rows are stored
+    said = [str(w.message) for w in caught if issubclass(w.category, ValueConversionWarning)]
+    assert sum(repr(key) in m and "2**53" in m for m in said) == 1, said
+    assert not any("'small'" in m for m in said)
+    h = nbtracker.Api(root).run(f"p/r{rows}").history(samples=None)
+    assert len(h) == rows and h["small"].tolist() == list(range(rows))
+    assert abs(int(h[key].iloc[-1]) - (2**60 + rows - 1)) <= 256  # the nearest double
