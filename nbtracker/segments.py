@@ -440,8 +440,7 @@ def _arrays_by_value(
 
 _TWO63 = 2.0**63
 _TWO53 = 2.0**53  # the largest ints a double holds exactly
-_wide_warned: set[str] = set()
-_rounded_warned: set[str] = set()
+_int_warned: set[tuple[str, str]] = set()  # (what, key): one warning per key and process
 
 
 def _int_kind(key: str, top: float) -> str:
@@ -456,35 +455,32 @@ def _int_kind(key: str, top: float) -> str:
 def _rounded_int(key: str) -> str:
     """An int key with a value beyond 2**53: stored as the nearest double (the value column
     is DOUBLE), read back as an int that may differ in its last digits; one warning."""
-    if key not in _rounded_warned:
-        _rounded_warned.add(key)
-        import warnings
-
-        from .errors import ValueConversionWarning
-
-        warnings.warn(
-            f"log(): {key!r} holds an int beyond 2**53; it is stored as the nearest float64, "
-            "so its last digits may differ when read back. Log it as a str to keep every digit.",
-            ValueConversionWarning,
-            stacklevel=2,
-        )
+    _warn_int(
+        "rounded",
+        key,
+        f"log(): {key!r} holds an int beyond 2**53; it is stored as the nearest float64, so "
+        "its last digits may differ when read back. Log it as a str to keep every digit.",
+    )
     return "int"
 
 
 def _wide_int(key: str) -> str:
     """An int key with a value beyond int64: stored (and read back) as floats, one warning."""
-    if key not in _wide_warned:
-        _wide_warned.add(key)
-        import warnings
-
-        from .errors import ValueConversionWarning
-
-        warnings.warn(
-            f"log(): {key!r} holds an int beyond 64 bits; its values are stored as floats.",
-            ValueConversionWarning,
-            stacklevel=2,
-        )
+    _warn_int(
+        "wide", key, f"log(): {key!r} holds an int beyond 64 bits; its values are stored as floats."
+    )
     return "float"
+
+
+def _warn_int(what: str, key: str, message: str) -> None:
+    if (what, key) in _int_warned:
+        return
+    _int_warned.add((what, key))
+    import warnings
+
+    from .errors import ValueConversionWarning
+
+    warnings.warn(message, ValueConversionWarning, stacklevel=3)
 
 
 _KIND_OF = {frozenset([float]): "float", frozenset([int]): "int", frozenset([bool]): "bool",
