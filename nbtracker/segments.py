@@ -171,6 +171,11 @@ def unpack(rows: list[dict[Any, Any]]) -> tuple[list[int], list[float], list[dic
     return steps, stamps, dicts
 
 
+def value_count(rows: list[dict[Any, Any]]) -> int:
+    """How many values buffered rows hold (each row also has its step and time)."""
+    return sum(map(len, rows)) - 2 * len(rows)
+
+
 def user_keys(row: dict[Any, Any]) -> list[str]:
     """The names logged in a buffered row."""
     return [k for k in row if k.__class__ is not int]
@@ -203,7 +208,7 @@ def write_own(
     fraction of that. They stay uncompressed until the run's segments are merged.
     """
     # (every buffered row holds at least one value: many rows are never a few values)
-    small = len(rows) <= SMALL_VALUES and sum(map(len, rows)) - 2 * len(rows) <= SMALL_VALUES
+    small = len(rows) <= SMALL_VALUES and value_count(rows) <= SMALL_VALUES
     numeric = None if small else numeric_columns(rows, key_types, text_keys)
     if not small and numeric is None:
         return False
@@ -234,7 +239,7 @@ def write_buffered(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     target = sql_literal(str(tmp))
     try:
-        if sum(map(len, rows)) - 2 * len(rows) <= SMALL_VALUES:  # lists, no arrays
+        if value_count(rows) <= SMALL_VALUES:  # lists, no arrays
             con.execute(
                 "COPY (SELECT unnest($1::BIGINT[]) AS step, unnest($2::DOUBLE[]) AS ts, "
                 "unnest($3::VARCHAR[]) AS key, unnest($4::DOUBLE[]) AS value, "

@@ -419,8 +419,7 @@ class Writer:
         if segments.write_own(rows, self.key_types, path, self.text_keys):
             pass  # a few values, or numbers only
         elif (
-            not self._warmed.is_set()
-            and (values := sum(map(len, rows)) - 2 * len(rows)) <= COLD_MAX_VALUES
+            not self._warmed.is_set() and (values := segments.value_count(rows)) <= COLD_MAX_VALUES
         ):
             con = self._flush_connection()
             import duckdb
